@@ -28,8 +28,7 @@ import pandas as pd
 
 from rfast_sim import engine
 from rfast_sim import metrics as metrics_mod
-from rfast_sim.algorithms import Algorithm, Env, Net, make
-from rfast_sim.algorithms.base import masked_index
+from rfast_sim.algorithms import Algorithm, Env, Net, NetState, make
 from rfast_sim.problems import ProblemData, ProblemOps, make_problem
 from rfast_sim.scenario import Scenario, ScenarioError, dump_scenario
 from rfast_sim.timing import TimingModel
@@ -131,22 +130,68 @@ def record_trace(setup: Setup,
 
 
 # ---------------------------------------------------------------------------------------------
-# compiled functions (one set per algorithm and problem shape; reused across seeds and steps)
+# event application: gather the rows an event touches, call the algorithm, scatter back
 
 
-class EventArrays(NamedTuple):
-    """The math-relevant events of a trace, as device arrays (replay's scan input)."""
-
-    branch: Array
-    node: Array
-    channel: Array
-    slot: Array
-    seq: Array
-    out_slots: Array
-    index: Array
+def _gather(arrays: Any, idx: Array) -> Any:
+    return type(arrays)(*(a[jnp.maximum(idx, 0)] for a in arrays))
 
 
-def _measure(ops: ProblemOps, alg: Algorithm, env: Env, state: Any) -> Array:
+def _scatter(arrays: Any, idx: Array, rows: Any, write: Array) -> Any:
+    """Write `rows` (a NamedTuple like `arrays`, None = unchanged) at idx where `write`."""
+    if rows is None:
+        return arrays
+    size = jax.tree_util.tree_leaves(arrays)[0].shape[0] if len(arrays) else 0
+    where = jnp.where(write & (idx >= 0), idx, size)  # out of bounds = not written
+    return type(arrays)(*(a if r is None else a.at[where].set(r.astype(a.dtype), mode="drop")
+                          for a, r in zip(arrays, rows, strict=True)))
+
+
+def apply_compute(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
+                  active: Array) -> tuple[NetState, Array]:
+    """Node i finished a computation (no effect unless `active`): returns state and payloads."""
+    assert alg.on_compute is not None
+    ins, outs = env.net.in_ch[i], env.net.out_ch[i]
+    node = jax.tree_util.tree_map(lambda a: a[i], state.nodes)
+    node_u, ins_u, outs_u, payloads = alg.on_compute(
+        env, i, key, node, _gather(state.chans, ins), _gather(state.chans, outs))
+    nodes = _scatter(state.nodes, i[None],
+                     None if node_u is None else jax.tree_util.tree_map(lambda r: r[None], node_u),
+                     active)
+    chans = _scatter(state.chans, ins, ins_u, active)
+    chans = _scatter(chans, outs, outs_u, active)
+    return NetState(nodes, chans), payloads
+
+
+def apply_receive(alg: Algorithm, env: Env, state: NetState, c: Array, payload: Array,
+                  fresh: Array, active: Array) -> NetState:
+    """A packet arrived on channel c (no effect unless `active`)."""
+    assert alg.on_receive is not None
+    a, b = env.net.src[c], env.net.dst[c]
+
+    def row(arrays: Any, k: Array) -> Any:
+        return type(arrays)(*(x[k] for x in arrays))
+
+    def one(rows: Any) -> Any:
+        return None if rows is None else type(rows)(*(None if r is None else r[None]
+                                                      for r in rows))
+
+    dst_u, src_u, chan_u = alg.on_receive(env, c, payload, fresh, row(state.nodes, b),
+                                          row(state.nodes, a), row(state.chans, c))
+    nodes = _scatter(state.nodes, b[None], one(dst_u), active)
+    nodes = _scatter(nodes, a[None], one(src_u), active)
+    chans = _scatter(state.chans, c[None], one(chan_u), active)
+    return NetState(nodes, chans)
+
+
+def apply_round(alg: Algorithm, env: Env, state: NetState, key: Array,
+                active: Array) -> NetState:
+    assert alg.on_round is not None
+    new = alg.on_round(env, state, key)
+    return jax.tree_util.tree_map(lambda n, o: jnp.where(active, n, o), new, state)
+
+
+def _measure(ops: ProblemOps, alg: Algorithm, env: Env, state: NetState) -> Array:
     x = alg.models(state)
     xbar = x.mean(0)
     data = env.data
@@ -161,67 +206,180 @@ def _measure(ops: ProblemOps, alg: Algorithm, env: Env, state: Any) -> Array:
     ])
 
 
-def _branches(alg: Algorithm, env: Env, ev: EventArrays, ev_key: Array) -> list[Callable]:
-    def compute(carry: tuple, e: Array) -> tuple:
-        st, store, last = carry
-        assert alg.on_compute is not None
-        st, payloads = alg.on_compute(env, st, ev.node[e], jax.random.fold_in(ev_key, ev.index[e]))
-        slots = ev.out_slots[e]
-        idx = masked_index(slots, slots >= 0, store.shape[0])
-        return st, store.at[idx].set(payloads.astype(store.dtype), mode="drop"), last
-
-    def deliver(carry: tuple, e: Array) -> tuple:
-        st, store, last = carry
-        assert alg.on_receive is not None
-        c, seq = ev.channel[e], ev.seq[e]
-        fresh = seq > last[c]
-        st = alg.on_receive(env, st, c, store[ev.slot[e]], fresh)
-        return st, store, last.at[c].max(seq)
-
-    def round_(carry: tuple, e: Array) -> tuple:
-        st, store, last = carry
-        assert alg.on_round is not None
-        return alg.on_round(env, st, jax.random.fold_in(ev_key, ev.index[e])), store, last
-
-    def noop(carry: tuple, e: Array) -> tuple:
-        return carry
-
-    return [round_, noop] if alg.synchronous else [compute, deliver, noop]
+# ---------------------------------------------------------------------------------------------
+# replay layout: fixed loop bounds shared by every run of a batch
 
 
-def branch_table(alg: Algorithm) -> np.ndarray:
-    """Map engine event kinds to switch branches (-1: not a math event)."""
-    table = -np.ones(5, dtype=np.int32)
-    if alg.synchronous:
-        table[engine.ROUND] = 0
-    else:
-        table[engine.COMPUTE], table[engine.DELIVER] = 0, 1
-    return table
+class Steps(NamedTuple):
+    """Per-run event arrays in the shared layout (inactive entries are padding)."""
+
+    c_node: Array  # [Q] compute (or round) slots
+    c_index: Array
+    c_out_slots: Array  # [Q, Kout]
+    c_active: Array
+    d_channel: Array  # [Dn] delivery slots
+    d_slot: Array
+    d_seq: Array
+    d_active: Array
 
 
-def _replay_fn(ops: ProblemOps, alg: Algorithm, env: Env, key: Array, ev: EventArrays,
-               seg_end: Array, store0: Array) -> tuple[Any, Array]:
+class Schedule(NamedTuple):
+    """Loop bounds shared by a batch: segment k runs groups q_lo[k]..q_hi[k] (each: deliveries
+    d_lo[q]..d_hi[q], then compute q), then tail deliveries t_lo[k]..t_hi[k], then measures."""
+
+    q_lo: Array  # [K]
+    q_hi: Array
+    d_lo: Array  # [Q]
+    d_hi: Array
+    t_lo: Array  # [K]
+    t_hi: Array
+
+
+def _bucket(size: int) -> int:
+    """Round a length up (to within 1/8) so nearby trace lengths share one compiled shape."""
+    if size <= 64:
+        return 64
+    step = 2 ** (size.bit_length() - 1) // 8
+    return -(-size // step) * step
+
+
+def _is_compute_kind(alg: Algorithm, kind: np.ndarray) -> np.ndarray:
+    return kind == (engine.ROUND if alg.synchronous else engine.COMPUTE)
+
+
+def build_layout(traces: list[engine.EventTrace], alg: Algorithm) -> tuple[Schedule,
+                                                                          list[Steps]]:
+    """Lay the math events of several traces into one fixed loop structure.
+
+    Within each metric segment, a run's events form groups (deliveries, then one computation)
+    and a tail of deliveries. Each group position gets the largest delivery count any run has
+    there; runs fill their events in and leave the rest inactive, so all loop bounds are shared
+    and `vmap` never needs a batched loop condition.
+    """
+    runs = []
+    num_seg = max(len(tr.sample_time) for tr in traces)
+    for tr in traces:
+        is_c = _is_compute_kind(alg, tr.kind)
+        is_d = (tr.kind == engine.DELIVER) if not alg.synchronous else np.zeros_like(is_c)
+        math = np.flatnonzero(is_c | is_d)
+        sample_pos = np.flatnonzero(tr.kind == engine.SAMPLE)
+        seg = np.searchsorted(sample_pos, math)
+        keep = seg < len(sample_pos)
+        math, seg = math[keep], seg[keep]
+        c = is_c[math]
+        # group index within segment = computations before this event in its segment
+        cum = np.cumsum(c) - c
+        seg_first = np.searchsorted(seg, np.arange(num_seg))
+        seg_c0 = np.concatenate([cum, [cum[-1] + c[-1] if len(c) else 0]])[seg_first]
+        g = cum - seg_c0[seg]
+        n_groups = np.bincount(seg[c], minlength=num_seg)
+        tail = ~c & (g == n_groups[seg])
+        runs.append((math, seg, c, g, n_groups, tail))
+    groups = np.max([r[4] for r in runs], axis=0)  # [num_seg]
+    goff = np.concatenate([[0], np.cumsum(groups)])
+    nq = int(goff[-1])
+    nd = np.zeros(nq, dtype=np.int64)
+    nt = np.zeros(num_seg, dtype=np.int64)
+    for _math, seg, c, g, _, tail in runs:
+        grp = ~c & ~tail
+        cnt = np.bincount(goff[seg[grp]] + g[grp], minlength=nq)
+        nd = np.maximum(nd, cnt)
+        nt = np.maximum(nt, np.bincount(seg[tail], minlength=num_seg))
+    # delivery positions: segment by segment, its groups' deliveries then its tail
+    seg_of_q = np.repeat(np.arange(num_seg), groups)
+    seg_total = np.bincount(seg_of_q, weights=nd, minlength=num_seg).astype(np.int64) + nt
+    seg_base = np.concatenate([[0], np.cumsum(seg_total)])
+    nd_cum = np.concatenate([[0], np.cumsum(nd)])
+    d_lo = seg_base[seg_of_q] + nd_cum[:-1] - nd_cum[goff[seg_of_q]]
+    d_hi = d_lo + nd
+    t_lo = seg_base[:-1] + (nd_cum[goff[1:]] - nd_cum[goff[:-1]])
+    t_hi = t_lo + nt
+    total_d = _bucket(int(seg_base[-1]))
+    nq_alloc = _bucket(nq)
+    pad_q = nq_alloc - nq
+    sched = Schedule(*(jnp.asarray(a, dtype=jnp.int32) for a in (
+        goff[:-1], goff[1:], np.pad(d_lo, (0, pad_q)), np.pad(d_hi, (0, pad_q)), t_lo, t_hi)))
+    steps = []
+    kout = traces[0].out_slots.shape[1]
+    for tr, (math, seg, c, g, _, tail) in zip(traces, runs, strict=True):
+        st = {
+            "c_node": np.zeros(nq_alloc, np.int32), "c_index": np.zeros(nq_alloc, np.int32),
+            "c_out_slots": -np.ones((nq_alloc, kout), np.int32),
+            "c_active": np.zeros(nq_alloc, bool),
+            "d_channel": np.zeros(total_d, np.int32), "d_slot": np.zeros(total_d, np.int32),
+            "d_seq": np.zeros(total_d, np.int32), "d_active": np.zeros(total_d, bool),
+        }
+        ce = math[c]
+        q = goff[seg[c]] + g[c]
+        st["c_node"][q] = np.maximum(tr.node[ce], 0)
+        st["c_index"][q] = ce
+        st["c_out_slots"][q] = tr.out_slots[ce]
+        st["c_active"][q] = True
+        d = ~c
+        de = math[d]
+        # rank of each delivery within its group: equal keys are contiguous in trace order
+        key = np.where(tail[d], nq + seg[d], goff[seg[d]] + g[d])
+        is_start = np.concatenate([[True], key[1:] != key[:-1]]) if len(key) else key.astype(bool)
+        rank = np.arange(len(key)) - np.flatnonzero(is_start)[np.cumsum(is_start) - 1]
+        start = np.where(tail[d], t_lo[seg[d]], d_lo[np.minimum(key, max(nq - 1, 0))]
+                         if nq else 0)
+        pos = start + rank
+        st["d_channel"][pos] = tr.channel[de]
+        st["d_slot"][pos] = tr.slot[de]
+        st["d_seq"][pos] = tr.seq[de]
+        st["d_active"][pos] = True
+        steps.append(Steps(**{k: jnp.asarray(v) for k, v in st.items()}))
+    return sched, steps
+
+
+def _replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: Array,
+               steps: Steps, store0: Array) -> tuple[NetState, Array]:
     init_key, ev_key = jax.random.split(key)
     state = alg.init(env, init_key)
     last0 = -jnp.ones(max(env.net.src.shape[0], 1), jnp.int32)
-    branches = _branches(alg, env, ev, ev_key)
 
-    def step(e: Array, carry: tuple) -> tuple:
-        return jax.lax.switch(ev.branch[e], branches, carry, e)
+    def deliver(e: Array, carry: tuple) -> tuple:
+        if alg.synchronous:  # synchronous traces hold no deliveries
+            return carry
+        st, store, last = carry
+        c, seq, active = steps.d_channel[e], steps.d_seq[e], steps.d_active[e]
+        fresh = seq > last[c]
+        st = apply_receive(alg, env, st, c, store[steps.d_slot[e]], fresh, active)
+        return st, store, last.at[c].set(jnp.where(active, jnp.maximum(last[c], seq), last[c]))
 
-    def segment(c: tuple, end: Array) -> tuple:
-        carry, ptr = c
-        carry = jax.lax.fori_loop(ptr, end, step, carry)
-        return (carry, end), _measure(ops, alg, env, carry[0])
+    def compute(q: Array, carry: tuple) -> tuple:
+        st, store, last = carry
+        k = jax.random.fold_in(ev_key, steps.c_index[q])
+        active = steps.c_active[q]
+        if alg.synchronous:
+            return apply_round(alg, env, st, k, active), store, last
+        st, payloads = apply_compute(alg, env, st, steps.c_node[q], k, active)
+        slots = steps.c_out_slots[q]
+        where = jnp.where(active & (slots >= 0), slots, store.shape[0])
+        return st, store.at[where].set(payloads.astype(store.dtype), mode="drop"), last
 
-    (carry, _), metrics = jax.lax.scan(segment, ((state, store0, last0), jnp.int32(0)), seg_end)
+    def group(q: Array, carry: tuple) -> tuple:
+        carry = jax.lax.fori_loop(d_lo[q], d_hi[q], deliver, carry)
+        return compute(q, carry)
+
+    d_lo, d_hi = sched.d_lo, sched.d_hi
+
+    def segment(carry: tuple, bounds: Array) -> tuple:
+        carry = jax.lax.fori_loop(bounds[0], bounds[1], group, carry)
+        carry = jax.lax.fori_loop(bounds[2], bounds[3], deliver, carry)
+        return carry, _measure(ops, alg, env, carry[0])
+
+    bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
+    carry, metrics = jax.lax.scan(segment, (state, store0, last0), bounds)
     return carry[0], metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# compiled entry points (one set per algorithm and problem shape; reused across seeds, steps)
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """Jitted entry points of one algorithm on one problem shape."""
-
     alg: Algorithm
     init: Callable
     compute: Callable
@@ -237,29 +395,20 @@ def compiled(name: str, ops: ProblemOps) -> Compiled:
     """Compile once per (algorithm, problem shape); numeric hyperparameters are traced."""
     alg = make(name, ops)
 
-    def compute(env: Env, st: Any, i: Array, ev_key: Array, index: Array) -> tuple:
-        assert alg.on_compute is not None
-        return alg.on_compute(env, st, i, jax.random.fold_in(ev_key, index))
+    def compute(env: Env, st: NetState, i: Array, ev_key: Array, index: Array) -> tuple:
+        return apply_compute(alg, env, st, i, jax.random.fold_in(ev_key, index), jnp.bool_(True))
 
-    def receive(env: Env, st: Any, c: Array, payloads: Array, k: Array, fresh: Array) -> Any:
-        assert alg.on_receive is not None
-        return alg.on_receive(env, st, c, payloads[k], fresh)
+    def receive(env: Env, st: NetState, c: Array, payloads: Array, k: Array,
+                fresh: Array) -> NetState:
+        return apply_receive(alg, env, st, c, payloads[k], fresh, jnp.bool_(True))
 
-    def round_(env: Env, st: Any, ev_key: Array, index: Array) -> Any:
-        assert alg.on_round is not None
-        return alg.on_round(env, st, jax.random.fold_in(ev_key, index))
+    def round_(env: Env, st: NetState, ev_key: Array, index: Array) -> NetState:
+        return apply_round(alg, env, st, jax.random.fold_in(ev_key, index), jnp.bool_(True))
 
     replay = functools.partial(_replay_fn, ops, alg)
-    return Compiled(
-        alg=alg,
-        init=jax.jit(alg.init),
-        compute=jax.jit(compute),
-        receive=jax.jit(receive),
-        round=jax.jit(round_),
-        measure=jax.jit(functools.partial(_measure, ops, alg)),
-        replay=jax.jit(replay),
-        replay_batch=jax.jit(jax.vmap(replay)),
-    )
+    return Compiled(alg, jax.jit(alg.init), jax.jit(compute), jax.jit(receive), jax.jit(round_),
+                    jax.jit(functools.partial(_measure, ops, alg)), jax.jit(replay),
+                    jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,7 +423,7 @@ class Run:
     seed: int
     step_size: float
     trace: engine.EventTrace
-    metrics: np.ndarray  # [K, len(METRICS)]
+    metrics: np.ndarray  # [K, len(METRIC_COLUMNS)]
     final_state: Any
     wall_seconds: float
     message_bytes: float
@@ -319,32 +468,9 @@ def run_online(setup: Setup, step_size: float) -> Run:
                _time.perf_counter() - t0, setup.timing.message_bytes)
 
 
-def event_arrays(trace: engine.EventTrace, alg: Algorithm) -> tuple[dict[str, np.ndarray],
-                                                                    np.ndarray]:
-    """Math events of a trace (numpy) and, per sample, how many of them precede it."""
-    branch = branch_table(alg)[trace.kind]
-    math = branch >= 0
-    index = np.flatnonzero(math).astype(np.int32)
-    arrays = {
-        "branch": branch[math], "node": trace.node[math], "channel": trace.channel[math],
-        "slot": trace.slot[math], "seq": trace.seq[math], "out_slots": trace.out_slots[math],
-        "index": index,
-    }
-    sample_pos = np.flatnonzero(trace.kind == engine.SAMPLE)
-    seg_end = np.searchsorted(index, sample_pos).astype(np.int32)
-    return arrays, seg_end
-
-
-def _pad(a: np.ndarray, length: int, fill: int) -> np.ndarray:
-    if len(a) == length:
-        return a
-    pad = np.full((length - len(a), *a.shape[1:]), fill, dtype=a.dtype)
-    return np.concatenate([a, pad])
-
-
 def run_replay(setups: list[Setup], step_sizes: list[float],
                traces: list[engine.EventTrace] | None = None) -> list[Run]:
-    """Replay every (setup, step size) pair of one algorithm; batched by vmap when > 1.
+    """Replay every (setup, step size) pair of one algorithm; one vmapped call when > 1.
 
     All setups must share the algorithm and problem shape (they differ in seed and data).
     """
@@ -354,39 +480,28 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     traces = traces or [record_trace(s) for s in setups]
     t_trace = _time.perf_counter() - t0
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
-    evs = [event_arrays(tr, comp.alg) for tr in traces]
-    length = max(len(e[0]["branch"]) for e in evs)
-    num_k = max(len(e[1]) for e in evs)
-    slots = max(tr.num_slots for tr in traces)
-    noop = 1 if comp.alg.synchronous else 2  # the last branch of _branches
-    width = comp.alg.payload_width
-    dtype = first.scenario.dtype
+    sched, steps = build_layout(traces, comp.alg)
+    slots = _bucket(max(tr.num_slots for tr in traces))
+    store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
 
     def inputs(k: int, h: float) -> tuple:
-        arrays, seg_end = evs[k]
-        fill = {"branch": noop}
-        ev = EventArrays(**{name: _pad(a, length, fill.get(name, -1))
-                            for name, a in arrays.items()})
-        seg = _pad(seg_end, num_k, int(seg_end[-1]))
-        return (setups[k].env(h), jax.random.PRNGKey(setups[k].seed), ev, seg,
-                np.zeros((slots, width), dtype=dtype))
+        return setups[k].env(h), jax.random.PRNGKey(setups[k].seed), steps[k]
 
     t1 = _time.perf_counter()
     if len(pairs) == 1:
-        final, metrics = comp.replay(*inputs(*pairs[0]))
+        final, metrics = comp.replay(sched, *inputs(*pairs[0]), store0)
         finals, mets = [final], [np.asarray(metrics)]
     else:
         batch = [inputs(k, h) for k, h in pairs]
         stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batch)
-        final_b, metrics_b = comp.replay_batch(*stacked)
-        metrics_np = np.asarray(metrics_b)
+        final_b, metrics_b = comp.replay_batch(sched, *stacked, store0)
+        mets = list(np.asarray(metrics_b))
         finals = [jax.tree_util.tree_map(lambda a, j=j: a[j], final_b) for j in range(len(pairs))]
-        mets = list(metrics_np)
     jax.block_until_ready(finals)
     wall = (_time.perf_counter() - t1) / len(pairs) + t_trace / len(setups)
     return [
-        Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(evs[k][1])], fin, wall,
-            setups[k].timing.message_bytes)
+        Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
+            wall, setups[k].timing.message_bytes)
         for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
     ]
 

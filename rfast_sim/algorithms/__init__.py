@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rfast_sim.algorithms.asynchronous import adpsgd, osgp
-from rfast_sim.algorithms.base import Algorithm, Env, Net
+from rfast_sim.algorithms.base import Algorithm, Env, Net, NetState
 from rfast_sim.algorithms.rfast import rfast, rfast_nonrobust
 from rfast_sim.algorithms.synchronous import allreduce_sgd, dpsgd, sync_gt
 from rfast_sim.problems import ProblemOps
@@ -25,4 +25,4 @@ def make(name: str, ops: ProblemOps) -> Algorithm:
 for _f in (rfast, rfast_nonrobust, osgp, adpsgd, allreduce_sgd, dpsgd, sync_gt):
     register(_f.__name__, _f)
 
-__all__ = ["ALGORITHMS", "Algorithm", "Env", "Net", "make", "register"]
+__all__ = ["ALGORITHMS", "Algorithm", "Env", "Net", "NetState", "make", "register"]

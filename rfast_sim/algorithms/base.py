@@ -1,16 +1,22 @@
 """The algorithm interface shared by R-FAST and every baseline.
 
-An algorithm is a frozen bundle of pure functions (cf. optax's GradientTransformation):
+An algorithm is a frozen bundle of pure functions (cf. optax's GradientTransformation). Its
+state is a :class:`NetState`: ``nodes``, a NamedTuple of arrays with a leading node axis, and
+``chans``, a NamedTuple of arrays with a leading channel axis (per-link buffers).
 
-- ``init(env, key) -> state``: the network state pytree (arrays with a leading node axis);
-- ``on_compute(env, state, i, key) -> (state, payloads)``: node i finished a local gradient;
-  ``payloads[k]`` is what it sends on its k-th out-channel ``env.net.out_ch[i, k]``;
-- ``on_receive(env, state, c, payload, fresh) -> state``: a packet arrived on channel c
-  (``fresh`` is False when a newer packet on c was already applied);
-- ``on_round(env, state, key) -> state``: a synchronous round completed (barrier methods);
-- ``models(state) -> [n, D]``: each node's current model, for metrics.
+Asynchronous algorithms see only *local views*, as a real device would: the runner gathers the
+rows an event may touch and scatters back what the algorithm returns (``None`` = unchanged):
 
-They know nothing of time. ``pattern`` tells the engine how the algorithm communicates.
+- ``on_compute(env, i, key, node, ins, outs) -> (node, ins, outs, payloads)``: node i finished
+  a local gradient. ``node`` is its row of ``nodes``; ``ins`` / ``outs`` are the rows of
+  ``chans`` for its in- / out-channels (``env.net.in_ch[i]``, ``out_ch[i]``, -1 padded);
+  ``payloads[k]`` is the packet sent on out-channel k.
+- ``on_receive(env, c, payload, fresh, dst, src, chan) -> (dst, src, chan)``: a packet arrived
+  on channel c (``fresh`` is False if a newer packet on c was already applied).
+
+Synchronous algorithms get the whole state once per round:
+``on_round(env, state, key) -> state``. Every algorithm has ``init(env, key) -> NetState`` and
+``models(state) -> [n, D]`` (each node's current model, for metrics). None of them knows time.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from rfast_sim.problems import ProblemData, ProblemOps
 from rfast_sim.topology import Pattern
 
 Array = jax.Array
-State = Any
 
 
 class Net(NamedTuple):
@@ -36,7 +41,7 @@ class Net(NamedTuple):
     dst: Array
     role: Array
     weight: Array
-    self_weight: Array  # [3, n]
+    self_weight: Array  # [3, n]: r_ii, c_ii, w_ii
     out_ch: Array  # [n, Kout], -1 padded
     in_ch: Array  # [n, Kin], -1 padded
 
@@ -49,30 +54,51 @@ class Env(NamedTuple):
     step_size: Array
 
 
+class NetState(NamedTuple):
+    nodes: Any  # NamedTuple of [n, ...] arrays
+    chans: Any  # NamedTuple of [E, ...] arrays
+
+
+class NoChans(NamedTuple):
+    """Channel state of algorithms that keep none."""
+
+
+class Neighbourhood(NamedTuple):
+    """Node i's channels with their roles and weights (invalid = padding)."""
+
+    in_valid: Array
+    in_role: Array
+    in_w: Array
+    out_valid: Array
+    out_role: Array
+    out_w: Array
+    self_w: Array  # [3]
+
+
+def neighbourhood(net: Net, i: Array) -> Neighbourhood:
+    ins, outs = net.in_ch[i], net.out_ch[i]
+    ci, co = jnp.maximum(ins, 0), jnp.maximum(outs, 0)
+    return Neighbourhood(ins >= 0, net.role[ci], jnp.where(ins >= 0, net.weight[ci], 0.0),
+                         outs >= 0, net.role[co], jnp.where(outs >= 0, net.weight[co], 0.0),
+                         net.self_weight[:, i])
+
+
 @dataclass(frozen=True)
 class Algorithm:
     name: str
     pattern: Pattern
     graphs: tuple[str, ...]  # which scenario graphs it uses: "pull", "push", "gossip"
     payload_width: int  # floats per packet
-    init: Callable[[Env, Array], State]
-    models: Callable[[State], Array]
-    on_compute: Callable[[Env, State, Array, Array], tuple[State, Array]] | None = None
-    on_receive: Callable[[Env, State, Array, Array, Array], State] | None = None
-    on_round: Callable[[Env, State, Array], State] | None = None
+    init: Callable[[Env, Array], NetState]
+    models: Callable[[NetState], Array]
+    on_compute: Callable[..., tuple[Any, Any, Any, Array]] | None = None
+    on_receive: Callable[..., tuple[Any, Any, Any]] | None = None
+    on_round: Callable[[Env, NetState, Array], NetState] | None = None
     description: str = ""
 
     @property
     def synchronous(self) -> bool:
         return self.pattern.startswith("sync")
-
-
-def masked_index(idx: Array, valid: Array, size: int) -> Array:
-    """Indices with invalid entries sent out of bounds, for `.at[...]` updates with mode='drop'.
-
-    Padded entries must not alias a real index: duplicate scatter indices have no defined winner.
-    """
-    return jnp.where(valid, idx, size)
 
 
 def all_grads(ops: ProblemOps, env: Env, x: Array, key: Array) -> Array:
@@ -91,3 +117,7 @@ def dense(net: Net, role: int, n: int) -> Array:
 
 def replicate(x0: Array, n: int) -> Array:
     return jnp.broadcast_to(x0, (n, *x0.shape))
+
+
+def num_nodes(env: Env) -> int:
+    return int(env.net.self_weight.shape[1])

@@ -1,8 +1,8 @@
 """R-FAST and its non-robust ablation, as in ALGORITHM.md (descend, pull, absorb, track, push).
 
-State per node i: parameters x_i, tracker z_i, last local gradient g_i. Per channel c = (j -> i):
-``recv[c]`` the newest packet that arrived (v_j on G_R channels, the running sum rho_ij on G_C
-channels), ``rho[c]`` the sender's running sum of all mass pushed on c, ``rho_tilde[c]`` the part
+Node i keeps x_i, z_i and its last local gradient g_i. Channel c = (j -> i) keeps ``recv[c]``,
+the newest packet that arrived (v_j on G_R channels, the running sum rho_ij on G_C channels);
+``rho[c]``, the sender's running sum of all tracker mass pushed on c; ``rho_tilde[c]``, the part
 of it the receiver has already absorbed.
 """
 
@@ -13,22 +13,33 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rfast_sim.algorithms.base import Algorithm, Array, Env, masked_index, replicate
+from rfast_sim.algorithms.base import (
+    Algorithm,
+    Array,
+    Env,
+    NetState,
+    neighbourhood,
+    num_nodes,
+    replicate,
+)
 from rfast_sim.problems import ProblemOps
 from rfast_sim.topology import ROLE_PULL, ROLE_PUSH
 
 
-class RFastState(NamedTuple):
-    x: Array  # [n, D]
-    z: Array  # [n, D]
-    g: Array  # [n, D]
-    recv: Array  # [E, D]
-    rho: Array  # [E, D] (push channels only)
-    rho_tilde: Array  # [E, D] (push channels only)
+class TrackerNodes(NamedTuple):
+    x: Array  # parameters
+    z: Array  # gradient tracker
+    g: Array  # last local gradient
 
 
-def _init(ops: ProblemOps, env: Env, key: Array) -> RFastState:
-    n = env.net.self_weight.shape[1]
+class RunningSums(NamedTuple):
+    recv: Array  # newest packet received on the channel
+    rho: Array  # sender's running sum (G_C channels)
+    rho_tilde: Array  # receiver's absorbed running sum (G_C channels)
+
+
+def _init(ops: ProblemOps, env: Env, key: Array) -> NetState:
+    n = num_nodes(env)
     x = replicate(env.data.x0, n)
     keys = jax.random.split(key, n)
     g = jax.vmap(ops.local_grad, in_axes=(0, None, 0, 0))(x, env.data, jnp.arange(n), keys)
@@ -37,83 +48,66 @@ def _init(ops: ProblemOps, env: Env, key: Array) -> RFastState:
     is_pull = (env.net.role == ROLE_PULL)[:, None]
     recv = jnp.where(is_pull, env.data.x0, 0.0) * jnp.ones((num_ch, 1), x.dtype)
     zeros = jnp.zeros((num_ch, x.shape[1]), x.dtype)
-    return RFastState(x, g, g, recv, zeros, zeros)
+    return NetState(TrackerNodes(x, g, g), RunningSums(recv, zeros, zeros))
 
 
-def _descend_and_pull(env: Env, st: RFastState, i: Array) -> tuple[Array, Array, Array, Array]:
-    net = env.net
-    v = st.x[i] - env.step_size * st.z[i]
-    ins = net.in_ch[i]
-    valid = ins >= 0
-    ci = jnp.where(valid, ins, 0)
-    is_pull = valid & (net.role[ci] == ROLE_PULL)
-    is_push = valid & (net.role[ci] == ROLE_PUSH)
-    w = jnp.where(is_pull, net.weight[ci], 0.0)
-    x_i = net.self_weight[ROLE_PULL, i] * v + w @ st.recv[ci]
-    return v, x_i, ci, is_push
+def _rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
+                   ins: RunningSums, outs: RunningSums) -> tuple:
+    nb = neighbourhood(env.net, i)
+    pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
+    push_in = (nb.in_valid & (nb.in_role == ROLE_PUSH))[:, None]
+    push_out = (nb.out_valid & (nb.out_role == ROLE_PUSH))[:, None]
+    # descend, then pull the newest v_j received from each G_R in-neighbour
+    v = node.x - env.step_size * node.z
+    x = nb.self_w[ROLE_PULL] * v + jnp.where(pull_in, nb.in_w, 0.0) @ ins.recv
+    # absorb only mass not absorbed before: a lost packet's mass comes with the next one
+    z = node.z + jnp.where(push_in, ins.recv - ins.rho_tilde, 0.0).sum(0)
+    rho_tilde = jnp.where(push_in, ins.recv, ins.rho_tilde)
+    # track the gradient
+    g = ops.local_grad(x, env.data, i, key)
+    z = z + g - node.g
+    # push: add c_ji z_i to each running sum, keep c_ii z_i
+    rho = outs.rho + jnp.where(push_out, nb.out_w[:, None] * z, 0.0)
+    z = nb.self_w[ROLE_PUSH] * z
+    payloads = jnp.where(push_out, rho, v)
+    return (TrackerNodes(x, z, g), RunningSums(None, None, rho_tilde),  # type: ignore[arg-type]
+            RunningSums(None, rho, None), payloads)  # type: ignore[arg-type]
 
 
-def _push_payloads(env: Env, i: Array, v: Array, rho_or_mass: Array) -> Array:
-    """Per out-channel packet: v_i on G_R channels, `rho_or_mass[k]` on G_C channels."""
-    oc = jnp.where(env.net.out_ch[i] >= 0, env.net.out_ch[i], 0)
-    pull = (env.net.role[oc] == ROLE_PULL)[:, None]
-    return jnp.where(pull, v, rho_or_mass)
+def _rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
+                   src: TrackerNodes, chan: RunningSums) -> tuple:
+    # keep only the newest packet per channel (a stale one carries an older running sum)
+    return None, None, RunningSums(jnp.where(fresh, payload, chan.recv), None, None)  # type: ignore[arg-type]
 
 
-def _rfast_compute(ops: ProblemOps, env: Env, st: RFastState, i: Array,
-                   key: Array) -> tuple[RFastState, Array]:
-    net = env.net
-    num_ch = net.src.shape[0]
-    v, x_i, ci, is_push = _descend_and_pull(env, st, i)
-    # Absorb only the mass not absorbed before: running sums make lost packets harmless.
-    new = jnp.where(is_push[:, None], st.recv[ci] - st.rho_tilde[ci], 0.0)
-    z_i = st.z[i] + new.sum(0)
-    rho_tilde = st.rho_tilde.at[masked_index(ci, is_push, num_ch)].set(st.recv[ci], mode="drop")
-    g_new = ops.local_grad(x_i, env.data, i, key)
-    z_i = z_i + g_new - st.g[i]
-    outs = net.out_ch[i]
-    oc = jnp.where(outs >= 0, outs, 0)
-    push_out = (outs >= 0) & (net.role[oc] == ROLE_PUSH)
-    rho = st.rho.at[masked_index(oc, push_out, num_ch)].add(
-        net.weight[oc][:, None] * z_i, mode="drop")
-    z_i = net.self_weight[ROLE_PUSH, i] * z_i
-    state = RFastState(st.x.at[i].set(x_i), st.z.at[i].set(z_i), st.g.at[i].set(g_new),
-                       st.recv, rho, rho_tilde)
-    return state, _push_payloads(env, i, v, rho[oc])
+def _nonrobust_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
+                       ins: RunningSums, outs: RunningSums) -> tuple:
+    nb = neighbourhood(env.net, i)
+    pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
+    push_out = (nb.out_valid & (nb.out_role == ROLE_PUSH))[:, None]
+    v = node.x - env.step_size * node.z
+    x = nb.self_w[ROLE_PULL] * v + jnp.where(pull_in, nb.in_w, 0.0) @ ins.recv
+    g = ops.local_grad(x, env.data, i, key)
+    z = node.z + g - node.g
+    payloads = jnp.where(push_out, nb.out_w[:, None] * z, v)  # each packet: only its new mass
+    z = nb.self_w[ROLE_PUSH] * z
+    return TrackerNodes(x, z, g), None, None, payloads
 
 
-def _rfast_receive(env: Env, st: RFastState, c: Array, payload: Array,
-                   fresh: Array) -> RFastState:
-    # Keep only the newest packet per channel (a stale one carries an older running sum).
-    return st._replace(recv=st.recv.at[c].set(jnp.where(fresh, payload, st.recv[c])))
-
-
-def _nonrobust_compute(ops: ProblemOps, env: Env, st: RFastState, i: Array,
-                       key: Array) -> tuple[RFastState, Array]:
-    net = env.net
-    v, x_i, _, _ = _descend_and_pull(env, st, i)
-    g_new = ops.local_grad(x_i, env.data, i, key)
-    z_i = st.z[i] + g_new - st.g[i]
-    oc = jnp.where(net.out_ch[i] >= 0, net.out_ch[i], 0)
-    mass = net.weight[oc][:, None] * z_i  # each packet carries only its new mass
-    z_i = net.self_weight[ROLE_PUSH, i] * z_i
-    state = st._replace(x=st.x.at[i].set(x_i), z=st.z.at[i].set(z_i), g=st.g.at[i].set(g_new))
-    return state, _push_payloads(env, i, v, mass)
-
-
-def _nonrobust_receive(env: Env, st: RFastState, c: Array, payload: Array,
-                       fresh: Array) -> RFastState:
+def _nonrobust_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
+                       src: TrackerNodes, chan: RunningSums) -> tuple:
     is_push = env.net.role[c] == ROLE_PUSH
-    dst = env.net.dst[c]
-    z = st.z.at[dst].add(jnp.where(is_push, payload, 0.0))  # every packet counts, in any order
-    recv = st.recv.at[c].set(jnp.where(fresh & ~is_push, payload, st.recv[c]))
-    return st._replace(z=z, recv=recv)
+    z = dst.z + jnp.where(is_push, payload, 0.0)  # every packet counts, in any order
+    recv = jnp.where(fresh & ~is_push, payload, chan.recv)
+    return (TrackerNodes(None, z, None), None,  # type: ignore[arg-type]
+            RunningSums(recv, None, None))  # type: ignore[arg-type]
 
 
-def tracker_mass(st: RFastState, role: Array) -> Array:
-    """sum_i z_i + mass pushed but not yet absorbed (R-FAST's conserved quantity)."""
-    pending = jnp.where((role == ROLE_PUSH)[:, None], st.rho - st.rho_tilde, 0.0)
-    return st.z.sum(0) + pending.sum(0)
+def tracker_mass(state: NetState, role: Array) -> Array:
+    """sum_i z_i + mass pushed but not yet absorbed: equals sum_i g_i (R-FAST's invariant)."""
+    ch = state.chans
+    pending = jnp.where((role == ROLE_PUSH)[:, None], ch.rho - ch.rho_tilde, 0.0)
+    return state.nodes.z.sum(0) + pending.sum(0)
 
 
 def rfast(ops: ProblemOps) -> Algorithm:
@@ -123,8 +117,8 @@ def rfast(ops: ProblemOps) -> Algorithm:
         graphs=("pull", "push"),
         payload_width=ops.dim,
         init=lambda env, key: _init(ops, env, key),
-        models=lambda st: st.x,
-        on_compute=lambda env, st, i, key: _rfast_compute(ops, env, st, i, key),
+        models=lambda st: st.nodes.x,
+        on_compute=lambda env, i, key, *view: _rfast_compute(ops, env, i, key, *view),
         on_receive=_rfast_receive,
         description="R-FAST: asynchronous gradient tracking with running-sum buffers",
     )
@@ -137,8 +131,8 @@ def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
         graphs=("pull", "push"),
         payload_width=ops.dim,
         init=lambda env, key: _init(ops, env, key),
-        models=lambda st: st.x,
-        on_compute=lambda env, st, i, key: _nonrobust_compute(ops, env, st, i, key),
+        models=lambda st: st.nodes.x,
+        on_compute=lambda env, i, key, *view: _nonrobust_compute(ops, env, i, key, *view),
         on_receive=_nonrobust_receive,
         description="async gradient tracking whose packets carry only new mass (no running sums)",
     )

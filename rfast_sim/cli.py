@@ -1,0 +1,149 @@
+"""The `rfast-sim` command line: run, validate, list, plot, sweep, summarize, reproduce."""
+
+from __future__ import annotations
+
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rfast_sim.scenario import ScenarioError, load_scenario
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Simulate asynchronous decentralized training (R-FAST and baselines).")
+console = Console()
+err_console = Console(stderr=True)
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def fail(message: str) -> None:
+    """Print one line naming what is wrong and exit with status 2 (bad input)."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE (YAML value)")]
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "-"
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+    return str(v)
+
+
+def print_table(df: object, title: str) -> None:
+    import pandas as pd
+
+    assert isinstance(df, pd.DataFrame)
+    table = Table(title=title)
+    for col in df.columns:
+        table.add_column(str(col), justify="right" if col != "algorithm" else "left")
+    for row in df.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    console.print(table)
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default runs/NAME-TIME)")] = None,
+    set_: SetOpt = None,
+    mode: Annotated[str | None, typer.Option(help="replay (fast) or online (literal)")] = None,
+) -> None:
+    """Run a scenario: every algorithm x seed x step size; write metrics and a summary."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    import rfast_sim
+
+    try:
+        sc = load_scenario(scenario, set_ or [])
+        if mode not in (None, "replay", "online"):
+            raise ScenarioError(f"--mode: must be replay or online (got {mode!r})")
+        folder = out or Path("runs") / f"{sc.name}-{datetime.now():%Y%m%d-%H%M%S}"
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
+                "{task.completed}/{task.total} runs"), TimeElapsedColumn(),
+                console=err_console, transient=True) as bar:
+            task = bar.add_task(f"simulating {sc.name}", total=None)
+
+            def progress(done: int, total: int, name: str) -> None:
+                bar.update(task, completed=done, total=total, description=f"{sc.name}: {name}")
+
+            result = rfast_sim.run(sc, mode=mode, progress=progress)
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    result.save(folder)
+    print_table(result.comparison(), f"{sc.name}: {sc.nodes} nodes, {sc.run.until} s simulated")
+    console.print(f"results written to {folder}/ (metrics.parquet, scenario.yaml, "
+                  "summary.json, comparison.csv)")
+
+
+@app.command()
+def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+             set_: SetOpt = None) -> None:
+    """Check a scenario (schema, graphs, common root) without running it."""
+    from rfast_sim.runner import scenario_graphs
+
+    try:
+        sc = load_scenario(scenario, set_ or [])
+        scenario_graphs(sc, [a.name for a in sc.algorithm_list])
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    names = ", ".join(a.name for a in sc.algorithm_list)
+    console.print(f"{scenario}: ok ({sc.nodes} nodes, algorithms: {names})")
+
+
+@app.command("list")
+def list_() -> None:
+    """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
+    from rfast_sim.algorithms import ALGORITHMS
+    from rfast_sim.problems.core import ProblemOps
+    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS, PROBLEM_KINDS
+
+    console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS))
+    console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
+    console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
+    console.print("[bold]algorithms:[/]")
+    for name, factory in ALGORITHMS.items():
+        alg = factory(ProblemOps("least_squares", 1, None, False))
+        console.print(f"  {name:<16} {alg.description}")
+    if SCENARIO_DIR.is_dir():
+        files = sorted(p.relative_to(SCENARIO_DIR) for p in SCENARIO_DIR.rglob("*.yaml"))
+        console.print("[bold]shipped scenarios:[/] " + ", ".join(map(str, files)))
+
+
+@app.command()
+def plot(
+    folder: Annotated[Path, typer.Argument(help="a run or sweep output folder")],
+    x: Annotated[str | None, typer.Option(help="sweep: swept key on the x axis")] = None,
+    y: Annotated[str, typer.Option(help="sweep: speedup, or a summary column")] = "speedup",
+    hue: Annotated[str, typer.Option(help="sweep: column that gives one line each")] = "algorithm",
+) -> None:
+    """Write PNG figures: metrics against simulated time and updates (or a sweep's summary)."""
+    from rfast_sim import plotting
+
+    try:
+        files = plotting.plot_folder(folder, x=x, y=y, hue=hue)
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    for f in files:
+        console.print(f"wrote {f}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,95 @@
+"""Plain-numpy R-FAST, event by event, written from ALGORITHM.md with no JAX and no tricks.
+
+It is the oracle the tests hold the JAX implementation to, and the per-event yardstick of the
+engine benchmark. It replays a recorded :class:`~rfast_sim.engine.EventTrace` with exact
+gradients of a least-squares problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from rfast_sim import engine
+from rfast_sim.topology import ROLE_PULL, ROLE_PUSH, Channels
+
+
+def least_squares_grad(feats: np.ndarray, targets: np.ndarray,
+                       l2: float) -> Callable[[int, np.ndarray], np.ndarray]:
+    """Exact gradient of f_i(x) = mean_m (a_m x - b_m)^2 / 2 + l2/2 |x|^2."""
+    m = feats.shape[1]
+
+    def grad(i: int, x: np.ndarray) -> np.ndarray:
+        return feats[i].T @ (feats[i] @ x - targets[i]) / m + l2 * x
+
+    return grad
+
+
+class RFastReference:
+    """R-FAST state held in dicts keyed by node and channel, updated per event."""
+
+    def __init__(self, ch: Channels, x0: np.ndarray, step_size: float,
+                 grad: Callable[[int, np.ndarray], np.ndarray]) -> None:
+        self.ch, self.gamma, self.grad = ch, step_size, grad
+        n = ch.n
+        self.x = np.tile(x0, (n, 1))
+        self.g = np.stack([grad(i, self.x[i]) for i in range(n)])
+        self.z = self.g.copy()
+        num = ch.num
+        self.recv = np.zeros((num, len(x0)))
+        self.recv[ch.role == ROLE_PULL] = x0  # v_j starts at x_j(0)
+        self.rho = np.zeros((num, len(x0)))
+        self.rho_tilde = np.zeros((num, len(x0)))
+        self.last_seq = -np.ones(num, dtype=int)
+        self.in_flight: dict[int, np.ndarray] = {}
+
+    def compute(self, i: int, out_slots: np.ndarray) -> None:
+        ch = self.ch
+        r_ii, c_ii = ch.self_weight[ROLE_PULL, i], ch.self_weight[ROLE_PUSH, i]
+        ins = [c for c in np.flatnonzero(ch.dst == i)]
+        v = self.x[i] - self.gamma * self.z[i]
+        x = r_ii * v
+        for c in ins:
+            if ch.role[c] == ROLE_PULL:
+                x = x + ch.weight[c] * self.recv[c]
+        self.x[i] = x
+        for c in ins:
+            if ch.role[c] == ROLE_PUSH:
+                self.z[i] = self.z[i] + self.recv[c] - self.rho_tilde[c]
+                self.rho_tilde[c] = self.recv[c].copy()
+        g_new = self.grad(i, self.x[i])
+        self.z[i] = self.z[i] + g_new - self.g[i]
+        self.g[i] = g_new
+        outs = ch.out_ch[i]
+        for c in outs[outs >= 0]:
+            if ch.role[c] == ROLE_PUSH:
+                self.rho[c] = self.rho[c] + ch.weight[c] * self.z[i]
+        self.z[i] = c_ii * self.z[i]
+        for k, c in enumerate(outs):
+            if c >= 0 and out_slots[k] >= 0:
+                payload = v if ch.role[c] == ROLE_PULL else self.rho[c]
+                self.in_flight[int(out_slots[k])] = payload.copy()
+
+    def deliver(self, c: int, slot: int, seq: int) -> None:
+        payload = self.in_flight.pop(slot)
+        if seq > self.last_seq[c]:  # an older packet than one already applied is discarded
+            self.recv[c] = payload
+            self.last_seq[c] = seq
+
+    def tracker_mass(self) -> np.ndarray:
+        push = self.ch.role == ROLE_PUSH
+        return self.z.sum(0) + (self.rho[push] - self.rho_tilde[push]).sum(0)
+
+    def replay(self, trace: engine.EventTrace,
+               after_event: Callable[[RFastReference], None] | None = None) -> None:
+        for e in range(len(trace)):
+            kind = trace.kind[e]
+            if kind == engine.COMPUTE:
+                self.compute(int(trace.node[e]), trace.out_slots[e])
+            elif kind == engine.DELIVER:
+                self.deliver(int(trace.channel[e]), int(trace.slot[e]), int(trace.seq[e]))
+            else:
+                continue
+            if after_event is not None:
+                after_event(self)

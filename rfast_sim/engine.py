@@ -12,8 +12,9 @@ most the maximum number of packets in flight.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
+
 import numpy as np
 import simpy
 
@@ -133,7 +134,7 @@ def simulate(
                 sample_now()
             done.succeed()
 
-    def sampler():  # type: ignore[no-untyped-def]
+    def sampler() -> Generator[simpy.Event, None, None]:
         k = 0
         while True:
             t = k * sample_every
@@ -170,7 +171,7 @@ def simulate(
         at(delay, deliver)
         return slot
 
-    def node_proc(i: int):  # type: ignore[no-untyped-def]
+    def node_proc(i: int) -> Generator[simpy.Event, None, None]:
         outs = [int(c) for c in channels.out_ch[i] if c >= 0]
         while True:
             d = timing.compute_time(i)
@@ -202,7 +203,7 @@ def simulate(
             counters["dropped"] += 1
             total += timing.timing.retransmit_timeout
 
-    def sync_proc():  # type: ignore[no-untyped-def]
+    def sync_proc() -> Generator[simpy.Event, None, None]:
         while True:
             start = env.now
             ds = [timing.compute_time(i) for i in range(n)]

@@ -8,11 +8,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from rfast_sim.scenario import ScenarioError  # noqa: E402
+from rfast_sim.scenario import ScenarioError
 
 LOG_METRICS = {"loss": False, "opt_gap": True, "grad_norm": True, "consensus": True,
                "dist_opt": True, "accuracy": False}
@@ -59,7 +59,8 @@ def plot_run(df: pd.DataFrame, out: Path) -> list[Path]:
 def plot_sweep_summary(summary: pd.DataFrame, x: str, y: str, hue: str, out: Path) -> Path:
     """Mean and 95% CI of `y` against swept key `x`, one line per `hue`."""
     if x not in summary:
-        raise ScenarioError(f"--x: {x!r} is not a swept key (columns: {', '.join(summary)})")
+        cols = ", ".join(map(str, summary.columns))
+        raise ScenarioError(f"--x: {x!r} is not a swept key (columns: {cols})")
     mean, ci = f"{y}_mean", f"{y}_ci95"
     if mean not in summary:
         raise ScenarioError(f"--y: {y!r} is not summarised (try speedup, time_to_target, "
@@ -85,13 +86,6 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
     folder = Path(folder)
     if not folder.is_dir():
         raise ScenarioError(f"{folder}: no such folder (give the --out folder of a run or sweep)")
-    if (folder / "manifest.json").exists():
-        from rfast_sim import sweep
-
-        summary = sweep.summarize(folder)
-        if x is None:
-            raise ScenarioError("--x: a sweep plot needs --x KEY (one of the swept keys)")
-        return [plot_sweep_summary(summary, x, y, hue, folder)]
     path = folder / "metrics.parquet"
     if not path.exists():
         raise ScenarioError(f"{folder}: no metrics.parquet here (is it a run's --out folder?)")

@@ -124,7 +124,10 @@ def prepare(sc: Scenario, name: str, seed: int,
 def record_trace(setup: Setup,
                  on_event: Callable[[engine.Event], None] | None = None) -> engine.EventTrace:
     run = setup.scenario.run
-    return engine.simulate(setup.timing, setup.channels, setup.algorithm.pattern,
+    # A fresh timing model: its streams are consumed as it runs, and every trace of a setup
+    # must be the same.
+    timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
+    return engine.simulate(timing, setup.channels, setup.algorithm.pattern,
                            until=run.until, max_updates=run.max_updates,
                            sample_every=run.sample_every, on_event=on_event)
 
@@ -370,8 +373,8 @@ def _replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: 
         return carry, _measure(ops, alg, env, carry[0])
 
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
-    carry, metrics = jax.lax.scan(segment, (state, store0, last0), bounds)
-    return carry[0], metrics
+    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0), bounds)
+    return out[0][0], out[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -529,7 +532,7 @@ class Result:
     @property
     def target(self) -> dict[str, float]:
         if self.scenario.compare is not None:
-            return dict(self.scenario.compare.target)
+            return {str(k): float(v) for k, v in self.scenario.compare.target.items()}
         return {"opt_gap": 1e-3} if self.scenario.problem.kind != "mlp" else {"accuracy": 0.9}
 
     def comparison(self) -> pd.DataFrame:

@@ -315,12 +315,13 @@ def format_validation_error(err: ValidationError) -> str:
             op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
                   "less_than": "<"}[typ]
             bound = next(iter(ctx.values()))
-            msg = f"must be {op} {bound}"
+            shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+            msg = f"must be {op} {shown}"
         elif typ == "literal_error":
             msg = f"must be one of {ctx.get('expected', '')}"
         elif typ == "value_error":
             text = str(ctx.get("error", e["msg"]))
-            # Model validators phrase errors as 'subfield: message'; fold the subfield into the path.
+            # Model validators say 'subfield: message'; fold the subfield into the path.
             if ": " in text and " " not in text.split(": ", 1)[0]:
                 sub, text = text.split(": ", 1)
                 if not sub.startswith(field):
@@ -347,9 +348,11 @@ _TYPE_TAGS = {"float", "int", "str", "list", "dict", "bool", "literal", "none", 
 def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
     """Validate a plain dict as a Scenario, raising ScenarioError with a readable message."""
     if data is None:
-        raise ScenarioError(f"{source}: the scenario is empty; it needs at least 'name' and 'nodes'")
+        raise ScenarioError(
+            f"{source}: the scenario is empty; it needs at least 'name' and 'nodes'")
     if not isinstance(data, dict):
-        raise ScenarioError(f"{source}: a scenario must be a YAML mapping (got {type(data).__name__})")
+        raise ScenarioError(
+            f"{source}: a scenario must be a YAML mapping (got {type(data).__name__})")
     try:
         return Scenario.model_validate(data)
     except ValidationError as err:

@@ -28,8 +28,9 @@ def sample(dist: Dist, rng: np.random.Generator, size: int) -> np.ndarray:
     if dist.dist == "constant":
         return np.full(size, m)
     if dist.dist == "uniform":
-        lo, hi = (dist.low, dist.high) if dist.low is not None else (0.0, 2.0 * m)
-        return rng.uniform(lo, hi, size)
+        if dist.low is not None and dist.high is not None:
+            return rng.uniform(dist.low, dist.high, size)
+        return rng.uniform(0.0, 2.0 * m, size)
     if dist.dist == "exponential":
         return rng.exponential(m, size) if m > 0 else np.zeros(size)
     if dist.dist == "shifted_exponential":

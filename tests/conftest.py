@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+import rfast_sim  # noqa: F401  (enables float64 before any JAX array is made)
+from rfast_sim.scenario import Scenario, parse_scenario, set_path
+
+BASE: dict[str, Any] = {
+    "name": "test",
+    "seed": 0,
+    "nodes": 8,
+    "graphs": {"pull": {"kind": "binary_tree"}, "push": {"kind": "binary_tree"}},
+    "timing": {
+        "compute": {"dist": "exponential", "mean": 1.0},
+        "latency": {"dist": "lognormal", "mean": 0.3, "sigma": 1.0},
+        "drop_prob": 0.3,
+    },
+    "problem": {"kind": "least_squares", "dim": 5, "samples_per_node": 20,
+                "heterogeneity": {"kind": "shift", "scale": 2.0}, "l2": 0.01},
+    "algorithm": {"name": "rfast", "step_size": 0.05},
+    "run": {"until": 50.0, "sample_every": 5.0},
+}
+
+
+def scenario(**overrides: Any) -> Scenario:
+    """The test scenario with dotted-key overrides, e.g. scenario(**{"timing.drop_prob": 0})."""
+    data = copy.deepcopy(BASE)
+    for key, value in overrides.items():
+        set_path(data, key, value)
+    return parse_scenario(data)
+
+
+@pytest.fixture
+def make_scenario():
+    return scenario

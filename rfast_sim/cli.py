@@ -16,7 +16,7 @@ from rfast_sim.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate asynchronous decentralized training (R-FAST and baselines).")
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -35,8 +35,27 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "-"
-        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+        return f"{v:.3g}" if abs(v) < 1e5 else f"{v:.2e}"
     return str(v)
+
+
+SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "final_loss": "loss",
+         "final_dist_opt": "dist_opt", "step_size": "step"}
+
+
+def comparison_view(df: object) -> object:
+    """The comparison table with short column names and only what fits a terminal."""
+    import pandas as pd
+
+    assert isinstance(df, pd.DataFrame)
+    keep = [c for c in df.columns if c.startswith("time_to_")]
+    keep += ["step_size", "updates", "messages", "bytes", "dropped", "final_opt_gap",
+             "final_accuracy", "speedup"]
+    view = df[["algorithm", *[c for c in keep if c in df and df[c].notna().any()]]].copy()
+    if "bytes" in view:
+        view["bytes"] = view["bytes"] / 1e9
+    return view.rename(columns={**SHORT, "bytes": "GB"} | {
+        c: c.replace("time_to_", "t→") for c in keep if c.startswith("time_to_")})
 
 
 def print_table(df: object, title: str) -> None:
@@ -81,7 +100,9 @@ def run(
         fail(str(err))
         return
     result.save(folder)
-    print_table(result.comparison(), f"{sc.name}: {sc.nodes} nodes, {sc.run.until} s simulated")
+    target = ", ".join(f"{k} {v:g}" for k, v in result.target.items())
+    print_table(comparison_view(result.comparison()),
+                f"{sc.name}: {sc.nodes} nodes, {sc.run.until:g} s simulated, target {target}")
     console.print(f"results written to {folder}/ (metrics.parquet, scenario.yaml, "
                   "summary.json, comparison.csv)")
 

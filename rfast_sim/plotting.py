@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,12 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
     """One line per algorithm (median over seeds and step sizes), log scale where it helps."""
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
+    log = LOG_METRICS.get(metric, False)
+    values = df[metric].to_numpy(dtype=float)
+    values = np.where(np.isfinite(values), values, np.nan)  # a diverged run ends its line
+    if log:
+        values = np.maximum(values, 1e-16)  # rounding can make an exact gap 0 or -1e-17
+    df = df.assign(**{metric: values})
     for name, g in df.groupby("algorithm", sort=False):
         if x == "time":
             line = g.groupby("time")[metric].median()
@@ -30,8 +37,18 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
             for _, run in g.groupby(["seed", "step_size"]):
                 ax.plot(run[x], run[metric], label=str(name))
                 break
-    if LOG_METRICS.get(metric) and (df[metric] > 0).any():
+    if log and np.isfinite(values).any():
         ax.set_yscale("log")
+    finite = df[np.isfinite(values)]
+    if metric != "accuracy" and len(finite):
+        # a diverging run must not squash the others: the top is the median algorithm's peak
+        peaks = finite.groupby("algorithm")[metric].max()
+        top = float(np.median(peaks)) * (10.0 if log else 1.1)
+        if log and top > 0:
+            low = max(float(finite[metric].min()), top * 1e-17)
+            ax.set_ylim(low / 2, top)
+        elif not log and top > 0:
+            ax.set_ylim(min(0.0, float(finite[metric].min())), top)
     ax.set_xlabel("simulated time [s]" if x == "time" else x)
     ax.set_ylabel(metric)
     ax.grid(True, alpha=0.3)
@@ -39,8 +56,24 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
     return ax
 
 
-def plot_run(df: pd.DataFrame, out: Path) -> list[Path]:
+def best_step_runs(df: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
+    """Keep, per algorithm, only the step size the comparison table picks (labelled)."""
+    from rfast_sim.metrics import comparison_table
+
+    table = comparison_table(df, str(df["algorithm"].iloc[0]), target)
+    best = dict(zip(table["algorithm"], table["step_size"], strict=True))
+    keep = df[df["step_size"] == df["algorithm"].map(best)].copy()
+    if df.groupby("algorithm")["step_size"].nunique().max() > 1:
+        keep["algorithm"] = keep["algorithm"] + " (step " + keep["step_size"].map(
+            "{:g}".format) + ")"
+    return keep
+
+
+def plot_run(df: pd.DataFrame, out: Path,
+             target: dict[str, float] | None = None) -> list[Path]:
     """Loss / opt_gap / accuracy against simulated time and against updates."""
+    if target:
+        df = best_step_runs(df, target)
     metrics = [m for m in ("opt_gap", "loss", "accuracy", "consensus")
                if m in df and np.isfinite(df[m].to_numpy(dtype=float)).any()]
     files = []
@@ -89,4 +122,12 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
     path = folder / "metrics.parquet"
     if not path.exists():
         raise ScenarioError(f"{folder}: no metrics.parquet here (is it a run's --out folder?)")
-    return plot_run(pd.read_parquet(path), folder)
+    target = None
+    if (folder / "scenario.yaml").exists():
+        from rfast_sim.runner import default_target
+        from rfast_sim.scenario import load_scenario
+
+        target = default_target(load_scenario(folder / "scenario.yaml"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # log axes of diverged runs overflow
+        return plot_run(pd.read_parquet(path), folder, target)

@@ -531,9 +531,7 @@ class Result:
 
     @property
     def target(self) -> dict[str, float]:
-        if self.scenario.compare is not None:
-            return {str(k): float(v) for k, v in self.scenario.compare.target.items()}
-        return {"opt_gap": 1e-3} if self.scenario.problem.kind != "mlp" else {"accuracy": 0.9}
+        return default_target(self.scenario)
 
     def comparison(self) -> pd.DataFrame:
         """Per-algorithm table: time to target, counters, final metrics, speed-up."""
@@ -560,6 +558,13 @@ class Result:
         (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=_json))
         self.comparison().to_csv(out / "comparison.csv", index=False)
         return out
+
+
+def default_target(sc: Scenario) -> dict[str, float]:
+    """The scenario's compare.target, or opt_gap 1e-3 (accuracy 0.9 where no optimum is known)."""
+    if sc.compare is not None:
+        return {str(k): float(v) for k, v in sc.compare.target.items()}
+    return {"opt_gap": 1e-3} if sc.problem.kind != "mlp" else {"accuracy": 0.9}
 
 
 def _json(v: Any) -> Any:

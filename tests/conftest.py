@@ -28,6 +28,8 @@ BASE: dict[str, Any] = {
 def scenario(**overrides: Any) -> Scenario:
     """The test scenario with dotted-key overrides, e.g. scenario(**{"timing.drop_prob": 0})."""
     data = copy.deepcopy(BASE)
+    if "algorithms" in overrides:
+        del data["algorithm"]
     for key, value in overrides.items():
         set_path(data, key, value)
     return parse_scenario(data)

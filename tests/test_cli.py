@@ -87,3 +87,25 @@ def test_list_names_everything():
     assert result.exit_code == 0
     for word in ("exponential", "pareto", "logistic", "rfast", "osgp", "quickstart.yaml"):
         assert word in result.output
+
+
+def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, [
+        "run", str(ROOT / "scenarios/compare_packet_loss.yaml"), "--out", str(out),
+        "--set", "run.until=30", "--set",
+        "algorithms=[{name: rfast, step_size: [1, 2]}, {name: allreduce_sgd, step_size: 1},"
+        " {name: osgp, step_size: 0.5}]"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "comparison.csv")
+    assert list(table["algorithm"]) == ["rfast", "allreduce_sgd", "osgp"]
+    for col in ("time_to_opt_gap", "updates", "messages", "bytes", "dropped", "final_opt_gap",
+                "speedup", "step_size"):
+        assert col in table.columns
+    assert table.set_index("algorithm").loc["allreduce_sgd", "speedup"] == 1.0
+    assert set(pd.read_parquet(out / "metrics.parquet")["algorithm"]) == {"rfast",
+                                                                          "allreduce_sgd", "osgp"}
+    plotted = runner.invoke(app, ["plot", str(out)])
+    assert plotted.exit_code == 0, plotted.output
+    for name in ("metrics_vs_time.png", "metrics_vs_updates.png"):
+        assert (out / name).stat().st_size > 10_000

@@ -93,7 +93,7 @@ def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(app, [
         "run", str(ROOT / "scenarios/compare_packet_loss.yaml"), "--out", str(out),
-        "--set", "run.until=30", "--set",
+        "--set", "run.until=30", "--set", "compare.target={opt_gap: 0.01}", "--set",
         "algorithms=[{name: rfast, step_size: [1, 2]}, {name: allreduce_sgd, step_size: 1},"
         " {name: osgp, step_size: 0.5}]"])
     assert result.exit_code == 0, result.output

@@ -73,7 +73,7 @@ class Event:
 
 class _Recorder:
     def __init__(self, kout: int, on_event: Callable[[Event], None] | None) -> None:
-        self.cols: list[list[float | int]] = [[] for _ in range(8)]
+        self.rows: list[tuple[float, int, int, int, int, int, int, bool]] = []
         self.out: list[tuple[int, ...]] = []
         self.none = (-1,) * kout
         self.on_event = on_event
@@ -81,14 +81,11 @@ class _Recorder:
     def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
             slot: int = -1, seq: int = -1, dropped: bool = False,
             out: tuple[int, ...] | None = None) -> None:
-        index = len(self.out)
-        for col, v in zip(self.cols, (t, kind, node, peer, channel, slot, seq, dropped),
-                          strict=True):
-            col.append(v)
         out = out if out is not None else self.none
+        self.rows.append((t, kind, node, peer, channel, slot, seq, dropped))
         self.out.append(out)
         if self.on_event is not None and kind != DROP:
-            self.on_event(Event(index, t, kind, node, peer, channel, slot, seq, out))
+            self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out))
 
 
 def simulate(
@@ -148,6 +145,13 @@ def simulate(
             k += 1
         finish()
 
+    def deliver(ev: simpy.Event) -> None:
+        if done.triggered:
+            return
+        b, a, c, slot, seq = ev.value  # type: ignore[misc]
+        rec.add(env.now, DELIVER, b, a, c, slot, seq)
+        free.append(slot)
+
     def send(c: int) -> int:
         """Send one packet on channel c now; return its slot (-1 if it will be lost)."""
         a, b = int(channels.src[c]), int(channels.dst[c])
@@ -160,15 +164,10 @@ def simulate(
             at(delay, lambda: rec.add(env.now, DROP, b, a, c, -1, seq, True))
             return -1
         slot = free.pop() if free else num_slots[0]
-        num_slots[0] = max(num_slots[0], slot + 1)
-
-        def deliver() -> None:
-            if done.triggered:
-                return
-            rec.add(env.now, DELIVER, b, a, c, slot, seq)
-            free.append(slot)
-
-        at(delay, deliver)
+        if slot == num_slots[0]:
+            num_slots[0] += 1
+        ev = env.timeout(delay, (b, a, c, slot, seq))
+        ev.callbacks.append(deliver)
         return slot
 
     def node_proc(i: int) -> Generator[simpy.Event, None, None]:
@@ -250,7 +249,7 @@ def simulate(
         env.process(sync_proc())
     env.run(until=done)
 
-    cols = rec.cols
+    cols = list(zip(*rec.rows, strict=True)) if rec.rows else [()] * 8
     st = np.asarray(samples, dtype=np.float64).reshape(-1, 4)
     rd = np.asarray(rounds, dtype=np.float64).reshape(-1, 3)
     return EventTrace(

@@ -27,7 +27,7 @@ def least_squares_grad(feats: np.ndarray, targets: np.ndarray,
 
 
 class RFastReference:
-    """R-FAST state held in dicts keyed by node and channel, updated per event."""
+    """R-FAST state in plain arrays (node rows, channel rows), updated event by event."""
 
     def __init__(self, ch: Channels, x0: np.ndarray, step_size: float,
                  grad: Callable[[int, np.ndarray], np.ndarray]) -> None:
@@ -43,30 +43,27 @@ class RFastReference:
         self.rho_tilde = np.zeros((num, len(x0)))
         self.last_seq = -np.ones(num, dtype=int)
         self.in_flight: dict[int, np.ndarray] = {}
+        # neighbour lists fixed once, so an event costs O(degree * dim), as on a device
+        ins = [np.flatnonzero(ch.dst == i) for i in range(n)]
+        self.pull_in = [c[ch.role[c] == ROLE_PULL] for c in ins]
+        self.push_in = [c[ch.role[c] == ROLE_PUSH] for c in ins]
+        outs = [c[c >= 0] for c in ch.out_ch]
+        self.push_out = [c[ch.role[c] == ROLE_PUSH] for c in outs]
 
     def compute(self, i: int, out_slots: np.ndarray) -> None:
         ch = self.ch
         r_ii, c_ii = ch.self_weight[ROLE_PULL, i], ch.self_weight[ROLE_PUSH, i]
-        ins = [c for c in np.flatnonzero(ch.dst == i)]
-        v = self.x[i] - self.gamma * self.z[i]
-        x = r_ii * v
-        for c in ins:
-            if ch.role[c] == ROLE_PULL:
-                x = x + ch.weight[c] * self.recv[c]
-        self.x[i] = x
-        for c in ins:
-            if ch.role[c] == ROLE_PUSH:
-                self.z[i] = self.z[i] + self.recv[c] - self.rho_tilde[c]
-                self.rho_tilde[c] = self.recv[c].copy()
-        g_new = self.grad(i, self.x[i])
-        self.z[i] = self.z[i] + g_new - self.g[i]
+        pull_in, push_in, push_out = self.pull_in[i], self.push_in[i], self.push_out[i]
+        v = self.x[i] - self.gamma * self.z[i]  # descend
+        self.x[i] = r_ii * v + ch.weight[pull_in] @ self.recv[pull_in]  # pull
+        self.z[i] += (self.recv[push_in] - self.rho_tilde[push_in]).sum(0)  # absorb new mass
+        self.rho_tilde[push_in] = self.recv[push_in]
+        g_new = self.grad(i, self.x[i])  # track
+        self.z[i] += g_new - self.g[i]
         self.g[i] = g_new
-        outs = ch.out_ch[i]
-        for c in outs[outs >= 0]:
-            if ch.role[c] == ROLE_PUSH:
-                self.rho[c] = self.rho[c] + ch.weight[c] * self.z[i]
-        self.z[i] = c_ii * self.z[i]
-        for k, c in enumerate(outs):
+        self.rho[push_out] += ch.weight[push_out, None] * self.z[i]  # push
+        self.z[i] *= c_ii
+        for k, c in enumerate(ch.out_ch[i]):
             if c >= 0 and out_slots[k] >= 0:
                 payload = v if ch.role[c] == ROLE_PULL else self.rho[c]
                 self.in_flight[int(out_slots[k])] = payload.copy()

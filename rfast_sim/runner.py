@@ -141,29 +141,65 @@ def _gather(arrays: Any, idx: Array) -> Any:
 
 
 def _scatter(arrays: Any, idx: Array, rows: Any, write: Array) -> Any:
-    """Write `rows` (a NamedTuple like `arrays`, None = unchanged) at idx where `write`."""
+    """Write `rows` (a NamedTuple like `arrays`, None = unchanged) at idx (-1 = skip) where
+    `write`: one in-place row update each, which XLA's CPU scatter is several times slower at."""
     if rows is None:
         return arrays
-    size = jax.tree_util.tree_leaves(arrays)[0].shape[0] if len(arrays) else 0
-    where = jnp.where(write & (idx >= 0), idx, size)  # out of bounds = not written
-    return type(arrays)(*(a if r is None else a.at[where].set(r.astype(a.dtype), mode="drop")
-                          for a, r in zip(arrays, rows, strict=True)))
+    out = []
+    for a, r in zip(arrays, rows, strict=True):
+        if r is not None:
+            for k in range(idx.shape[0]):
+                row = jnp.maximum(idx[k], 0)
+                a = jax.lax.dynamic_update_index_in_dim(
+                    a, jnp.where(write & (idx[k] >= 0), r[k].astype(a.dtype), a[row]), row, 0)
+        out.append(a)
+    return type(arrays)(*out)
+
+
+def _set_row(arrays: Any, i: Array, row: Any, write: Array) -> Any:
+    """Write node row i (a NamedTuple like `arrays`, None = unchanged) where `write`."""
+    if row is None:
+        return arrays
+    return type(arrays)(*(
+        a if r is None else jax.lax.dynamic_update_index_in_dim(
+            a, jnp.where(write, r.astype(a.dtype), a[i]), i, 0)
+        for a, r in zip(arrays, row, strict=True)))
+
+
+class Pending(NamedTuple):
+    """The state writes of one computation (see `_replay_fn` for why they may be deferred)."""
+
+    node: Array
+    active: Array
+    rows: Any  # (node row, in-channel rows, out-channel rows), None = unchanged
+    payloads: Array  # [Kout, W]
+
+
+def compute_rows(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
+                 active: Array) -> Pending:
+    """Node i finished a computation: read its rows and compute, but write nothing."""
+    assert alg.on_compute is not None
+    node = jax.tree_util.tree_map(lambda a: a[i], state.nodes)
+    node_u, ins_u, outs_u, payloads = alg.on_compute(
+        env, i, key, node, _gather(state.chans, env.net.in_ch[i]),
+        _gather(state.chans, env.net.out_ch[i]))
+    return Pending(i, active, (node_u, ins_u, outs_u), payloads)
+
+
+def write_rows(env: Env, state: NetState, p: Pending) -> NetState:
+    """Apply a computation's writes (no effect unless `p.active`)."""
+    node_u, ins_u, outs_u = p.rows
+    nodes = _set_row(state.nodes, p.node, node_u, p.active)
+    chans = _scatter(state.chans, env.net.in_ch[p.node], ins_u, p.active)
+    chans = _scatter(chans, env.net.out_ch[p.node], outs_u, p.active)
+    return NetState(nodes, chans)
 
 
 def apply_compute(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
                   active: Array) -> tuple[NetState, Array]:
     """Node i finished a computation (no effect unless `active`): returns state and payloads."""
-    assert alg.on_compute is not None
-    ins, outs = env.net.in_ch[i], env.net.out_ch[i]
-    node = jax.tree_util.tree_map(lambda a: a[i], state.nodes)
-    node_u, ins_u, outs_u, payloads = alg.on_compute(
-        env, i, key, node, _gather(state.chans, ins), _gather(state.chans, outs))
-    nodes = _scatter(state.nodes, i[None],
-                     None if node_u is None else jax.tree_util.tree_map(lambda r: r[None], node_u),
-                     active)
-    chans = _scatter(state.chans, ins, ins_u, active)
-    chans = _scatter(chans, outs, outs_u, active)
-    return NetState(nodes, chans), payloads
+    p = compute_rows(alg, env, state, i, key, active)
+    return write_rows(env, state, p), p.payloads
 
 
 def apply_receive(alg: Algorithm, env: Env, state: NetState, c: Array, payload: Array,
@@ -351,29 +387,44 @@ def _replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: 
         return st, store, last.at[c].set(jnp.where(active, jnp.maximum(last[c], seq), last[c]))
 
     def compute(q: Array, carry: tuple) -> tuple:
-        st, store, last = carry
+        st, store, last, pend = carry
         k = jax.random.fold_in(ev_key, steps.c_index[q])
         active = steps.c_active[q]
         if alg.synchronous:
-            return apply_round(alg, env, st, k, active), store, last
-        st, payloads = apply_compute(alg, env, st, steps.c_node[q], k, active)
+            return apply_round(alg, env, st, k, active), store, last, pend
+        pend = compute_rows(alg, env, st, steps.c_node[q], k, active)
         slots = steps.c_out_slots[q]
         where = jnp.where(active & (slots >= 0), slots, store.shape[0])
-        return st, store.at[where].set(payloads.astype(store.dtype), mode="drop"), last
+        return st, store.at[where].set(pend.payloads.astype(store.dtype), mode="drop"), last, pend
+
+    def flush(carry: tuple) -> tuple:
+        st, store, last, pend = carry
+        if alg.synchronous:
+            return carry
+        return write_rows(env, st, pend), store, last, pend._replace(active=jnp.bool_(False))
+
+    def deliveries(lo: Array, hi: Array, carry: tuple) -> tuple:
+        out = jax.lax.fori_loop(lo, hi, deliver, carry[:3])
+        return (*out, carry[3])
 
     def group(q: Array, carry: tuple) -> tuple:
-        carry = jax.lax.fori_loop(d_lo[q], d_hi[q], deliver, carry)
+        # A computation's writes land at the start of the next group, not in its own step:
+        # reading node and channel rows and writing them back in one loop step makes XLA
+        # copy the whole state arrays every step (it cannot order the cross reads in place).
+        carry = deliveries(d_lo[q], d_hi[q], flush(carry))
         return compute(q, carry)
 
     d_lo, d_hi = sched.d_lo, sched.d_hi
 
     def segment(carry: tuple, bounds: Array) -> tuple:
         carry = jax.lax.fori_loop(bounds[0], bounds[1], group, carry)
-        carry = jax.lax.fori_loop(bounds[2], bounds[3], deliver, carry)
+        carry = deliveries(bounds[2], bounds[3], flush(carry))
         return carry, _measure(ops, alg, env, carry[0])
 
+    pend0 = None if alg.synchronous else compute_rows(alg, env, state, jnp.int32(0), ev_key,
+                                                      jnp.bool_(False))
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
-    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0), bounds)
+    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)
     return out[0][0], out[1]
 
 
@@ -409,7 +460,10 @@ def compiled(name: str, ops: ProblemOps) -> Compiled:
         return apply_round(alg, env, st, jax.random.fold_in(ev_key, index), jnp.bool_(True))
 
     replay = functools.partial(_replay_fn, ops, alg)
-    return Compiled(alg, jax.jit(alg.init), jax.jit(compute), jax.jit(receive), jax.jit(round_),
+    # Online calls donate the state: the update then writes in place instead of copying the
+    # whole network state per event.
+    return Compiled(alg, jax.jit(alg.init), jax.jit(compute, donate_argnums=1),
+                    jax.jit(receive, donate_argnums=1), jax.jit(round_, donate_argnums=1),
                     jax.jit(functools.partial(_measure, ops, alg)), jax.jit(replay),
                     jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))))
 

@@ -10,6 +10,7 @@ jax.config.update("jax_enable_x64", True)
 
 from rfast_sim.runner import Result, run  # noqa: E402
 from rfast_sim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
+from rfast_sim.sweeps import run_sweep as sweep  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "run"]
+__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "run", "sweep"]

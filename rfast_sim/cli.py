@@ -161,6 +161,90 @@ def plot(
         console.print(f"wrote {f}")
 
 
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="sweep YAML file (base, grid, zip, seeds)")],
+    out: Annotated[Path | None, typer.Option(help="output folder (default runs/NAME-sweep)")]
+    = None,
+    workers: Annotated[int | None, typer.Option(help="parallel workers (default: cores)")] = None,
+    executor: Annotated[str, typer.Option(help="local (process pool) or dask")] = "local",
+    address: Annotated[str | None, typer.Option(help="dask scheduler, e.g. tcp://host:8786 "
+                                                "(default: a LocalCluster)")] = None,
+    resume: Annotated[bool, typer.Option(help="finish an interrupted sweep in --out")] = False,
+    dry_run: Annotated[bool, typer.Option(help="list the points and exit")] = False,
+) -> None:
+    """Run a parameter sweep: every grid x zip x seed point, resumable, local or on Dask."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    import rfast_sim.sweeps as sweep_mod
+
+    try:
+        if executor not in ("local", "dask"):
+            raise ScenarioError(f"--executor: must be local or dask (got {executor!r})")
+        points = sweep_mod.expand(spec)
+        if dry_run:
+            print_points(points)
+            return
+        folder = out or Path("runs") / f"{spec.stem}-sweep"
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.completed}/{task.total} points"),
+                      TextColumn("[red]{task.fields[failed]} failed"),
+                      TimeRemainingColumn(), console=err_console) as bar:
+            task = bar.add_task(f"sweep {spec.name}", total=len(points), failed=0)
+
+            def progress(done: int, failed: int, total: int) -> None:
+                bar.update(task, completed=done + failed, failed=failed)
+
+            sweep_mod.run_sweep(spec, folder, executor=executor,  # type: ignore[arg-type]
+                                workers=workers, address=address, resume=resume,
+                                progress=progress)
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    failed = sweep_mod.failures(folder)
+    console.print(f"{len(points) - len(failed)} of {len(points)} points done; results in "
+                  f"{folder}/ (points/*.parquet, manifest.json)")
+    for run_id, message in failed.items():
+        console.print(f"[red]failed[/] {run_id}: {message}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def print_points(points: list) -> None:
+    table = Table(title=f"{len(points)} points")
+    keys = list(points[0].params) if points else []
+    for col in ["run_id", *keys, "seed", "valid"]:
+        table.add_column(col)
+    for p in points:
+        table.add_row(p.run_id, *(str(p.params[k]) for k in keys), str(p.seed),
+                      "yes" if p.error is None else f"no: {p.error}")
+    console.print(table)
+
+
+@app.command()
+def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folder")]) -> None:
+    """Speed-up table of a sweep grouped by swept keys: mean +- 95% CI over seeds."""
+    import rfast_sim.sweeps as sweep_mod
+
+    try:
+        table = sweep_mod.summarize(folder)
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    table.to_csv(folder / "summary.csv", index=False)
+    view = table.copy()
+    for col in [c for c in view.columns if c.endswith("_mean")]:
+        base = col[: -len("_mean")]
+        view[base] = ["-" if not math.isfinite(m) else f"{m:.3g} ± {c:.2g}"
+                      if math.isfinite(c) else f"{m:.3g}"
+                      for m, c in zip(view[col], view[f"{base}_ci95"], strict=True)]
+    keep = [c for c in view.columns if not c.endswith(("_mean", "_ci95"))]
+    target = ", ".join(f"{k} {v:g}" for k, v in table.attrs["target"].items())
+    print_table(view[keep], f"{folder}: target {target}, speed-up over "
+                            f"{table.attrs['baseline']}")
+    console.print(f"written to {folder}/summary.csv")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
@@ -168,3 +252,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

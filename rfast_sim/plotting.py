@@ -119,6 +119,15 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
     folder = Path(folder)
     if not folder.is_dir():
         raise ScenarioError(f"{folder}: no such folder (give the --out folder of a run or sweep)")
+    if (folder / "manifest.json").exists():
+        from rfast_sim.sweeps import summarize
+
+        summary = summarize(folder)
+        if x is None:
+            keys = summary.attrs["keys"]
+            raise ScenarioError(f"--x: a sweep plot needs the swept key for the x axis "
+                                f"(one of: {', '.join(keys)})")
+        return [plot_sweep_summary(summary, x, y, hue, folder)]
     path = folder / "metrics.parquet"
     if not path.exists():
         raise ScenarioError(f"{folder}: no metrics.parquet here (is it a run's --out folder?)")

@@ -141,19 +141,13 @@ def _gather(arrays: Any, idx: Array) -> Any:
 
 
 def _scatter(arrays: Any, idx: Array, rows: Any, write: Array) -> Any:
-    """Write `rows` (a NamedTuple like `arrays`, None = unchanged) at idx (-1 = skip) where
-    `write`: one in-place row update each, which XLA's CPU scatter is several times slower at."""
+    """Write `rows` (a NamedTuple like `arrays`, None = unchanged) at idx where `write`."""
     if rows is None:
         return arrays
-    out = []
-    for a, r in zip(arrays, rows, strict=True):
-        if r is not None:
-            for k in range(idx.shape[0]):
-                row = jnp.maximum(idx[k], 0)
-                a = jax.lax.dynamic_update_index_in_dim(
-                    a, jnp.where(write & (idx[k] >= 0), r[k].astype(a.dtype), a[row]), row, 0)
-        out.append(a)
-    return type(arrays)(*out)
+    size = jax.tree_util.tree_leaves(arrays)[0].shape[0] if len(arrays) else 0
+    where = jnp.where(write & (idx >= 0), idx, size)  # out of bounds = not written
+    return type(arrays)(*(a if r is None else a.at[where].set(r.astype(a.dtype), mode="drop")
+                          for a, r in zip(arrays, rows, strict=True)))
 
 
 def _set_row(arrays: Any, i: Array, row: Any, write: Array) -> Any:
@@ -442,6 +436,7 @@ class Compiled:
     measure: Callable
     replay: Callable
     replay_batch: Callable
+    replay_steps: Callable
 
 
 @functools.lru_cache(maxsize=64)
@@ -465,7 +460,11 @@ def compiled(name: str, ops: ProblemOps) -> Compiled:
     return Compiled(alg, jax.jit(alg.init), jax.jit(compute, donate_argnums=1),
                     jax.jit(receive, donate_argnums=1), jax.jit(round_, donate_argnums=1),
                     jax.jit(functools.partial(_measure, ops, alg)), jax.jit(replay),
-                    jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))))
+                    jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))),
+                    # step sizes of one trace: the event indices stay unbatched, so row
+                    # reads and writes stay plain slices instead of batched gathers/scatters
+                    jax.jit(jax.vmap(replay, in_axes=(None, Env(None, None, 0),  # type: ignore[arg-type]
+                                                      None, None, None))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -549,9 +548,14 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
         final, metrics = comp.replay(sched, *inputs(*pairs[0]), store0)
         finals, mets = [final], [np.asarray(metrics)]
     else:
-        batch = [inputs(k, h) for k, h in pairs]
-        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batch)
-        final_b, metrics_b = comp.replay_batch(sched, *stacked, store0)
+        if len(setups) == 1:
+            env, key, st = inputs(0, step_sizes[0])
+            env = env._replace(step_size=jnp.asarray(step_sizes, dtype=env.step_size.dtype))
+            final_b, metrics_b = comp.replay_steps(sched, env, key, st, store0)
+        else:
+            batch = [inputs(k, h) for k, h in pairs]
+            stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batch)
+            final_b, metrics_b = comp.replay_batch(sched, *stacked, store0)
         mets = list(np.asarray(metrics_b))
         finals = [jax.tree_util.tree_map(lambda a, j=j: a[j], final_b) for j in range(len(pairs))]
     jax.block_until_ready(finals)

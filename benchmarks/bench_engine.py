@@ -81,8 +81,8 @@ def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict
     b = int(max(1, min(batch, MEMORY_BUDGET // state_bytes)))
     setups = [prepare(setup.scenario, "rfast", s) for s in range(b)]
     traces = [trace] + [record_trace(s) for s in setups[1:]]
-    run_replay(setups, [0.01], traces)  # compile
-    t_c, _ = timed(lambda: run_replay(setups, [0.01], traces))
+    run_replay(setups, [0.01], traces, vmap_seeds=True)  # compile
+    t_c, _ = timed(lambda: run_replay(setups, [0.01], traces, vmap_seeds=True))
     batch_events = sum(len(t) for t in traces)
     steps = list(np.linspace(0.005, 0.02, b))  # one trace, b step sizes
     run_replay([setup], steps, [trace])

@@ -525,11 +525,22 @@ def run_online(setup: Setup, step_size: float) -> Run:
 
 
 def run_replay(setups: list[Setup], step_sizes: list[float],
-               traces: list[engine.EventTrace] | None = None) -> list[Run]:
-    """Replay every (setup, step size) pair of one algorithm; one vmapped call when > 1.
+               traces: list[engine.EventTrace] | None = None,
+               vmap_seeds: bool | None = None) -> list[Run]:
+    """Replay every (setup, step size) pair of one algorithm with one compiled function.
 
     All setups must share the algorithm and problem shape (they differ in seed and data).
+    Step sizes of one setup always run as one vmapped call. Several setups (seeds) run as one
+    vmapped call when `vmap_seeds`; by default only off the CPU: their traces differ, so the
+    batched row reads and writes become gathers and scatters, which on a CPU cost more than
+    running the seeds one after another (benchmarks/bench_engine.py measures both).
     """
+    if vmap_seeds is None:
+        vmap_seeds = jax.default_backend() != "cpu"
+    if len(setups) > 1 and not vmap_seeds:
+        traces = traces or [None] * len(setups)  # type: ignore[list-item]
+        return [r for s, t in zip(setups, traces, strict=True)
+                for r in run_replay([s], step_sizes, None if t is None else [t])]
     first = setups[0]
     comp = compiled(first.name, first.ops)
     t0 = _time.perf_counter()

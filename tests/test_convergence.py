@@ -46,3 +46,13 @@ def test_jax_matches_numpy_reference():
     ref.replay(trace)
     np.testing.assert_allclose(np.asarray(run.final_state.nodes.x), ref.x, rtol=0, atol=1e-10)
     np.testing.assert_allclose(np.asarray(run.final_state.nodes.z), ref.z, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("dim", [5, 300])  # fewer and more features than samples (2 x 40)
+def test_least_squares_optimum_is_stationary(dim):
+    import jax
+
+    sc = scenario(**{"nodes": 2, "problem.dim": dim, "problem.samples_per_node": 40})
+    setup = prepare(sc, "rfast", 0)
+    grad = jax.grad(setup.ops.global_loss)(setup.data.x_star, setup.data)
+    assert float(np.abs(np.asarray(grad)).max()) < 1e-10

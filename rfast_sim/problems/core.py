@@ -103,10 +103,12 @@ def _least_squares(spec: Problem, n: int, seed: int) -> tuple[np.ndarray, ...]:
     scale = spec.heterogeneity.scale if spec.heterogeneity.kind != "none" else 0.0
     local_opt = center + scale * rng.standard_normal((n, d))
     targets = np.einsum("nmd,nd->nm", feats, local_opt) + spec.noise * rng.standard_normal((n, m))
-    A = feats.reshape(-1, d)
-    H = A.T @ A / (n * m) + spec.l2 * np.eye(d)
-    x_star = np.linalg.solve(H, A.T @ targets.reshape(-1) / (n * m))
-    r = A @ x_star - targets.reshape(-1)
+    A, b, N = feats.reshape(-1, d), targets.reshape(-1), n * m
+    if d <= N:  # normal equations (A'A/N + l2 I) x = A'b/N
+        x_star = np.linalg.solve(A.T @ A / N + spec.l2 * np.eye(d), A.T @ b / N)
+    else:  # the same solution through the N x N system: x = A'(AA'/N + l2 I)^-1 b/N
+        x_star = A.T @ np.linalg.solve(A @ A.T / N + spec.l2 * np.eye(N), b / N)
+    r = A @ x_star - b
     f_star = 0.5 * np.mean(r * r) + 0.5 * spec.l2 * x_star @ x_star
     return feats, targets, np.zeros(d), x_star, np.array(f_star)
 

@@ -1,0 +1,76 @@
+"""Replay fast path: vmapped batches equal single runs, one compilation, bounded memory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import jax
+import numpy as np
+from conftest import scenario
+
+from rfast_sim.runner import compiled, prepare, run_online, run_replay
+
+
+def test_vmapped_seeds_and_step_sizes_equal_single_runs():
+    sc = scenario(**{"problem.batch_size": 4, "run.until": 30.0})
+    setups = [prepare(sc, "rfast", s) for s in (0, 1, 2)]
+    steps = [0.02, 0.05]
+    batched = run_replay(setups, steps, vmap_seeds=True)
+    looped = run_replay(setups, steps, vmap_seeds=False)
+    one_trace = run_replay(setups[:1], steps)  # step sizes vmapped over one trace
+    assert [(r.seed, r.step_size) for r in batched] == [(r.seed, r.step_size) for r in looped]
+    for a, b in zip(batched, looped, strict=True):
+        np.testing.assert_allclose(a.metrics, b.metrics, rtol=1e-9, atol=1e-12)
+    for a, b in zip(one_trace, looped[:2], strict=True):
+        np.testing.assert_allclose(a.metrics, b.metrics, rtol=1e-9, atol=1e-12)
+    assert not np.allclose(batched[0].metrics, batched[2].metrics)
+
+
+def _compiles(caplog, fn: str) -> int:
+    return sum(f"Finished XLA compilation of {fn}" in r.getMessage() for r in caplog.records)
+
+
+def test_each_update_compiles_once(caplog):
+    sc = scenario(**{"run.until": 40.0, "problem.batch_size": 4})
+    setups = [prepare(sc, "rfast", s) for s in (0, 1)]
+    compiled.cache_clear()
+    with jax.log_compiles(), caplog.at_level(logging.WARNING, logger="jax"):
+        for setup in setups:
+            for step in (0.01, 0.05):
+                run_online(setup, step)
+        assert _compiles(caplog, "jit(compute)") == 1, "online compute recompiled"
+        assert _compiles(caplog, "jit(receive)") == 1, "online receive recompiled"
+        for step in (0.01, 0.05, 0.1):  # a new step size never recompiles
+            run_replay(setups[:1], [step])
+        assert _compiles(caplog, "jit(_replay_fn)") == 1
+        # another seed's trace has another length: at most one more shape (lengths are
+        # bucketed to within 1/8, so nearby lengths share a compilation)
+        run_replay(setups[1:], [0.01])
+        assert _compiles(caplog, "jit(_replay_fn)") <= 2
+
+
+MEMORY_SCRIPT = """
+import json, resource, sys
+sys.path.insert(0, "tests")
+from conftest import scenario
+from rfast_sim.runner import prepare, run_replay
+sc = scenario(**{"nodes": 64, "problem.dim": 1000, "problem.samples_per_node": 20,
+                 "graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
+                 "timing.drop_prob": 0.1, "run.until": None, "run.max_updates": 17000,
+                 "run.sample_every": 20.0})
+(run,) = run_replay([prepare(sc, "rfast", 0)], [0.01])
+print(json.dumps({"events": len(run.trace), "slots": run.trace.num_slots,
+                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+"""
+
+
+def test_64_node_dim_1000_200k_event_replay_fits_in_2_gb():
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT], capture_output=True, text=True,
+                         check=True, env={"JAX_PLATFORMS": "cpu", "PATH": ""})
+    stats = json.loads(out.stdout.strip().splitlines()[-1])
+    assert stats["events"] >= 200_000
+    assert stats["slots"] < stats["events"] / 100, "slots are reused, not one per packet"
+    assert stats["rss"] < 2 * 1024**3, f"peak RSS {stats['rss'] / 1e9:.2f} GB"

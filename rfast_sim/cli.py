@@ -245,6 +245,24 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
     console.print(f"written to {folder}/summary.csv")
 
 
+@app.command()
+def reproduce(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/paper"),
+    set_: SetOpt = None,
+) -> None:
+    """Check the R-FAST paper's claims on scenarios/paper/: a table, per-claim verdicts, figures."""
+    from rfast_sim.paper import reproduce as run_claims
+
+    try:
+        table = run_claims(out, overrides=set_ or [],
+                           progress=lambda name: err_console.print(f"running {name}"))
+    except ScenarioError as err:
+        fail(str(err))
+        return
+    print_table(table.drop(columns=["scenario"]), "the R-FAST paper's claims in the simulator")
+    console.print(f"written to {out}/ (claims.csv, claims.md, one folder of figures per scenario)")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

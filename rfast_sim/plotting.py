@@ -140,3 +140,31 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log axes of diverged runs overflow
         return plot_run(pd.read_parquet(path), folder, target)
+
+
+def plot_timeline(trace: Any, until: float = 5.0, ax: Any = None) -> Any:
+    """Gantt-like view of an event trace: compute spans per node, deliveries and drops."""
+    from rfast_sim import engine
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 0.4 * len(trace.compute_durations) + 1))
+    seen: dict[int, int] = {}
+    for t, kind, node in zip(trace.time, trace.kind, trace.node, strict=True):
+        if t > until:
+            break
+        if kind == engine.COMPUTE:
+            k = seen.get(int(node), 0)
+            seen[int(node)] = k + 1
+            d = trace.compute_durations[int(node)][k]
+            ax.broken_barh([(t - d, d)], (node - 0.35, 0.7), color="tab:blue", alpha=0.6)
+    early = trace.time <= until
+    for kind, style, label in ((engine.DELIVER, dict(marker="|", color="tab:green"), "delivered"),
+                               (engine.DROP, dict(marker="x", color="tab:red"), "dropped")):
+        pick = early & (trace.kind == kind)
+        ax.scatter(trace.time[pick], trace.node[pick], s=25, label=label, **style)
+    ax.set_xlabel("simulated time (s)")
+    ax.set_ylabel("node")
+    ax.set_xlim(0, until)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title("computations (bars), packet arrivals and losses at the receiver")
+    return ax

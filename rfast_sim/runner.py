@@ -486,8 +486,10 @@ class Run:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_online(setup: Setup, step_size: float) -> Run:
-    """The literal model: each event calls the jitted update as SimPy fires it."""
+def run_online(setup: Setup, step_size: float,
+               after_event: Callable[[engine.Event, NetState], None] | None = None) -> Run:
+    """The literal model: each event calls the jitted update as SimPy fires it
+    (`after_event(event, state)` sees the state after each compute or delivery)."""
     comp = compiled(setup.name, setup.ops)
     env = setup.env(step_size)
     init_key, ev_key = jax.random.split(jax.random.PRNGKey(setup.seed))
@@ -516,12 +518,32 @@ def run_online(setup: Setup, step_size: float) -> Run:
             last[ev.channel] = max(ev.seq, last.get(ev.channel, -1))
             holder["st"] = comp.receive(env, holder["st"], np.int32(ev.channel), payloads,
                                         np.int32(k), np.bool_(fresh))
+        if after_event is not None and ev.kind in (engine.COMPUTE, engine.DELIVER):
+            after_event(ev, holder["st"])
 
     t0 = _time.perf_counter()
     trace = record_trace(setup, on_event)
     metrics = np.asarray(jnp.stack(samples))
     return Run(setup.name, setup.seed, step_size, trace, metrics, holder["st"],
                _time.perf_counter() - t0, setup.timing.message_bytes)
+
+
+def invariant_history(sc: Scenario, step_size: float, seed: int | None = None) -> pd.DataFrame:
+    """R-FAST event by event (online): time and the invariant's residual after every event,
+    ``|sum_i z_i + sum_c (rho_c - rho_tilde_c) - sum_i g_i|`` (max over coordinates)."""
+    from rfast_sim.algorithms.rfast import tracker_mass
+
+    setup = prepare(sc, "rfast", sc.seed if seed is None else seed)
+    role = jnp.asarray(setup.channels.role)
+    residual = jax.jit(lambda st: jnp.abs(tracker_mass(st, role) - st.nodes.g.sum(0)).max())
+    rows: list[tuple[float, str, Array]] = []
+
+    def after(ev: engine.Event, st: NetState) -> None:
+        rows.append((ev.time, engine.KIND_NAMES[ev.kind], residual(st)))
+
+    run_online(setup, step_size, after_event=after)
+    return pd.DataFrame({"time": [r[0] for r in rows], "kind": [r[1] for r in rows],
+                         "residual": np.asarray(jnp.stack([r[2] for r in rows]))})
 
 
 def run_replay(setups: list[Setup], step_sizes: list[float],

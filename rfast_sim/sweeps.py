@@ -77,7 +77,8 @@ class SweepSpec(BaseModel):
 
 
 def schema_keys(model: type[BaseModel] = Scenario, prefix: str = "") -> list[str]:
-    """Every dotted key of the scenario schema (plus `algorithm.*` for algorithm lists)."""
+    """Every dotted key of the scenario schema; `KEY.*` marks a free-form mapping (e.g.
+    `compare.target.*`), whose entries the schema checks when the point is validated."""
     from rfast_sim.scenario import _model_in
 
     keys = []
@@ -87,14 +88,14 @@ def schema_keys(model: type[BaseModel] = Scenario, prefix: str = "") -> list[str
         sub = _model_in(f.annotation)
         if sub is not None:
             keys.extend(schema_keys(sub, dotted + "."))
+        elif getattr(f.annotation, "__origin__", None) is dict:
+            keys.append(dotted + ".*")
     return keys
 
 
 def check_key(key: str, valid: list[str]) -> None:
-    if key in valid:
-        return
-    # keys below a free-form field (e.g. compare.target.opt_gap) are checked by the schema
-    if any(key.startswith(v + ".") for v in valid if v.count(".") >= 1 and v.endswith("target")):
+    parts = key.split(".")
+    if key in valid or any(".".join(parts[:k]) + ".*" in valid for k in range(1, len(parts))):
         return
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
     hint = f"; closest valid keys: {', '.join(close)}" if close else ""

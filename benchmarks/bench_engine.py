@@ -49,22 +49,31 @@ def setup_for(n: int, dim: int, events: int, seed: int = 0) -> Setup:
     return prepare(sc, "rfast", seed)
 
 
-def timed(fn: Any) -> tuple[float, Any]:
-    t0 = time.perf_counter()
-    out = fn()
-    jax.block_until_ready(getattr(out, "final_state", None) if not isinstance(out, list)
-                          else [r.final_state for r in out])
-    return time.perf_counter() - t0, out
+def timed(fn: Any, repeats: int = 3) -> float:
+    """Best wall time of up to `repeats` calls (fewer when one call takes over 2 s): the
+    minimum is the least noisy estimate on a shared machine."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        jax.block_until_ready([r.final_state for r in out] if isinstance(out, list)
+                              else getattr(out, "final_state", None))
+        best = min(best, time.perf_counter() - t0)
+        if best > 2.0:
+            break
+    return best
 
 
 def numpy_rate(setup: Setup, trace: Any) -> float:
     d = setup.data
-    ref = RFastReference(setup.channels, np.asarray(d.x0), 0.01,
-                         least_squares_grad(np.asarray(d.feats), np.asarray(d.targets),
-                                            float(d.l2)))
-    t0 = time.perf_counter()
-    ref.replay(trace)
-    return len(trace) / (time.perf_counter() - t0)
+
+    def replay() -> None:
+        ref = RFastReference(setup.channels, np.asarray(d.x0), 0.01,
+                             least_squares_grad(np.asarray(d.feats), np.asarray(d.targets),
+                                                float(d.l2)))
+        ref.replay(trace)
+
+    return len(trace) / timed(replay)
 
 
 def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict[str, Any]:
@@ -75,23 +84,23 @@ def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict
     ev = len(trace)
 
     run_replay([setup], [0.01], [trace])  # compile
-    t_b, _ = timed(lambda: run_replay([setup], [0.01], [trace]))
+    t_b = timed(lambda: run_replay([setup], [0.01], [trace]))
 
     state_bytes = 8 * dim * (3 * n + 3 * setup.channels.num + trace.num_slots)
     b = int(max(1, min(batch, MEMORY_BUDGET // state_bytes)))
     setups = [prepare(setup.scenario, "rfast", s) for s in range(b)]
     traces = [trace] + [record_trace(s) for s in setups[1:]]
     run_replay(setups, [0.01], traces, vmap_seeds=True)  # compile
-    t_c, _ = timed(lambda: run_replay(setups, [0.01], traces, vmap_seeds=True))
+    t_c = timed(lambda: run_replay(setups, [0.01], traces, vmap_seeds=True))
     batch_events = sum(len(t) for t in traces)
     steps = list(np.linspace(0.005, 0.02, b))  # one trace, b step sizes
     run_replay([setup], steps, [trace])
-    t_s, _ = timed(lambda: run_replay([setup], steps, [trace]))
+    t_s = timed(lambda: run_replay([setup], steps, [trace]))
 
     small = setup_for(n, dim, online_events)
     small_trace = record_trace(small)
     run_online(small, 0.01)  # compile
-    t_a, _ = timed(lambda: run_online(small, 0.01))
+    t_a = timed(lambda: run_online(small, 0.01))
 
     return {
         "n": n, "dim": dim, "events": ev, "trace": ev / t_trace,
@@ -132,7 +141,9 @@ def main() -> None:
     print("-" * len(head))
     for n, dim in sizes:
         big = dim > 1000
-        r = bench(n, dim, int(scale * (4_000 if big else 40_000)),
+        # at dim 10 000, every node still computes several times, so the one-off costs
+        # (initial gradients of all nodes) do not dominate the rate
+        r = bench(n, dim, int(scale * (max(4_000, 150 * n) if big else 40_000)),
                   int(scale * (400 if big else 4_000)), min(batch, BIG_BATCH) if big else batch)
         print(f"{n:>4} {dim:>6} {r['events']:>7} {fmt(r['trace']):>7} {fmt(r['online']):>7} "
               f"{fmt(r['replay']):>7} {fmt(r['vmap']):>7} B={r['batch']:<2} "

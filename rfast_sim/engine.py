@@ -109,7 +109,9 @@ def simulate(
     counters = {"updates": 0, "messages": 0, "dropped": 0}
     free: list[int] = []
     num_slots = [0]
-    seqs = np.zeros(max(channels.num, 1), dtype=np.int64)
+    # plain Python lists: indexing a numpy array per packet costs more than the rest of send
+    seqs = [0] * max(channels.num, 1)
+    src, dst = channels.src.tolist(), channels.dst.tolist()
     samples: list[tuple[float, int, int, int]] = []
     rounds: list[tuple[float, float, float]] = []
     durations: dict[int, list[float]] = {i: [] for i in range(n)}
@@ -154,11 +156,11 @@ def simulate(
 
     def send(c: int) -> int:
         """Send one packet on channel c now; return its slot (-1 if it will be lost)."""
-        a, b = int(channels.src[c]), int(channels.dst[c])
+        a, b = src[c], dst[c]
         delay, lost = timing.packet(a, b)
         counters["messages"] += 1
         seqs[c] += 1
-        seq = int(seqs[c])
+        seq = seqs[c]
         if lost:
             counters["dropped"] += 1
             at(delay, lambda: rec.add(env.now, DROP, b, a, c, -1, seq, True))
@@ -249,7 +251,8 @@ def simulate(
         env.process(sync_proc())
     env.run(until=done)
 
-    cols = list(zip(*rec.rows, strict=True)) if rec.rows else [()] * 8
+    # one conversion of all rows (ints and times are exact in float64), then typed columns
+    cols = np.array(rec.rows, dtype=np.float64).reshape(-1, 8).T
     st = np.asarray(samples, dtype=np.float64).reshape(-1, 4)
     rd = np.asarray(rounds, dtype=np.float64).reshape(-1, 3)
     return EventTrace(

@@ -100,7 +100,7 @@ class TimingModel:
         self._choice = [
             _Blocked(stream(seed, "choice", i), lambda r, k: r.random(k)) for i in range(n)
         ]
-        self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked]] = {}
+        self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked, float]] = {}
         self._drop_override = {(ld.src, ld.dst): ld.drop_prob for ld in t.link_drop_prob}
 
     def compute_time(self, node: int) -> float:
@@ -127,9 +127,8 @@ class TimingModel:
                 _Blocked(stream(self._seed, "latency", src, dst),
                          lambda r, k: sample(t.latency, r, k)),
                 _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
+                self.drop_prob(src, dst),
             )
             self._links[(src, dst)] = link
         transfer = self.transfer_time if nbytes is None else nbytes / self.timing.bandwidth
-        delay = link[0].next() + transfer
-        dropped = link[1].next() < self.drop_prob(src, dst)
-        return delay, dropped
+        return link[0].next() + transfer, link[1].next() < link[2]

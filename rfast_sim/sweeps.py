@@ -290,8 +290,12 @@ def _submit_local(tasks: list[Task], workers: int) -> Iterable[list[tuple[str, s
     # spawn, not fork: JAX's runtime threads do not survive a fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         futures: list[Future[Any]] = [pool.submit(run_task, t) for t in tasks]
-        for f in as_completed(futures):
-            yield f.result()
+        try:
+            for f in as_completed(futures):
+                yield f.result()
+        except BaseException:  # Ctrl-C: do not start the queued points; --resume runs them
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _submit_dask(tasks: list[Task], workers: int,
@@ -352,6 +356,8 @@ def run_sweep(spec: str | Path | dict[str, Any] | SweepSpec, out: str | Path | N
             "points": {p.run_id: {"params": p.params, "seed": p.seed, "state": "pending",
                                   "error": None} for p in points},
         }
+    for tmp in (out / "points").glob(".*.tmp"):  # left by a point killed while writing
+        tmp.unlink()
     done_ids = {f.stem for f in (out / "points").glob("*.parquet")}
     failed = 0
     todo = []

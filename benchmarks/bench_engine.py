@@ -20,8 +20,10 @@ import numpy as np
 
 import rfast_sim  # noqa: F401  (float64)
 from rfast_sim.reference import RFastReference, least_squares_grad
-from rfast_sim.runner import Setup, prepare, record_trace, run_online, run_replay
-from rfast_sim.scenario import parse_scenario
+from rfast_sim.loading import parse_scenario
+from rfast_sim.online import run_online
+from rfast_sim.replay import run_replay
+from rfast_sim.setup import Setup, prepare, record_trace
 
 MEMORY_BUDGET = 3e9  # bytes of replay state a vmapped batch may use
 BIG_BATCH = 8  # batch size at dim 10_000 (32 would take minutes per row on 2 cores)

@@ -1,16 +1,42 @@
 """rfast-sim: simulate asynchronous decentralized training (R-FAST and baselines) in virtual time.
 
-Importing the package turns on JAX float64 (``jax_enable_x64``): exact-convergence checks need
-it; a scenario may still ask for ``dtype: float32``.
+The package imports lazily (PEP 562): ``import rfast_sim.scenario`` or ``rfast_sim.engine``
+loads neither JAX nor any algorithm. JAX float64 (``jax_enable_x64``) is turned on by the first
+module that uses JAX (:mod:`rfast_sim.problems`): exact-convergence checks need it; a scenario
+may still ask for ``dtype: float32``.
 """
 
-import jax
+from __future__ import annotations
 
-jax.config.update("jax_enable_x64", True)
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from rfast_sim.runner import Result, run  # noqa: E402
-from rfast_sim.scenario import Scenario, ScenarioError, load_scenario, parse_scenario  # noqa: E402
-from rfast_sim.sweeps import run_sweep as sweep  # noqa: E402
+__version__ = "0.2.0"
 
-__version__ = "0.1.0"
-__all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "parse_scenario", "run", "sweep"]
+_EXPORTS = {
+    "Result": "rfast_sim.results",
+    "run": "rfast_sim.runner",
+    "Scenario": "rfast_sim.scenario",
+    "ScenarioError": "rfast_sim.scenario",
+    "load_scenario": "rfast_sim.loading",
+    "parse_scenario": "rfast_sim.loading",
+    "sweep": "rfast_sim.sweeps",
+}
+__all__ = ["Result", "Scenario", "ScenarioError", "__version__", "load_scenario", "parse_scenario",
+           "run", "sweep"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rfast_sim.loading import load_scenario, parse_scenario
+    from rfast_sim.results import Result
+    from rfast_sim.runner import run
+    from rfast_sim.scenario import Scenario, ScenarioError
+    from rfast_sim.sweeps import run_sweep as sweep
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'rfast_sim' has no attribute {name!r}")
+    attr = "run_sweep" if name == "sweep" else name
+    value = getattr(importlib.import_module(_EXPORTS[name]), attr)
+    globals()[name] = value
+    return value

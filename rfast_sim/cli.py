@@ -12,15 +12,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rfast_sim.scenario import ScenarioError, load_scenario
+from rfast_sim.loading import load_scenario
+from rfast_sim.scenario import ScenarioError, slug
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate asynchronous decentralized training (R-FAST and baselines).")
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
-
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-
 
 def fail(message: str) -> None:
     """Print one line naming what is wrong and exit with status 2 (bad input)."""
@@ -29,6 +27,11 @@ def fail(message: str) -> None:
 
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="override KEY=VALUE (YAML value)")]
+MemOpt = Annotated[str | None, typer.Option(
+    "--max-memory", help="refuse runs estimated above this (e.g. 4GB; default: most of the "
+    "available memory)")]
+ScenarioArg = Annotated[Path, typer.Argument(
+    help="scenario YAML file, or a shipped scenario's name (rfast-sim list)")]
 
 
 def _fmt(v: object) -> str:
@@ -72,21 +75,25 @@ def print_table(df: object, title: str) -> None:
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
+    scenario: ScenarioArg,
     out: Annotated[Path | None, typer.Option(help="output folder (default runs/NAME-TIME)")] = None,
     set_: SetOpt = None,
     mode: Annotated[str | None, typer.Option(help="replay (fast) or online (literal)")] = None,
+    max_memory: MemOpt = None,
 ) -> None:
     """Run a scenario: every algorithm x seed x step size; write metrics and a summary."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     import rfast_sim
+    from rfast_sim.budget import parse_bytes
 
     try:
         sc = load_scenario(scenario, set_ or [])
         if mode not in (None, "replay", "online"):
             raise ScenarioError(f"--mode: must be replay or online (got {mode!r})")
-        folder = out or Path("runs") / f"{sc.name}-{datetime.now():%Y%m%d-%H%M%S}"
+        limit = parse_bytes(max_memory) if max_memory is not None else None
+        # the scenario's name becomes a folder name only once made safe (no '..', no '/')
+        folder = out or Path("runs") / f"{sc.slug}-{datetime.now():%Y%m%d-%H%M%S}"
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn(
                 "{task.completed}/{task.total} runs"), TimeElapsedColumn(),
                 console=err_console, transient=True) as bar:
@@ -95,7 +102,7 @@ def run(
             def progress(done: int, total: int, name: str) -> None:
                 bar.update(task, completed=done, total=total, description=f"{sc.name}: {name}")
 
-            result = rfast_sim.run(sc, mode=mode, progress=progress)
+            result = rfast_sim.run(sc, mode=mode, progress=progress, max_memory=limit)
     except ScenarioError as err:
         fail(str(err))
         return
@@ -108,38 +115,41 @@ def run(
 
 
 @app.command()
-def validate(scenario: Annotated[Path, typer.Argument(help="scenario YAML file")],
-             set_: SetOpt = None) -> None:
-    """Check a scenario (schema, graphs, common root) without running it."""
-    from rfast_sim.runner import scenario_graphs
+def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
+    """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
+    from rfast_sim import budget
+    from rfast_sim.setup import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
+        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None)
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))
         return
     names = ", ".join(a.name for a in sc.algorithm_list)
-    console.print(f"{scenario}: ok ({sc.nodes} nodes, algorithms: {names})")
+    console.print(f"{scenario}: ok ({sc.nodes} nodes, algorithms: {names}); memory estimate "
+                  f"{est.describe()}", highlight=False)
 
 
 @app.command("list")
 def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
-    from rfast_sim.algorithms import ALGORITHMS
-    from rfast_sim.problems.core import ProblemOps
+    from rfast_sim import registry
+    from rfast_sim.algorithms import make
+    from rfast_sim.loading import shipped_scenarios
+    from rfast_sim.problems import ProblemOps
     from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS, PROBLEM_KINDS
 
     console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS))
     console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
     console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
     console.print("[bold]algorithms:[/]")
-    for name, factory in ALGORITHMS.items():
-        alg = factory(ProblemOps("least_squares", 1, None, False))
+    for name in registry.names():
+        alg = make(name, ProblemOps("least_squares", 1, None, False))
         console.print(f"  {name:<16} {alg.description}")
-    if SCENARIO_DIR.is_dir():
-        files = sorted(p.relative_to(SCENARIO_DIR) for p in SCENARIO_DIR.rglob("*.yaml"))
-        console.print("[bold]shipped scenarios:[/] " + ", ".join(map(str, files)))
+    console.print("[bold]shipped scenarios[/] (run by name, e.g. rfast-sim run quickstart): "
+                  + ", ".join(shipped_scenarios()))
 
 
 @app.command()
@@ -185,7 +195,7 @@ def sweep(
         if dry_run:
             print_points(points)
             return
-        folder = out or Path("runs") / f"{spec.stem}-sweep"
+        folder = out or Path("runs") / f"{slug(spec.stem)}-sweep"
         with Progress(TextColumn("{task.description}"), BarColumn(),
                       TextColumn("{task.completed}/{task.total} points"),
                       TextColumn("[red]{task.fields[failed]} failed"),

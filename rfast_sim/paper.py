@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfast_sim.runner import Result, run
-from rfast_sim.scenario import load_scenario
-
-PAPER_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "paper"
+from rfast_sim.loading import load_scenario, shipped_dir
+from rfast_sim.results import Result
+from rfast_sim.runner import run
 
 
 @dataclass(frozen=True)
@@ -97,13 +96,14 @@ CLAIMS = [
 ]
 
 
-def reproduce(out: str | Path, scenario_dir: Path = PAPER_DIR,
+def reproduce(out: str | Path, scenario_dir: Path | None = None,
               overrides: list[str] | None = None,
               progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Run every paper scenario once, check each claim, write claims.csv/.md and figures."""
     from rfast_sim import plotting
 
     out = Path(out)
+    scenario_dir = scenario_dir or shipped_dir() / "paper"
     results: dict[str, Result] = {}
     rows = []
     for name in dict.fromkeys(c.scenario for c in CLAIMS):

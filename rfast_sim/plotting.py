@@ -133,8 +133,8 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
         raise ScenarioError(f"{folder}: no metrics.parquet here (is it a run's --out folder?)")
     target = None
     if (folder / "scenario.yaml").exists():
-        from rfast_sim.runner import default_target
-        from rfast_sim.scenario import load_scenario
+        from rfast_sim.loading import load_scenario
+        from rfast_sim.metrics import default_target
 
         target = default_target(load_scenario(folder / "scenario.yaml"))
     with warnings.catch_warnings():
@@ -144,23 +144,16 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
 
 def plot_timeline(trace: Any, until: float = 5.0, ax: Any = None) -> Any:
     """Gantt-like view of an event trace: compute spans per node, deliveries and drops."""
-    from rfast_sim import engine
-
     if ax is None:
         _, ax = plt.subplots(figsize=(9, 0.4 * len(trace.compute_durations) + 1))
-    seen: dict[int, int] = {}
-    for t, kind, node in zip(trace.time, trace.kind, trace.node, strict=True):
-        if t > until:
-            break
-        if kind == engine.COMPUTE:
-            k = seen.get(int(node), 0)
-            seen[int(node)] = k + 1
-            d = trace.compute_durations[int(node)][k]
-            ax.broken_barh([(t - d, d)], (node - 0.35, 0.7), color="tab:blue", alpha=0.6)
+    node, start, duration = trace.compute_spans()
+    for i, t0, d in zip(node, start, duration, strict=True):
+        if t0 + d <= until:
+            ax.broken_barh([(t0, d)], (i - 0.35, 0.7), color="tab:blue", alpha=0.6)
     early = trace.time <= until
-    for kind, style, label in ((engine.DELIVER, dict(marker="|", color="tab:green"), "delivered"),
-                               (engine.DROP, dict(marker="x", color="tab:red"), "dropped")):
-        pick = early & (trace.kind == kind)
+    for kind, style, label in (("deliver", dict(marker="|", color="tab:green"), "delivered"),
+                               ("drop", dict(marker="x", color="tab:red"), "dropped")):
+        pick = early & trace.is_kind(kind)
         ax.scatter(trace.time[pick], trace.node[pick], s=25, label=label, **style)
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("node")

@@ -1,14 +1,19 @@
-"""Scenario schema (pydantic) and YAML loading; every error names its field and the fix."""
+"""The scenario schema: pydantic models of a whole simulated experiment.
+
+A leaf module: it imports no JAX and no algorithm code (algorithm names are checked against the
+lazy registry). Reading YAML, overrides and error formatting live in :mod:`rfast_sim.loading`.
+"""
 
 from __future__ import annotations
 
 import difflib
 import math
-from pathlib import Path
-from typing import Any, Literal
+import re
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rfast_sim import registry
 
 
 class ScenarioError(ValueError):
@@ -16,7 +21,8 @@ class ScenarioError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are refused everywhere: no field of a scenario means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 DistName = Literal[
@@ -58,6 +64,9 @@ class Dist(_Strict):
         if self.dist == "uniform" and self.low is not None and self.high is not None:
             return 0.5 * (self.low + self.high)
         return self.mean
+
+    def is_point_mass_at_zero(self) -> bool:
+        return self.expected() == 0 or (self.dist == "uniform" and self.high == 0)
 
 
 GraphKind = Literal[
@@ -134,8 +143,11 @@ class Timing(_Strict):
     def _check(self) -> Timing:
         if isinstance(self.message_bytes, float | int) and self.message_bytes <= 0:
             raise ValueError(f"message_bytes: must be > 0 or 'auto' (got {self.message_bytes})")
-        if self.speed is not None and self.speed.mean <= 0:
+        if self.speed is not None and self.speed.expected() <= 0:
             raise ValueError("speed.mean: must be > 0")
+        if self.compute.expected() <= 0 or self.compute.is_point_mass_at_zero():
+            raise ValueError("compute: a compute time must have a positive mean (a device that "
+                             "computes in zero time would fire events forever at time 0)")
         return self
 
 
@@ -166,13 +178,12 @@ class AlgorithmSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> AlgorithmSpec:
-        from rfast_sim.algorithms import ALGORITHMS
-
-        if self.name not in ALGORITHMS:
-            close = difflib.get_close_matches(self.name, list(ALGORITHMS), n=3)
+        known = registry.names()
+        if self.name not in known:
+            close = difflib.get_close_matches(self.name, known, n=3)
             hint = f"; did you mean {', '.join(close)}" if close else ""
             raise ValueError(
-                f"name: unknown algorithm {self.name!r}{hint} (known: {', '.join(ALGORITHMS)})"
+                f"name: unknown algorithm {self.name!r}{hint} (known: {', '.join(known)})"
             )
         steps = self.step_size if isinstance(self.step_size, list) else [self.step_size]
         if not steps or any(not (s > 0 and math.isfinite(s)) for s in steps):
@@ -258,6 +269,11 @@ class Scenario(_Strict):
     def seed_list(self) -> list[int]:
         return [self.seed + k for k in range(self.seeds)]
 
+    @property
+    def slug(self) -> str:
+        """The name made safe as a folder name (letters, digits, ``._-``; never ``..``)."""
+        return slug(self.name)
+
     def message_bytes(self, dim: int) -> float:
         """Bytes per packet: the configured size, or dim * dtype size for 'auto'."""
         mb = self.timing.message_bytes
@@ -266,159 +282,7 @@ class Scenario(_Strict):
         return float(mb)
 
 
-# ---------------------------------------------------------------------------------------------
-# loading, overrides, errors
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Field names allowed at the parent of `loc` (for unknown-key messages)."""
-    model: Any = Scenario
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            return []
-        ann = fields[part].annotation
-        model = _model_in(ann)
-        if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
-
-
-def _model_in(ann: Any) -> Any:
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for arg in getattr(ann, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def format_validation_error(err: ValidationError) -> str:
-    """Turn pydantic's report into `field.path: what is wrong (got X)` lines joined by '; '."""
-    parts = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        # Unions put the member type name in loc; drop those to keep the user's path.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
-        field = ".".join(str(p) for p in loc) or "scenario"
-        typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
-        if typ == "extra_forbidden":
-            allowed = _allowed_keys(loc)
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            parts.append(f"{field}: unknown key{hint} (allowed: {', '.join(allowed)})")
-            continue
-        if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-            op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-                  "less_than": "<"}[typ]
-            bound = next(iter(ctx.values()))
-            shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
-            msg = f"must be {op} {shown}"
-        elif typ == "literal_error":
-            msg = f"must be one of {ctx.get('expected', '')}"
-        elif typ == "value_error":
-            text = str(ctx.get("error", e["msg"]))
-            # Model validators say 'subfield: message'; fold the subfield into the path.
-            if ": " in text and " " not in text.split(": ", 1)[0]:
-                sub, text = text.split(": ", 1)
-                if not sub.startswith(field):
-                    field = f"{field}.{sub}" if field != "scenario" else sub
-            parts.append(f"{field}: {text}")
-            continue
-        elif typ == "missing":
-            msg = "is required"
-            got = None
-        else:
-            msg = e["msg"][0].lower() + e["msg"][1:]
-        parts.append(f"{field}: {msg}" + (f" (got {got!r})" if got is not None else ""))
-    # Unions report one error per member; keep each distinct message once.
-    seen: list[str] = []
-    for p in parts:
-        if p not in seen:
-            seen.append(p)
-    return "; ".join(seen)
-
-
-_TYPE_TAGS = {"float", "int", "str", "list", "dict", "bool", "literal", "none", "constrained-float"}
-
-
-def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
-    """Validate a plain dict as a Scenario, raising ScenarioError with a readable message."""
-    if data is None:
-        raise ScenarioError(
-            f"{source}: the scenario is empty; it needs at least 'name' and 'nodes'")
-    if not isinstance(data, dict):
-        raise ScenarioError(
-            f"{source}: a scenario must be a YAML mapping (got {type(data).__name__})")
-    try:
-        return Scenario.model_validate(data)
-    except ValidationError as err:
-        raise ScenarioError(format_validation_error(err)) from None
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file; missing files and syntax errors become ScenarioError."""
-    p = Path(path)
-    if not p.is_file():
-        raise ScenarioError(f"{p}: no such scenario file (check the path; `rfast-sim list` shows "
-                            "the shipped scenarios)")
-    try:
-        return yaml.safe_load(p.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ScenarioError(f"{p}:{where}: malformed YAML: {problem}") from None
-
-
-def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
-    """Set `a.b.c = value` in a nested dict, creating mappings on the way."""
-    keys = dotted.split(".")
-    node = data
-    for k in keys[:-1]:
-        nxt = node.get(k)
-        if nxt is None:
-            nxt = node[k] = {}
-        if not isinstance(nxt, dict):
-            raise ScenarioError(f"{dotted}: {k!r} is not a mapping, cannot set {dotted}")
-        node = nxt
-    node[keys[-1]] = value
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `key.path=value` strings (values parsed as YAML) to a copy of `data`."""
-    import copy
-
-    out = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ScenarioError(f"--set {item}: expected KEY=VALUE, e.g. timing.drop_prob=0.3")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        set_path(out, key.strip(), value)
-    return out
-
-
-def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Load and validate a scenario YAML file, applying `--set`-style overrides."""
-    data = read_yaml(path)
-    if data is not None and overrides:
-        if not isinstance(data, dict):
-            raise ScenarioError(f"{path}: a scenario must be a YAML mapping")
-        data = apply_overrides(data, overrides)
-    return parse_scenario(data, source=str(path))
-
-
-def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
-    """The fully resolved scenario as plain data (re-loadable to an identical Scenario)."""
-    return sc.model_dump(mode="json")
-
-
-def dump_scenario(sc: Scenario, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(scenario_to_dict(sc), sort_keys=False))
+def slug(name: str) -> str:
+    """`name` as a safe folder name: letters, digits and ``._-`` only, never ``..``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"
+    return re.sub(r"\.{2,}", ".", safe)

@@ -1,54 +1,63 @@
 """Timing model: compute times, per-node speeds, stragglers, link latency and packet drops.
 
-Every random quantity comes from its own stream, derived from the scenario seed and the
-stream's identity (node or link), so node i's k-th compute time and link (a, b)'s k-th packet
-fate are the same in every algorithm's run: common random numbers make comparisons fair.
+Every law is a frozen ``scipy.stats`` distribution parameterised by its mean (see
+:class:`rfast_sim.scenario.Dist`). Every random quantity comes from its own named stream
+(:mod:`rfast_sim.seeding`), so node i's k-th compute time and link (a, b)'s k-th packet fate are
+the same in every algorithm's run: common random numbers make comparisons fair.
 """
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from rfast_sim.scenario import Dist, Scenario
+from rfast_sim.seeding import stream
 
 _BLOCK = 1024
 
 
-def stream(seed: int, tag: str, *ids: int) -> np.random.Generator:
-    """An independent generator for (seed, tag, ids): adding streams never shifts others."""
-    return np.random.default_rng(np.random.SeedSequence([seed, zlib.crc32(tag.encode()), *ids]))
+def law(dist: Dist) -> Any:
+    """The frozen scipy.stats law of `dist`, or None where it is a point mass (constant).
+
+    uniform: low..high (default 0..2*mean); exponential: scale = mean; shifted_exponential:
+    shift + Exp(mean - shift) (shift defaults to mean/2); lognormal: sigma of the log and
+    scale = exp(log(mean) - sigma^2/2); gamma: shape, scale = mean/shape; pareto (shape b > 1):
+    scale x_m = mean (b - 1)/b.
+    """
+    m = dist.mean
+    kind = dist.dist
+    if kind == "uniform":
+        low, high = (dist.low, dist.high) if dist.low is not None else (0.0, 2.0 * m)
+        assert high is not None
+        return stats.uniform(loc=low, scale=high - low) if high > low else None
+    if kind == "exponential":
+        return stats.expon(scale=m) if m > 0 else None
+    if kind == "shifted_exponential":
+        shift = dist.shift if dist.shift is not None else 0.5 * m
+        return stats.expon(loc=shift, scale=m - shift) if m > shift else None
+    if kind == "lognormal":
+        if m == 0 or dist.sigma == 0:
+            return None
+        return stats.lognorm(s=dist.sigma, scale=np.exp(np.log(m) - 0.5 * dist.sigma**2))
+    if kind == "gamma":
+        return stats.gamma(a=dist.shape, scale=m / dist.shape) if m > 0 else None
+    if kind == "pareto":
+        return stats.pareto(b=dist.shape, scale=m * (dist.shape - 1) / dist.shape) if m > 0 \
+            else None
+    return None  # constant
 
 
 def sample(dist: Dist, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Draw `size` non-negative values of `dist` (parameterised by its mean)."""
-    m = dist.mean
-    if dist.dist == "constant":
-        return np.full(size, m)
-    if dist.dist == "uniform":
-        if dist.low is not None and dist.high is not None:
-            return rng.uniform(dist.low, dist.high, size)
-        return rng.uniform(0.0, 2.0 * m, size)
-    if dist.dist == "exponential":
-        return rng.exponential(m, size) if m > 0 else np.zeros(size)
-    if dist.dist == "shifted_exponential":
-        shift = dist.shift if dist.shift is not None else 0.5 * m
-        rest = m - shift
-        return shift + (rng.exponential(rest, size) if rest > 0 else np.zeros(size))
-    if dist.dist == "lognormal":
-        if m == 0:
-            return np.zeros(size)
-        mu = np.log(m) - 0.5 * dist.sigma**2
-        return rng.lognormal(mu, dist.sigma, size)
-    if dist.dist == "gamma":
-        return rng.gamma(dist.shape, m / dist.shape, size)
-    if dist.dist == "pareto":
-        xm = m * (dist.shape - 1) / dist.shape
-        return xm * (1.0 + rng.pareto(dist.shape, size))
-    raise ValueError(f"unknown distribution {dist.dist!r}")  # pragma: no cover
+    """Draw `size` non-negative values of `dist` from `rng`."""
+    frozen = law(dist)
+    if frozen is None:
+        return np.full(size, dist.expected())
+    return np.asarray(frozen.rvs(size=size, random_state=rng), dtype=np.float64)
 
 
 @dataclass
@@ -90,8 +99,9 @@ class TimingModel:
         self.transfer_time = message_bytes / t.bandwidth
         self.message_bytes = message_bytes
         self._seed = seed
+        compute_law = _sampler(t.compute)
         self._compute = [
-            _Blocked(stream(seed, "compute", i), lambda r, k: sample(t.compute, r, k))
+            _Blocked(stream(seed, "compute", i), compute_law)
             for i in range(n)
         ]
         self._transient = [
@@ -101,6 +111,7 @@ class TimingModel:
             _Blocked(stream(seed, "choice", i), lambda r, k: r.random(k)) for i in range(n)
         ]
         self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked, float]] = {}
+        self._latency = _sampler(t.latency)
         self._drop_override = {(ld.src, ld.dst): ld.drop_prob for ld in t.link_drop_prob}
 
     def compute_time(self, node: int) -> float:
@@ -122,13 +133,19 @@ class TimingModel:
         """Next packet on link src->dst: (delay = latency + bytes/bandwidth, dropped?)."""
         link = self._links.get((src, dst))
         if link is None:
-            t = self.timing
             link = (
-                _Blocked(stream(self._seed, "latency", src, dst),
-                         lambda r, k: sample(t.latency, r, k)),
+                _Blocked(stream(self._seed, "latency", src, dst), self._latency),
                 _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
                 self.drop_prob(src, dst),
             )
             self._links[(src, dst)] = link
         transfer = self.transfer_time if nbytes is None else nbytes / self.timing.bandwidth
         return link[0].next() + transfer, link[1].next() < link[2]
+
+
+def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:
+    frozen = law(dist)
+    if frozen is None:
+        value = dist.expected()
+        return lambda rng, k: np.full(k, value)
+    return lambda rng, k: frozen.rvs(size=k, random_state=rng)

@@ -22,64 +22,75 @@ ROLE_PULL, ROLE_PUSH, ROLE_GOSSIP = 0, 1, 2
 Pattern = Literal["all", "one", "sync_neighbors", "sync_allreduce"]
 
 
-def _tree_edges(n: int, arity: int, root: int) -> list[tuple[int, int]]:
-    # Heap-ordered B-ary tree on labels 0..n-1, then swap labels 0 and `root`.
-    def label(k: int) -> int:
-        return root if k == 0 else (0 if k == root else k)
-
-    return [(label((k - 1) // arity), label(k)) for k in range(1, n)]
+def _relabel_root(g: nx.Graph, root: int) -> nx.Graph:
+    """Swap labels 0 and `root` (generators put the root / centre at 0)."""
+    return g if root == 0 else nx.relabel_nodes(g, {0: root, root: 0})
 
 
 def build_graph(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> nx.DiGraph:
-    """Build the directed graph described by `spec` on nodes 0..n-1 (no self-loops)."""
-    g = nx.DiGraph()
-    g.add_nodes_from(range(n))
+    """Build the directed graph described by `spec` on nodes 0..n-1 (no self-loops).
+
+    Undirected kinds (ring, star, complete, erdos_renyi, grid) contain both directions of each
+    edge. Trees are heap-ordered B-ary trees (node k's parent is (k-1)//B) with the root label
+    swapped to `spec.root`, pointing away from the root for pull and toward it for push.
+    """
     kind = spec.kind
-    undirected: list[tuple[int, int]] = []
-    if kind == "ring":
-        undirected = [(i, (i + 1) % n) for i in range(n)]
-    elif kind == "directed_ring":
-        g.add_edges_from((i, (i + 1) % n) for i in range(n))
-    elif kind == "exponential":
+    if kind == "exponential":  # i -> i + 2^k (mod n): no networkx generator for this one
+        g = nx.DiGraph()
+        g.add_nodes_from(range(n))
         hops = [2**k for k in range(max(1, math.ceil(math.log2(n))))]
         g.add_edges_from((i, (i + h) % n) for i in range(n) for h in hops if h % n)
+        return g
+    if kind == "directed_ring":
+        g = nx.cycle_graph(n, create_using=nx.DiGraph)
     elif kind in ("tree", "binary_tree"):
         arity = 2 if kind == "binary_tree" else spec.arity
+        tree = _relabel_root(nx.full_rary_tree(arity, n, create_using=nx.DiGraph), spec.root)
         direction = spec.direction or ("away" if role == "pull" else "toward")
-        edges = _tree_edges(n, arity, spec.root)
-        g.add_edges_from(edges if direction == "away" else [(b, a) for a, b in edges])
-    elif kind == "star":
-        undirected = [(spec.root, i) for i in range(n) if i != spec.root]
-    elif kind == "complete":
-        undirected = [(i, j) for i in range(n) for j in range(i + 1, n)]
-    elif kind == "erdos_renyi":
-        undirected = list(nx.erdos_renyi_graph(n, spec.p, seed=seed).edges())
-    elif kind == "grid":
-        rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
-        grid = nx.grid_2d_graph(rows, n // rows)
-        index = {v: k for k, v in enumerate(sorted(grid.nodes()))}
-        undirected = [(index[a], index[b]) for a, b in grid.edges()]
+        g = tree if direction == "away" else tree.reverse(copy=True)
     elif kind == "edges":
+        g = nx.DiGraph()
         g.add_edges_from((a, b) for a, b in spec.edges or [] if a != b)
-    else:  # pragma: no cover - guarded by the schema
-        raise ScenarioError(f"graph kind {kind!r} is not known")
-    for a, b in undirected:
-        if a != b:
-            g.add_edge(a, b)
-            g.add_edge(b, a)
+    else:
+        g = nx.DiGraph(_undirected(spec, n, seed))
+    g.add_nodes_from(range(n))
+    g.remove_edges_from(nx.selfloop_edges(g))
     return g
+
+
+def _undirected(spec: GraphSpec, n: int, seed: int) -> nx.Graph:
+    if spec.kind == "ring":
+        return nx.cycle_graph(n)
+    if spec.kind == "star":
+        return _relabel_root(nx.star_graph(n - 1), spec.root)
+    if spec.kind == "complete":
+        return nx.complete_graph(n)
+    if spec.kind == "erdos_renyi":
+        return nx.erdos_renyi_graph(n, spec.p, seed=seed)
+    if spec.kind == "grid":
+        rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
+        return nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, n // rows),
+                                                  ordering="sorted")
+    raise ScenarioError(f"graph kind {spec.kind!r} is not known")  # pragma: no cover
+
+
+def _end_component(g: nx.DiGraph, *, source: bool) -> set[int]:
+    """Nodes of the strongly connected component every other one is reachable from (source) or
+    reaches (sink), if there is exactly one such component; else the empty set. O(n + m)."""
+    dag = nx.condensation(g)
+    degree = dag.in_degree if source else dag.out_degree
+    ends = [c for c in dag.nodes if degree(c) == 0]
+    return set(dag.nodes[ends[0]]["members"]) if len(ends) == 1 else set()
 
 
 def pull_roots(g: nx.DiGraph) -> set[int]:
     """Nodes from which every node is reachable (roots of a spanning out-tree)."""
-    n = g.number_of_nodes()
-    return {r for r in g.nodes if len(nx.descendants(g, r)) == n - 1}
+    return _end_component(g, source=True)
 
 
 def push_roots(g: nx.DiGraph) -> set[int]:
     """Nodes reachable from every node (roots of a spanning in-tree)."""
-    n = g.number_of_nodes()
-    return {r for r in g.nodes if len(nx.ancestors(g, r)) == n - 1}
+    return _end_component(g, source=False)
 
 
 def common_roots(g_pull: nx.DiGraph, g_push: nx.DiGraph) -> set[int]:

@@ -6,7 +6,8 @@ from typing import Any
 import pytest
 
 import rfast_sim  # noqa: F401  (enables float64 before any JAX array is made)
-from rfast_sim.scenario import Scenario, parse_scenario, set_path
+from rfast_sim.loading import parse_scenario, set_path
+from rfast_sim.scenario import Scenario
 
 BASE: dict[str, Any] = {
     "name": "test",

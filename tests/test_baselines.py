@@ -10,8 +10,9 @@ import pytest
 from conftest import scenario
 
 import rfast_sim
-from rfast_sim.runner import compiled, prepare, record_trace
-from rfast_sim.scenario import load_scenario
+from rfast_sim.loading import load_scenario
+from rfast_sim.online import compiled_online
+from rfast_sim.setup import prepare, record_trace
 from rfast_sim.timing import TimingModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +24,7 @@ def test_allreduce_reproduces_centralised_gradient_descent():
                      "timing.drop_prob": 0.0, "run.until": 60.0})
     setup = prepare(sc, "allreduce_sgd", sc.seed)
     trace = record_trace(setup)
-    comp = compiled("allreduce_sgd", setup.ops)
+    comp = compiled_online("allreduce_sgd", setup.ops)
     step = 0.1
     env = setup.env(step)
     init_key, ev_key = jax.random.split(jax.random.PRNGKey(sc.seed))

@@ -7,7 +7,8 @@ import pytest
 from conftest import scenario
 
 from rfast_sim.reference import RFastReference, least_squares_grad
-from rfast_sim.runner import prepare, record_trace, run_replay, scenario_graphs
+from rfast_sim.replay import run_replay
+from rfast_sim.setup import prepare, record_trace, scenario_graphs
 from rfast_sim.topology import common_roots
 
 

@@ -7,7 +7,9 @@ import pytest
 from conftest import scenario
 
 import rfast_sim
-from rfast_sim.runner import prepare, run_online, run_replay
+from rfast_sim.online import run_online
+from rfast_sim.replay import run_replay
+from rfast_sim.setup import prepare
 
 
 def test_same_seed_gives_identical_metrics_and_other_seed_differs():

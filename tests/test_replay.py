@@ -11,7 +11,9 @@ import jax
 import numpy as np
 from conftest import scenario
 
-from rfast_sim.runner import compiled, prepare, run_online, run_replay
+from rfast_sim.online import compiled_online, run_online
+from rfast_sim.replay import compiled_replay, run_replay
+from rfast_sim.setup import prepare
 
 
 def test_vmapped_seeds_and_step_sizes_equal_single_runs():
@@ -36,7 +38,8 @@ def _compiles(caplog, fn: str) -> int:
 def test_each_update_compiles_once(caplog):
     sc = scenario(**{"run.until": 40.0, "problem.batch_size": 4})
     setups = [prepare(sc, "rfast", s) for s in (0, 1)]
-    compiled.cache_clear()
+    compiled_online.cache_clear()
+    compiled_replay.cache_clear()
     with jax.log_compiles(), caplog.at_level(logging.WARNING, logger="jax"):
         for setup in setups:
             for step in (0.01, 0.05):
@@ -45,18 +48,19 @@ def test_each_update_compiles_once(caplog):
         assert _compiles(caplog, "jit(receive)") == 1, "online receive recompiled"
         for step in (0.01, 0.05, 0.1):  # a new step size never recompiles
             run_replay(setups[:1], [step])
-        assert _compiles(caplog, "jit(_replay_fn)") == 1
+        assert _compiles(caplog, "jit(replay_fn)") == 1
         # another seed's trace has another length: at most one more shape (lengths are
         # bucketed to within 1/8, so nearby lengths share a compilation)
         run_replay(setups[1:], [0.01])
-        assert _compiles(caplog, "jit(_replay_fn)") <= 2
+        assert _compiles(caplog, "jit(replay_fn)") <= 2
 
 
 MEMORY_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, "tests")
 from conftest import scenario
-from rfast_sim.runner import prepare, run_replay
+from rfast_sim.replay import run_replay
+from rfast_sim.setup import prepare
 sc = scenario(**{"nodes": 64, "problem.dim": 1000, "problem.samples_per_node": 20,
                  "graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
                  "timing.drop_prob": 0.1, "run.until": None, "run.max_updates": 17000,

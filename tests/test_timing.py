@@ -7,7 +7,8 @@ import pytest
 from conftest import scenario
 
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
-from rfast_sim.timing import TimingModel, sample, stream
+from rfast_sim.seeding import stream
+from rfast_sim.timing import TimingModel, sample
 
 
 @pytest.mark.parametrize("dist", DISTRIBUTIONS)

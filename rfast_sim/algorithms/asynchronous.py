@@ -9,9 +9,12 @@ import jax.numpy as jnp
 from rfast_sim.algorithms.base import (
     Algorithm,
     Array,
+    Compute,
     Env,
     NetState,
     NoChans,
+    NoWrite,
+    Receive,
     neighbourhood,
     num_nodes,
     replicate,
@@ -34,17 +37,18 @@ def osgp(ops: ProblemOps) -> Algorithm:
                         NoChans())
 
     def on_compute(env: Env, i: Array, key: Array, node: PushSumNodes, ins: NoChans,
-                   outs: NoChans) -> tuple:
+                   outs: NoChans) -> Compute:
         nb = neighbourhood(env.net, i)
         x = node.x - env.step_size * ops.local_grad(node.x / node.w, env.data, i, key)
         share = nb.out_w[:, None]
         payloads = jnp.concatenate([share * x, share * node.w], axis=1)
         keep = nb.self_w[ROLE_PUSH]
-        return PushSumNodes(keep * x, keep * node.w), None, None, payloads
+        return Compute(PushSumNodes(keep * x, keep * node.w), NoWrite(), NoWrite(), payloads)
 
     def on_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: PushSumNodes,
-                   src: PushSumNodes, chan: NoChans) -> tuple:
-        return PushSumNodes(dst.x + payload[:-1], dst.w + payload[-1]), None, None
+                   src: PushSumNodes, chan: NoChans) -> Receive:
+        return Receive(PushSumNodes(dst.x + payload[:-1], dst.w + payload[-1]), NoWrite(),
+                       NoWrite())
 
     return Algorithm(
         name="osgp",
@@ -64,6 +68,10 @@ class GossipNodes(NamedTuple):
     snap: Array  # the model the node read when its current computation started
 
 
+class Averaged(NamedTuple):
+    x: Array
+
+
 def adpsgd(ops: ProblemOps) -> Algorithm:
     """AD-PSGD: the gradient, taken at the (stale) model read when the computation started, is
     applied when it ends; the node then averages with one random neighbour, atomically, when
@@ -74,15 +82,15 @@ def adpsgd(ops: ProblemOps) -> Algorithm:
         return NetState(GossipNodes(x, x), NoChans())
 
     def on_compute(env: Env, i: Array, key: Array, node: GossipNodes, ins: NoChans,
-                   outs: NoChans) -> tuple:
+                   outs: NoChans) -> Compute:
         x = node.x - env.step_size * ops.local_grad(node.snap, env.data, i, key)
         payloads = jnp.zeros((env.net.out_ch.shape[1], 1), x.dtype)
-        return GossipNodes(x, x), None, None, payloads
+        return Compute(GossipNodes(x, x), NoWrite(), NoWrite(), payloads)
 
     def on_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: GossipNodes,
-                   src: GossipNodes, chan: NoChans) -> tuple:
+                   src: GossipNodes, chan: NoChans) -> Receive:
         avg = 0.5 * (dst.x + src.x)
-        return GossipNodes(avg, None), GossipNodes(avg, None), None  # type: ignore[arg-type]
+        return Receive(Averaged(avg), Averaged(avg), NoWrite())
 
     return Algorithm(
         name="adpsgd",

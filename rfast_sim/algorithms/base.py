@@ -5,14 +5,16 @@ state is a :class:`NetState`: ``nodes``, a NamedTuple of arrays with a leading n
 ``chans``, a NamedTuple of arrays with a leading channel axis (per-link buffers).
 
 Asynchronous algorithms see only *local views*, as a real device would: the runner gathers the
-rows an event may touch and scatters back what the algorithm returns (``None`` = unchanged):
+rows an event may touch and writes back what the algorithm returns. A write is a small
+NamedTuple whose field names are a subset of the state's (R-FAST's ``Absorbed(rho_tilde)``
+of its ``RunningSums``); only those fields are written, and :class:`NoWrite` writes nothing:
 
-- ``on_compute(env, i, key, node, ins, outs) -> (node, ins, outs, payloads)``: node i finished
-  a local gradient. ``node`` is its row of ``nodes``; ``ins`` / ``outs`` are the rows of
-  ``chans`` for its in- / out-channels (``env.net.in_ch[i]``, ``out_ch[i]``, -1 padded);
+- ``on_compute(env, i, key, node, ins, outs) -> Compute(node, ins, outs, payloads)``: node i
+  finished a local gradient. ``node`` is its row of ``nodes``; ``ins`` / ``outs`` are the rows
+  of ``chans`` for its in- / out-channels (``env.net.in_ch[i]``, ``out_ch[i]``, -1 padded);
   ``payloads[k]`` is the packet sent on out-channel k.
-- ``on_receive(env, c, payload, fresh, dst, src, chan) -> (dst, src, chan)``: a packet arrived
-  on channel c (``fresh`` is False if a newer packet on c was already applied).
+- ``on_receive(env, c, payload, fresh, dst, src, chan) -> Receive(dst, src, chan)``: a packet
+  arrived on channel c (``fresh`` is False if a newer packet on c was already applied).
 
 Synchronous algorithms get the whole state once per round:
 ``on_round(env, state, key) -> state``. Every algorithm has ``init(env, key) -> NetState`` and
@@ -21,9 +23,8 @@ Synchronous algorithms get the whole state once per round:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,55 @@ class NoChans(NamedTuple):
     """Channel state of algorithms that keep none."""
 
 
+class NoWrite(NamedTuple):
+    """A write that changes nothing."""
+
+
+class Compute(NamedTuple):
+    """What a computation writes: node i's fields, in- and out-channel rows, and its packets."""
+
+    node: Any  # NamedTuple: fields of ``nodes`` to write for node i
+    ins: Any  # NamedTuple: fields of ``chans`` to write on i's in-channels ([Kin, ...] rows)
+    outs: Any  # NamedTuple: fields of ``chans`` to write on i's out-channels ([Kout, ...] rows)
+    payloads: Array  # [Kout, payload_width]
+
+
+class Receive(NamedTuple):
+    """What a delivery writes: fields of the receiver's, the sender's and the channel's rows."""
+
+    dst: Any
+    src: Any
+    chan: Any
+
+
+class InitFn(Protocol):
+    def __call__(self, env: Env, key: Array, /) -> NetState: ...
+
+
+class ComputeFn(Protocol):
+    def __call__(self, env: Env, i: Array, key: Array, node: Any, ins: Any, outs: Any,
+                 /) -> Compute: ...
+
+
+class ReceiveFn(Protocol):
+    def __call__(self, env: Env, c: Array, payload: Array, fresh: Array, dst: Any, src: Any,
+                 chan: Any, /) -> Receive: ...
+
+
+class RoundFn(Protocol):
+    def __call__(self, env: Env, state: NetState, key: Array, /) -> NetState: ...
+
+
+class ModelsFn(Protocol):
+    def __call__(self, state: NetState, /) -> Array: ...
+
+
+class InvariantFn(Protocol):
+    """A conserved quantity's residual (zero after every event, whatever is lost)."""
+
+    def __call__(self, env: Env, state: NetState, /) -> Array: ...
+
+
 class Neighbourhood(NamedTuple):
     """Node i's channels with their roles and weights (invalid = padding)."""
 
@@ -89,11 +139,12 @@ class Algorithm:
     pattern: Pattern
     graphs: tuple[str, ...]  # which scenario graphs it uses: "pull", "push", "gossip"
     payload_width: int  # floats per packet
-    init: Callable[[Env, Array], NetState]
-    models: Callable[[NetState], Array]
-    on_compute: Callable[..., tuple[Any, Any, Any, Array]] | None = None
-    on_receive: Callable[..., tuple[Any, Any, Any]] | None = None
-    on_round: Callable[[Env, NetState, Array], NetState] | None = None
+    init: InitFn
+    models: ModelsFn
+    on_compute: ComputeFn | None = None
+    on_receive: ReceiveFn | None = None
+    on_round: RoundFn | None = None
+    invariant: InvariantFn | None = None
     description: str = ""
 
     @property

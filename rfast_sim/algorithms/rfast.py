@@ -8,6 +8,7 @@ of it the receiver has already absorbed.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -16,8 +17,11 @@ import jax.numpy as jnp
 from rfast_sim.algorithms.base import (
     Algorithm,
     Array,
+    Compute,
     Env,
     NetState,
+    NoWrite,
+    Receive,
     neighbourhood,
     num_nodes,
     replicate,
@@ -38,6 +42,23 @@ class RunningSums(NamedTuple):
     rho_tilde: Array  # receiver's absorbed running sum (G_C channels)
 
 
+# the channel fields each event writes (subsets of RunningSums)
+class Absorbed(NamedTuple):
+    rho_tilde: Array
+
+
+class Pushed(NamedTuple):
+    rho: Array
+
+
+class Received(NamedTuple):
+    recv: Array
+
+
+class NewMass(NamedTuple):
+    z: Array
+
+
 def _init(ops: ProblemOps, env: Env, key: Array) -> NetState:
     n = num_nodes(env)
     x = replicate(env.data.x0, n)
@@ -52,7 +73,7 @@ def _init(ops: ProblemOps, env: Env, key: Array) -> NetState:
 
 
 def _rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
-                   ins: RunningSums, outs: RunningSums) -> tuple:
+                   ins: RunningSums, outs: RunningSums) -> Compute:
     nb = neighbourhood(env.net, i)
     pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
     push_in = (nb.in_valid & (nb.in_role == ROLE_PUSH))[:, None]
@@ -70,18 +91,17 @@ def _rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: Tracke
     rho = outs.rho + jnp.where(push_out, nb.out_w[:, None] * z, 0.0)
     z = nb.self_w[ROLE_PUSH] * z
     payloads = jnp.where(push_out, rho, v)
-    return (TrackerNodes(x, z, g), RunningSums(None, None, rho_tilde),  # type: ignore[arg-type]
-            RunningSums(None, rho, None), payloads)  # type: ignore[arg-type]
+    return Compute(TrackerNodes(x, z, g), Absorbed(rho_tilde), Pushed(rho), payloads)
 
 
 def _rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
-                   src: TrackerNodes, chan: RunningSums) -> tuple:
+                   src: TrackerNodes, chan: RunningSums) -> Receive:
     # keep only the newest packet per channel (a stale one carries an older running sum)
-    return None, None, RunningSums(jnp.where(fresh, payload, chan.recv), None, None)  # type: ignore[arg-type]
+    return Receive(NoWrite(), NoWrite(), Received(jnp.where(fresh, payload, chan.recv)))
 
 
 def _nonrobust_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
-                       ins: RunningSums, outs: RunningSums) -> tuple:
+                       ins: RunningSums, outs: RunningSums) -> Compute:
     nb = neighbourhood(env.net, i)
     pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
     push_out = (nb.out_valid & (nb.out_role == ROLE_PUSH))[:, None]
@@ -91,16 +111,15 @@ def _nonrobust_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: Tr
     z = node.z + g - node.g
     payloads = jnp.where(push_out, nb.out_w[:, None] * z, v)  # each packet: only its new mass
     z = nb.self_w[ROLE_PUSH] * z
-    return TrackerNodes(x, z, g), None, None, payloads
+    return Compute(TrackerNodes(x, z, g), NoWrite(), NoWrite(), payloads)
 
 
 def _nonrobust_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
-                       src: TrackerNodes, chan: RunningSums) -> tuple:
+                       src: TrackerNodes, chan: RunningSums) -> Receive:
     is_push = env.net.role[c] == ROLE_PUSH
     z = dst.z + jnp.where(is_push, payload, 0.0)  # every packet counts, in any order
     recv = jnp.where(fresh & ~is_push, payload, chan.recv)
-    return (TrackerNodes(None, z, None), None,  # type: ignore[arg-type]
-            RunningSums(recv, None, None))  # type: ignore[arg-type]
+    return Receive(NewMass(z), NoWrite(), Received(recv))
 
 
 def tracker_mass(state: NetState, role: Array) -> Array:
@@ -110,29 +129,47 @@ def tracker_mass(state: NetState, role: Array) -> Array:
     return state.nodes.z.sum(0) + pending.sum(0)
 
 
+def mass_residual(env: Env, state: NetState) -> Array:
+    """tracker mass - sum_i g_i: zero after every event, dropped packets included."""
+    return tracker_mass(state, env.net.role) - state.nodes.g.sum(0)
+
+
 def rfast(ops: ProblemOps) -> Algorithm:
+    def on_compute(env: Env, i: Array, key: Array, node: TrackerNodes, ins: RunningSums,
+                   outs: RunningSums) -> Compute:
+        return _rfast_compute(ops, env, i, key, node, ins, outs)
+
     return Algorithm(
         name="rfast",
         pattern="all",
         graphs=("pull", "push"),
         payload_width=ops.dim,
-        init=lambda env, key: _init(ops, env, key),
-        models=lambda st: st.nodes.x,
-        on_compute=lambda env, i, key, *view: _rfast_compute(ops, env, i, key, *view),
+        init=functools.partial(_init, ops),
+        models=_models,
+        on_compute=on_compute,
         on_receive=_rfast_receive,
+        invariant=mass_residual,
         description="R-FAST: asynchronous gradient tracking with running-sum buffers",
     )
 
 
 def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
+    def on_compute(env: Env, i: Array, key: Array, node: TrackerNodes, ins: RunningSums,
+                   outs: RunningSums) -> Compute:
+        return _nonrobust_compute(ops, env, i, key, node, ins, outs)
+
     return Algorithm(
         name="rfast_nonrobust",
         pattern="all",
         graphs=("pull", "push"),
         payload_width=ops.dim,
-        init=lambda env, key: _init(ops, env, key),
-        models=lambda st: st.nodes.x,
-        on_compute=lambda env, i, key, *view: _nonrobust_compute(ops, env, i, key, *view),
+        init=functools.partial(_init, ops),
+        models=_models,
+        on_compute=on_compute,
         on_receive=_nonrobust_receive,
         description="async gradient tracking whose packets carry only new mass (no running sums)",
     )
+
+
+def _models(state: NetState) -> Array:
+    return state.nodes.x

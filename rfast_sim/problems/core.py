@@ -14,7 +14,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from rfast_sim.scenario import Problem
-from rfast_sim.timing import stream
+from rfast_sim.seeding import stream
+
+# Every JAX-using module of the package imports this one first: float64 must be on before any
+# array is made (exact-convergence checks need it; a scenario may still ask for float32).
+jax.config.update("jax_enable_x64", True)
 
 Array = jax.Array
 
@@ -152,8 +156,13 @@ def _newton_logistic(A: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarra
     return x, f(x)
 
 
+def mlp_dim(hidden: int, features: int = 64, classes: int = 10) -> int:
+    """Parameters of the digits MLP (64 features, `hidden` tanh units, 10 classes)."""
+    return features * hidden + hidden + hidden * classes + classes
+
+
 def _digits_mlp(spec: Problem, n: int, seed: int) -> tuple[np.ndarray, ...]:
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # a runtime dependency; imported here: it is slow
 
     digits = load_digits()
     X = digits.data / 16.0
@@ -171,7 +180,7 @@ def _digits_mlp(spec: Problem, n: int, seed: int) -> tuple[np.ndarray, ...]:
         for row in counts
     ])
     f, h, c = X.shape[1], spec.hidden, 10
-    d = f * h + h + h * c + c
+    d = mlp_dim(h, f, c)
     x0 = np.concatenate([
         rng.standard_normal(f * h) / np.sqrt(f), np.zeros(h),
         rng.standard_normal(h * c) / np.sqrt(h), np.zeros(c),

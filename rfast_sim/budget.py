@@ -1,0 +1,140 @@
+"""A memory estimate of a scenario, computed from its keys alone (nothing is allocated).
+
+The run is refused before anything large exists when the estimate passes the limit (by default
+most of the machine's available memory): a typo such as ``nodes: 1000000000`` must give one clear
+message, not an out-of-memory kill. The estimate is deliberately rough (within a small factor)
+and errs high.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+
+from rfast_sim.scenario import GraphSpec, Scenario, ScenarioError
+
+# bytes per recorded event while SimPy runs (a Python tuple row) and once stored (numpy columns)
+_EVENT_RECORDING = 420
+_EVENT_STORED = 48
+_GRAPH_EDGE = 600  # a networkx edge, with its adjacency dicts
+_DEFAULT_FRACTION = 0.8
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Estimated peak bytes of a scenario's run, by part."""
+
+    channels: int
+    dim: int
+    events_per_run: int
+    runs: int
+    parts: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.parts.values())
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k} {human(v)}" for k, v in self.parts.items() if v >= 1e6)
+        return (f"about {human(self.total)} ({parts}; {self.channels} channels, dim "
+                f"{self.dim}, ~{self.events_per_run:.3g} events per run, {self.runs} runs)")
+
+
+def human(nbytes: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= size:
+            return f"{nbytes / size:.3g} {unit}"
+    return f"{nbytes:.0f} B"
+
+
+def parse_bytes(text: str) -> float:
+    """'4GB', '512 MB', '2e9' -> bytes."""
+    m = re.fullmatch(r"\s*([0-9.eE+-]+)\s*([kKMGT]?B?)\s*", text)
+    units = {"": 1, "B": 1, "KB": 1e3, "kB": 1e3, "K": 1e3, "k": 1e3, "MB": 1e6, "M": 1e6,
+             "GB": 1e9, "G": 1e9, "TB": 1e12, "T": 1e12}
+    try:
+        if m is None or m.group(2) not in units:
+            raise ValueError
+        value = float(m.group(1)) * units[m.group(2)]
+    except ValueError:
+        raise ScenarioError(f"--max-memory: {text!r} is not a size (e.g. 4GB, 512MB)") from None
+    if not value > 0 or not math.isfinite(value):
+        raise ScenarioError(f"--max-memory: must be > 0 (got {text!r})")
+    return value
+
+
+def available_memory() -> float:
+    """Bytes of memory available now (MemAvailable), or physical memory if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 8e9
+
+
+def default_limit() -> float:
+    return _DEFAULT_FRACTION * available_memory()
+
+
+def _edges(spec: GraphSpec, n: int) -> tuple[float, float]:
+    """(edges, largest out-degree) of a graph kind on n nodes."""
+    hops = max(1, math.ceil(math.log2(n)))
+    return {
+        "ring": (2 * n, 2), "directed_ring": (n, 1), "exponential": (n * hops, hops),
+        "binary_tree": (n, 3), "tree": (n, spec.arity + 1), "star": (2 * n, n),
+        "complete": (n * (n - 1), n - 1), "grid": (4 * n, 4),
+        "erdos_renyi": (spec.p * n * (n - 1), spec.p * n + 3 * math.sqrt(n) + 1),
+        "edges": (len(spec.edges or []), len(spec.edges or [])),
+    }[spec.kind]
+
+
+def model_dim(sc: Scenario) -> int:
+    p = sc.problem
+    return p.dim if p.kind != "mlp" else 64 * p.hidden + p.hidden + p.hidden * 10 + 10
+
+
+def estimate(sc: Scenario) -> Estimate:
+    """Peak memory of running `sc` (every algorithm, seed and step size), from its keys."""
+    n, d = sc.nodes, model_dim(sc)
+    word = 8 if sc.dtype == "float64" else 4
+    # errs high: as if every algorithm used both directed graphs (and the undirected one)
+    specs = [sc.graphs.pull, sc.graphs.push, *([sc.graphs.undirected] if sc.graphs.undirected
+                                               else [])]
+    sizes = [_edges(spec, n) for spec in specs]
+    channels = int(sum(e for e, _ in sizes))
+    kout = max([k for _, k in sizes], default=1) * max(1, len(sizes))
+    rate = n / sc.timing.compute.expected()  # computations per simulated second
+    updates = rate * sc.run.until if sc.run.until is not None else math.inf
+    if sc.run.max_updates is not None:
+        updates = min(updates, sc.run.max_updates)
+    events = updates * (1 + channels / n) + (sc.run.until or 0) / sc.run.sample_every
+    runs = sc.seeds * sum(len(a.step_sizes) for a in sc.algorithm_list)
+    features = d if sc.problem.kind != "mlp" else 64
+    parts = {
+        "problem data": float(n * sc.problem.samples_per_node * (features + 1) * word),
+        "graphs": float(channels * _GRAPH_EDGE),
+        "state": float(6 * (n + channels) * d * word),
+        "trace": float(events * (_EVENT_RECORDING + 4 * kout)),
+        "kept traces": float(runs * events * (_EVENT_STORED + 8 * kout)),
+    }
+    return Estimate(channels, d, int(min(events, 1e18)), runs, parts)
+
+
+def check(sc: Scenario, limit: float | None = None) -> Estimate:
+    """The estimate; ScenarioError when it passes `limit` (default: most available memory)."""
+    est = estimate(sc)
+    limit = default_limit() if limit is None else limit
+    if not est.total <= limit:
+        raise ScenarioError(
+            f"memory: this scenario needs {est.describe()}, over the limit of {human(limit)}; "
+            "reduce nodes, problem.dim, problem.samples_per_node, run.until or seeds, or raise "
+            "the limit with --max-memory")
+    return est

@@ -1,0 +1,120 @@
+"""The engine's product: an :class:`EventTrace` of numpy arrays, and its recorder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+COMPUTE, DELIVER, ROUND, DROP, SAMPLE = 0, 1, 2, 3, 4
+KIND_NAMES = ("compute", "deliver", "round", "drop", "sample")
+
+
+@dataclass(frozen=True)
+class EventTrace:
+    """Every event of one run, in the order they fired.
+
+    ``out_slots[e, k]`` is, for a compute event of node i, the slot of the packet sent on
+    ``channels.out_ch[i, k]`` (-1: not sent, lost, or padding). For a delivery, ``slot`` is the
+    slot it frees and ``seq`` the packet's sequence number on its channel.
+    """
+
+    time: np.ndarray
+    kind: np.ndarray
+    node: np.ndarray
+    peer: np.ndarray
+    channel: np.ndarray
+    slot: np.ndarray
+    seq: np.ndarray
+    dropped: np.ndarray
+    out_slots: np.ndarray
+    num_slots: int
+    sample_time: np.ndarray
+    sample_updates: np.ndarray
+    sample_messages: np.ndarray
+    sample_dropped: np.ndarray
+    round_start: np.ndarray
+    round_compute: np.ndarray
+    round_end: np.ndarray
+    compute_durations: dict[int, list[float]]
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    def is_kind(self, name: str) -> np.ndarray:
+        """Mask of the events of one kind ("compute", "deliver", "round", "drop", "sample")."""
+        return self.kind == KIND_NAMES.index(name)
+
+    def compute_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(node, start, duration) of every finished computation of an asynchronous run."""
+        pick = self.is_kind("compute")
+        nodes, ends = self.node[pick], self.time[pick]
+        durations = np.zeros(len(nodes))
+        for i, ds in self.compute_durations.items():
+            mine = nodes == i
+            durations[mine] = np.asarray(ds[: int(mine.sum())])
+        return nodes, ends - durations, durations
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as the online runner sees it."""
+
+    index: int
+    time: float
+    kind: int
+    node: int
+    peer: int
+    channel: int
+    slot: int
+    seq: int
+    out_slots: tuple[int, ...]
+
+
+class Recorder:
+    """Collects events as plain tuples (cheap per event) and converts them once at the end."""
+
+    def __init__(self, kout: int, on_event: Callable[[Event], None] | None) -> None:
+        self.rows: list[tuple[float, int, int, int, int, int, int, bool]] = []
+        self.out: list[tuple[int, ...]] = []
+        self.none = (-1,) * kout
+        self.kout = kout
+        self.on_event = on_event
+        self.samples: list[tuple[float, int, int, int]] = []
+        self.rounds: list[tuple[float, float, float]] = []
+
+    def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
+            slot: int = -1, seq: int = -1, dropped: bool = False,
+            out: tuple[int, ...] | None = None) -> None:
+        out = out if out is not None else self.none
+        self.rows.append((t, kind, node, peer, channel, slot, seq, dropped))
+        self.out.append(out)
+        if self.on_event is not None and kind != DROP:
+            self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out))
+
+    def trace(self, num_slots: int, durations: dict[int, list[float]]) -> EventTrace:
+        """One conversion of all rows (ints and times are exact in float64), typed columns."""
+        cols = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
+        st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 4)
+        rd = np.asarray(self.rounds, dtype=np.float64).reshape(-1, 3)
+        return EventTrace(
+            time=np.asarray(cols[0], dtype=np.float64),
+            kind=np.asarray(cols[1], dtype=np.int8),
+            node=np.asarray(cols[2], dtype=np.int32),
+            peer=np.asarray(cols[3], dtype=np.int32),
+            channel=np.asarray(cols[4], dtype=np.int32),
+            slot=np.asarray(cols[5], dtype=np.int32),
+            seq=np.asarray(cols[6], dtype=np.int32),
+            dropped=np.asarray(cols[7], dtype=bool),
+            out_slots=np.asarray(self.out, dtype=np.int32).reshape(-1, self.kout),
+            num_slots=max(num_slots, 1),
+            sample_time=st[:, 0],
+            sample_updates=st[:, 1].astype(np.int64),
+            sample_messages=st[:, 2].astype(np.int64),
+            sample_dropped=st[:, 3].astype(np.int64),
+            round_start=rd[:, 0],
+            round_compute=rd[:, 1],
+            round_end=rd[:, 2],
+            compute_durations=durations,
+        )

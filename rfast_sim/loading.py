@@ -1,0 +1,233 @@
+"""Reading scenarios: YAML in and out, `--set` overrides, shipped scenarios by name, and
+error messages that name the field and the fix."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from rfast_sim.scenario import Scenario, ScenarioError
+
+# A YAML alias bomb ("billion laughs") is small on disk and shares references when loaded,
+# but expands when copied or validated: refuse documents that expand past this many nodes.
+MAX_EXPANDED_NODES = 200_000
+MAX_FILE_BYTES = 10_000_000
+
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at the parent of `loc` (for unknown-key messages)."""
+    model: Any = Scenario
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return []
+        ann = fields[part].annotation
+        model = model_in(ann)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def model_in(ann: Any) -> Any:
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in getattr(ann, "__args__", ()):
+        found = model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """Turn pydantic's report into `field.path: what is wrong (got X)` lines joined by '; '."""
+    parts = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        # Unions put the member type name in loc; drop those to keep the user's path.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
+        field = ".".join(str(p) for p in loc) or "scenario"
+        typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
+        if typ == "extra_forbidden":
+            allowed = _allowed_keys(loc)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            parts.append(f"{field}: unknown key{hint} (allowed: {', '.join(allowed)})")
+            continue
+        if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+            op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+                  "less_than": "<"}[typ]
+            bound = next(iter(ctx.values()))
+            shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+            msg = f"must be {op} {shown}"
+        elif typ == "literal_error":
+            msg = f"must be one of {ctx.get('expected', '')}"
+        elif typ == "value_error":
+            text = str(ctx.get("error", e["msg"]))
+            # Model validators say 'subfield: message'; fold the subfield into the path.
+            if ": " in text and " " not in text.split(": ", 1)[0]:
+                sub, text = text.split(": ", 1)
+                if not sub.startswith(field):
+                    field = f"{field}.{sub}" if field != "scenario" else sub
+            parts.append(f"{field}: {text}")
+            continue
+        elif typ == "missing":
+            msg = "is required"
+            got = None
+        else:
+            msg = e["msg"][0].lower() + e["msg"][1:]
+        parts.append(f"{field}: {msg}" + (f" (got {got!r})" if got is not None else ""))
+    # Unions report one error per member; keep each distinct message once.
+    seen: list[str] = []
+    for p in parts:
+        if p not in seen:
+            seen.append(p)
+    return "; ".join(seen)
+
+
+_TYPE_TAGS = {"float", "int", "str", "list", "dict", "bool", "literal", "none", "constrained-float"}
+
+
+def parse_scenario(data: Any, *, source: str = "scenario") -> Scenario:
+    """Validate a plain dict as a Scenario, raising ScenarioError with a readable message."""
+    if data is None:
+        raise ScenarioError(
+            f"{source}: the scenario is empty; it needs at least 'name' and 'nodes'")
+    if not isinstance(data, dict):
+        raise ScenarioError(
+            f"{source}: a scenario must be a YAML mapping (got {type(data).__name__})")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        raise ScenarioError(format_validation_error(err)) from None
+
+
+def _expanded_size(data: Any, memo: dict[int, int] | None = None) -> int:
+    """Number of nodes `data` has once every shared (aliased) reference is copied out."""
+    memo = {} if memo is None else memo
+    if not isinstance(data, dict | list):
+        return 1
+    if id(data) in memo:
+        return memo[id(data)]
+    memo[id(data)] = MAX_EXPANDED_NODES + 1  # a reference cycle (recursive alias) is too big
+    items = list(data.items()) if isinstance(data, dict) else [(None, v) for v in data]
+    total = 1
+    for _key, value in items:
+        total += _expanded_size(value, memo)
+        if total > MAX_EXPANDED_NODES:
+            break
+    memo[id(data)] = total
+    return total
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file; a missing, binary, huge, malformed or alias-bomb file is a
+    ScenarioError naming the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScenarioError(f"{p}: no such scenario file (check the path; `rfast-sim list` shows "
+                            "the shipped scenarios)")
+    if p.stat().st_size > MAX_FILE_BYTES:
+        raise ScenarioError(f"{p}: {p.stat().st_size} bytes is too large for a scenario file "
+                            f"(at most {MAX_FILE_BYTES})")
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{p}: not a text file (a scenario is UTF-8 YAML)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ScenarioError(f"{p}:{where} malformed YAML: {problem}") from None
+    except RecursionError:
+        raise ScenarioError(f"{p}: nested too deeply to be a scenario") from None
+    try:
+        too_big = _expanded_size(data) > MAX_EXPANDED_NODES
+    except RecursionError:
+        too_big = True
+    if too_big:
+        raise ScenarioError(f"{p}: expands to more than {MAX_EXPANDED_NODES} values (YAML "
+                            "aliases nested into a bomb?); write the scenario out plainly")
+    return data
+
+
+def shipped_dir() -> Path:
+    """The folder of the scenarios shipped with the package (inside the wheel, too)."""
+    return Path(str(resources.files("rfast_sim.scenarios")))
+
+
+def shipped_scenarios() -> list[str]:
+    """Names of the shipped scenarios, e.g. ``quickstart`` and ``paper/mlp_straggler``."""
+    root = shipped_dir()
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+
+
+def resolve_scenario_path(path: str | Path) -> Path:
+    """A scenario file by path, or a shipped scenario by name (``quickstart``)."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    name = str(path).removesuffix(".yaml").removeprefix("scenarios/")
+    candidate = shipped_dir() / f"{name}.yaml"
+    if candidate.is_file() and ".." not in Path(name).parts:
+        return candidate
+    return p
+
+
+def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c = value` in a nested dict, creating mappings on the way."""
+    keys = dotted.split(".")
+    node = data
+    for k in keys[:-1]:
+        nxt = node.get(k)
+        if nxt is None:
+            nxt = node[k] = {}
+        if not isinstance(nxt, dict):
+            raise ScenarioError(f"{dotted}: {k!r} is not a mapping, cannot set {dotted}")
+        node = nxt
+    node[keys[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `key.path=value` strings (values parsed as YAML) to a copy of `data`."""
+    out = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ScenarioError(f"--set {item}: expected KEY=VALUE, e.g. timing.drop_prob=0.3")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        set_path(out, key.strip(), value)
+    return out
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Load and validate a scenario YAML file, applying `--set`-style overrides."""
+    path = resolve_scenario_path(path)
+    data = read_yaml(path)
+    if data is not None and overrides:
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{path}: a scenario must be a YAML mapping")
+        data = apply_overrides(data, overrides)
+    return parse_scenario(data, source=str(path))
+
+
+def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
+    """The fully resolved scenario as plain data (re-loadable to an identical Scenario)."""
+    return sc.model_dump(mode="json")
+
+
+def dump_scenario(sc: Scenario, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(scenario_to_dict(sc), sort_keys=False))

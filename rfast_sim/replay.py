@@ -1,0 +1,161 @@
+"""Replay: the recorded trace in one jitted ``lax.scan``; ``vmap`` over seeds or step sizes.
+
+The engine records the trace first; one scan over metric segments (a ``fori_loop`` over the
+events of each, laid out by :mod:`rfast_sim.layout`) runs every update in trace order, with
+packets in flight held in a slot store. It calls the same pure algorithm functions with the
+same per-event keys as the online runner, so both agree to floating-point rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rfast_sim import engine
+from rfast_sim.algorithms import Algorithm, Env, NetState, make
+from rfast_sim.layout import Schedule, Steps, bucket, build_layout
+from rfast_sim.problems import ProblemOps
+from rfast_sim.results import Run
+from rfast_sim.setup import Setup, record_trace
+from rfast_sim.updates import apply_receive, apply_round, compute_rows, measure, write_rows
+
+Array = jax.Array
+
+
+def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: Array,
+               steps: Steps, store0: Array) -> tuple[NetState, Array]:
+    """Every event of one laid-out trace, from the initial state: (final state, metrics)."""
+    init_key, ev_key = jax.random.split(key)
+    state = alg.init(env, init_key)
+    last0 = -jnp.ones(max(env.net.src.shape[0], 1), jnp.int32)
+
+    def deliver(e: Array, carry: tuple) -> tuple:
+        if alg.synchronous:  # synchronous traces hold no deliveries
+            return carry
+        st, store, last = carry
+        c, seq, active = steps.d_channel[e], steps.d_seq[e], steps.d_active[e]
+        fresh = seq > last[c]
+        st = apply_receive(alg, env, st, c, store[steps.d_slot[e]], fresh, active)
+        return st, store, last.at[c].set(jnp.where(active, jnp.maximum(last[c], seq), last[c]))
+
+    def compute(q: Array, carry: tuple) -> tuple:
+        st, store, last, pend = carry
+        k = jax.random.fold_in(ev_key, steps.c_index[q])
+        active = steps.c_active[q]
+        if alg.synchronous:
+            return apply_round(alg, env, st, k, active), store, last, pend
+        pend = compute_rows(alg, env, st, steps.c_node[q], k, active)
+        slots = steps.c_out_slots[q]
+        where = jnp.where(active & (slots >= 0), slots, store.shape[0])
+        store = store.at[where].set(pend.writes.payloads.astype(store.dtype), mode="drop")
+        return st, store, last, pend
+
+    def flush(carry: tuple) -> tuple:
+        st, store, last, pend = carry
+        if alg.synchronous:
+            return carry
+        return write_rows(env, st, pend), store, last, pend._replace(active=jnp.bool_(False))
+
+    def deliveries(lo: Array, hi: Array, carry: tuple) -> tuple:
+        out = jax.lax.fori_loop(lo, hi, deliver, carry[:3])
+        return (*out, carry[3])
+
+    def group(q: Array, carry: tuple) -> tuple:
+        # A computation's writes land at the start of the next group, not in its own step:
+        # reading node and channel rows and writing them back in one loop step makes XLA
+        # copy the whole state arrays every step (it cannot order the cross reads in place).
+        carry = deliveries(d_lo[q], d_hi[q], flush(carry))
+        return compute(q, carry)
+
+    d_lo, d_hi = sched.d_lo, sched.d_hi
+
+    def segment(carry: tuple, bounds: Array) -> tuple:
+        carry = jax.lax.fori_loop(bounds[0], bounds[1], group, carry)
+        carry = deliveries(bounds[2], bounds[3], flush(carry))
+        return carry, measure(ops, alg, env, carry[0])
+
+    pend0 = None if alg.synchronous else compute_rows(alg, env, state, jnp.int32(0), ev_key,
+                                                      jnp.bool_(False))
+    bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
+    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)
+    return out[0][0], out[1]
+
+
+@dataclass(frozen=True)
+class CompiledReplay:
+    alg: Algorithm
+    one: Callable  # (sched, env, key, steps, store0) -> (final state, metrics)
+    seeds: Callable  # the same, vmapped over env, key and steps (several traces)
+    steps: Callable  # the same, vmapped over the step size only (one trace)
+
+
+@functools.lru_cache(maxsize=64)
+def compiled_replay(name: str, ops: ProblemOps) -> CompiledReplay:
+    """Compile once per (algorithm, problem shape); numeric hyperparameters are traced."""
+    alg = make(name, ops)
+    replay = functools.partial(replay_fn, ops, alg)
+    # step sizes of one trace: the event indices stay unbatched, so row reads and writes stay
+    # plain slices instead of batched gathers/scatters
+    step_axes = Env(None, None, 0)  # type: ignore[arg-type]
+    return CompiledReplay(alg, jax.jit(replay),
+                          jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))),
+                          jax.jit(jax.vmap(replay, in_axes=(None, step_axes, None, None, None))))
+
+
+def run_replay(setups: list[Setup], step_sizes: list[float],
+               traces: list[engine.EventTrace] | None = None,
+               vmap_seeds: bool | None = None) -> list[Run]:
+    """Replay every (setup, step size) pair of one algorithm with one compiled function.
+
+    All setups must share the algorithm and problem shape (they differ in seed and data).
+    Step sizes of one setup always run as one vmapped call. Several setups (seeds) run as one
+    vmapped call when `vmap_seeds`; by default only off the CPU: their traces differ, so the
+    batched row reads and writes become gathers and scatters, which on a CPU cost more than
+    running the seeds one after another (benchmarks/bench_engine.py measures both).
+    """
+    if vmap_seeds is None:
+        vmap_seeds = jax.default_backend() != "cpu"
+    if len(setups) > 1 and not vmap_seeds:
+        return [r for k, s in enumerate(setups)
+                for r in run_replay([s], step_sizes, None if traces is None else [traces[k]])]
+    first = setups[0]
+    comp = compiled_replay(first.name, first.ops)
+    t0 = _time.perf_counter()
+    traces = traces or [record_trace(s) for s in setups]
+    t_trace = _time.perf_counter() - t0
+    pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
+    sched, steps = build_layout(traces, comp.alg)
+    slots = bucket(max(tr.num_slots for tr in traces))
+    store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
+
+    def inputs(k: int, h: float) -> tuple:
+        return setups[k].env(h), jax.random.PRNGKey(setups[k].seed), steps[k]
+
+    t1 = _time.perf_counter()
+    if len(pairs) == 1:
+        final, metrics = comp.one(sched, *inputs(*pairs[0]), store0)
+        finals, mets = [final], [np.asarray(metrics)]
+    else:
+        if len(setups) == 1:
+            env, key, st = inputs(0, step_sizes[0])
+            env = env._replace(step_size=jnp.asarray(step_sizes, dtype=env.step_size.dtype))
+            final_b, metrics_b = comp.steps(sched, env, key, st, store0)
+        else:
+            batch = [inputs(k, h) for k, h in pairs]
+            stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *batch)
+            final_b, metrics_b = comp.seeds(sched, *stacked, store0)
+        mets = list(np.asarray(metrics_b))
+        finals = [jax.tree_util.tree_map(lambda a, j=j: a[j], final_b) for j in range(len(pairs))]
+    jax.block_until_ready(finals)
+    wall = (_time.perf_counter() - t1) / len(pairs) + t_trace / len(setups)
+    return [
+        Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
+            wall, setups[k].timing.message_bytes)
+        for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
+    ]

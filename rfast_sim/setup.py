@@ -1,0 +1,103 @@
+"""Set-up of one run: the scenario's graphs, channels, problem data and timing model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jax.numpy as jnp
+import networkx as nx
+
+from rfast_sim import engine
+from rfast_sim.algorithms import Algorithm, Env, Net, make
+from rfast_sim.problems import ProblemData, ProblemOps, make_problem
+from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.timing import TimingModel
+from rfast_sim.topology import Channels, build_graph, common_roots, is_symmetric, make_channels
+
+
+def _gossip_graph(sc: Scenario, users: list[str]) -> nx.DiGraph:
+    spec = sc.graphs.undirected or sc.graphs.pull
+    where = "graphs.undirected" if sc.graphs.undirected else "graphs.pull"
+    g = build_graph(spec, sc.nodes, role="pull", seed=sc.seed)
+    if not is_symmetric(g):
+        raise ScenarioError(
+            f"{where}: {', '.join(users)} need(s) an undirected graph, but kind "
+            f"{spec.kind!r} is directed; set graphs.undirected (e.g. {{kind: ring}})")
+    if not nx.is_strongly_connected(g):
+        raise ScenarioError(f"{where}: the graph for {', '.join(users)} is not connected")
+    return g
+
+
+def scenario_graphs(sc: Scenario, names: list[str]) -> dict[str, nx.DiGraph]:
+    """Build the graphs the named algorithms need and check each algorithm's graph condition."""
+    algs = {name: make(name, ProblemOps("least_squares", 1, None, False)) for name in names}
+    needed = {g for a in algs.values() for g in a.graphs}
+    graphs: dict[str, nx.DiGraph] = {}
+    if needed & {"pull", "push"}:
+        graphs["pull"] = build_graph(sc.graphs.pull, sc.nodes, role="pull", seed=sc.seed)
+        graphs["push"] = build_graph(sc.graphs.push, sc.nodes, role="push", seed=sc.seed + 1)
+    if "gossip" in needed:
+        graphs["gossip"] = _gossip_graph(sc, [a for a in names if "gossip" in algs[a].graphs])
+    for name, alg in algs.items():
+        if set(alg.graphs) == {"pull", "push"}:
+            common_roots(graphs["pull"], graphs["push"])
+        elif alg.graphs == ("push",) and not nx.is_strongly_connected(graphs["push"]):
+            raise ScenarioError(
+                f"graphs.push: {name} (push-sum) needs a strongly connected graph; kind "
+                f"{sc.graphs.push.kind!r} is not (R-FAST only needs a common root)")
+    return graphs
+
+
+def _net(ch: Channels, dtype: str) -> Net:
+    return Net(
+        src=jnp.asarray(ch.src), dst=jnp.asarray(ch.dst), role=jnp.asarray(ch.role),
+        weight=jnp.asarray(ch.weight, dtype=dtype),
+        self_weight=jnp.asarray(ch.self_weight, dtype=dtype),
+        out_ch=jnp.asarray(ch.out_ch), in_ch=jnp.asarray(ch.in_ch),
+    )
+
+
+@dataclass
+class Setup:
+    """Everything one (algorithm, seed) run needs before any event fires."""
+
+    scenario: Scenario
+    name: str
+    seed: int
+    ops: ProblemOps
+    data: ProblemData
+    channels: Channels
+    timing: TimingModel
+    algorithm: Algorithm
+
+    def env(self, step_size: float) -> Env:
+        return Env(_net(self.channels, self.scenario.dtype), self.data,
+                   jnp.asarray(step_size, dtype=self.scenario.dtype))
+
+
+def prepare(sc: Scenario, name: str, seed: int,
+            graphs: dict[str, nx.DiGraph] | None = None) -> Setup:
+    """Build problem data, channels and timing for one algorithm and seed."""
+    graphs = graphs if graphs is not None else scenario_graphs(sc, [name])
+    ops, data = make_problem(sc.problem, sc.nodes, seed, sc.dtype)
+    alg = make(name, ops)
+    ch = make_channels(
+        sc.nodes,
+        pull=graphs.get("pull") if "pull" in alg.graphs else None,
+        push=graphs.get("push") if "push" in alg.graphs else None,
+        gossip=graphs.get("gossip") if "gossip" in alg.graphs else None,
+    )
+    timing = TimingModel(sc, seed, sc.message_bytes(ops.dim))
+    return Setup(sc, name, seed, ops, data, ch, timing, alg)
+
+
+def record_trace(setup: Setup,
+                 on_event: Callable[[engine.Event], None] | None = None) -> engine.EventTrace:
+    """Run the event engine for one setup (a fresh timing model: every trace of a setup is the
+    same, since the model's streams are consumed as it runs)."""
+    run = setup.scenario.run
+    timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
+    return engine.simulate(timing, setup.channels, setup.algorithm.pattern,
+                           until=run.until, max_updates=run.max_updates,
+                           sample_every=run.sample_every, on_event=on_event)

@@ -1,0 +1,178 @@
+"""Sweep files: validation, dotted scenario keys, and expansion into content-hashed points.
+
+A sweep file names a base scenario and the keys to vary::
+
+    base: compare_stragglers.yaml        # relative to the sweep file
+    grid: {timing.drop_prob: [0.0, 0.1], nodes: [8, 16]}   # cartesian product
+    zip: {algorithm.step_size: [0.05, 0.02], problem.batch_size: [16, 64]}  # varied together
+    seeds: 5
+
+Every point (grid x zip x seed) is a fully resolved scenario whose hash is its run id.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from rfast_sim.loading import (
+    format_validation_error,
+    model_in,
+    parse_scenario,
+    read_yaml,
+    scenario_to_dict,
+    set_path,
+)
+from rfast_sim.scenario import Scenario, ScenarioError
+
+Executor = Literal["local", "dask"]
+
+
+class SweepSpec(BaseModel):
+    """A sweep file, validated (unknown keys refused)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str | None = Field(None, description="scenario file, relative to the sweep file")
+    scenario: dict[str, Any] | None = Field(None, description="inline base scenario")
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    seeds: int = Field(1, ge=1)
+    name: str | None = None
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _non_empty_lists(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"{key}: an empty list of values gives no points")
+        return v
+
+
+# ---------------------------------------------------------------------------------------------
+# keys
+
+
+def schema_keys(model: type[BaseModel] = Scenario, prefix: str = "") -> list[str]:
+    """Every dotted key of the scenario schema; `KEY.*` marks a free-form mapping (e.g.
+    `compare.target.*`), whose entries the schema checks when the point is validated."""
+    keys = []
+    for name, f in model.model_fields.items():
+        dotted = f"{prefix}{name}"
+        keys.append(dotted)
+        sub = model_in(f.annotation)
+        if sub is not None:
+            keys.extend(schema_keys(sub, dotted + "."))
+        elif getattr(f.annotation, "__origin__", None) is dict:
+            keys.append(dotted + ".*")
+    return keys
+
+
+def check_key(key: str, valid: list[str]) -> None:
+    parts = key.split(".")
+    if key in valid or any(".".join(parts[:k]) + ".*" in valid for k in range(1, len(parts))):
+        return
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; closest valid keys: {', '.join(close)}" if close else ""
+    raise ScenarioError(f"grid key {key!r} is not a scenario key{hint}")
+
+
+def set_key(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set a dotted key; `algorithm.X` sets X in every entry of an `algorithms` list."""
+    if key.startswith("algorithm.") and isinstance(data.get("algorithms"), list):
+        for entry in data["algorithms"]:
+            set_path(entry, key.split(".", 1)[1], copy.deepcopy(value))
+    else:
+        set_path(data, key, copy.deepcopy(value))
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion
+
+
+@dataclass
+class Point:
+    """One run of a sweep: the swept values, the seed and the resolved scenario (or why not)."""
+
+    params: dict[str, Any]
+    seed: int
+    run_id: str
+    scenario: Scenario | None
+    error: str | None = None
+
+
+def content_hash(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
+    """Validate a sweep spec (file, dict or SweepSpec) and inline its base scenario, so the
+    spec alone (as stored in the manifest) defines every point."""
+    where = Path(".")
+    if isinstance(spec, str | Path):
+        where = Path(spec).resolve().parent
+        raw = read_yaml(spec)
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{spec}: a sweep file must be a YAML mapping")
+        spec = raw
+    if isinstance(spec, dict):
+        try:
+            spec = SweepSpec.model_validate(spec)
+        except ValidationError as err:
+            raise ScenarioError("sweep " + format_validation_error(err)) from None
+    if (spec.base is None) == (spec.scenario is None):
+        raise ScenarioError("sweep: give exactly one of 'base' (a scenario file) or 'scenario'")
+    if spec.base is not None:
+        base = read_yaml(where / spec.base)
+        if not isinstance(base, dict):
+            raise ScenarioError(f"base: {spec.base} is not a scenario mapping")
+        spec = spec.model_copy(update={"base": None, "scenario": base})
+    if not spec.grid and not spec.zip and spec.seeds == 1:
+        raise ScenarioError("grid: the sweep is empty; give 'grid', 'zip' or 'seeds' > 1")
+    valid = schema_keys()
+    for key in [*spec.grid, *spec.zip]:
+        check_key(key, valid)
+    lengths = {len(v) for v in spec.zip.values()}
+    if len(lengths) > 1:
+        sizes = ", ".join(f"{k}: {len(v)}" for k, v in spec.zip.items())
+        raise ScenarioError(f"zip: all lists must have the same length (got {sizes})")
+    return spec
+
+
+def expand(spec: str | Path | dict[str, Any] | SweepSpec) -> list[Point]:
+    """All points: cartesian product of `grid` x the rows of `zip` x seeds, in a fixed order."""
+    spec = load_spec(spec)
+    base = spec.scenario or {}
+    grid_keys = list(spec.grid)
+    zip_rows: list[dict[str, Any]] = (
+        [dict(zip(spec.zip, row, strict=True)) for row in zip(*spec.zip.values(), strict=True)]
+        if spec.zip else [{}])
+    base_seed = int(base.get("seed", 0)) if isinstance(base.get("seed", 0), int) else 0
+    points = []
+    for combo in itertools.product(*spec.grid.values()):
+        for zrow in zip_rows:
+            params = {**dict(zip(grid_keys, combo, strict=True)), **zrow}
+            for k in range(spec.seeds):
+                data = copy.deepcopy(base)
+                for key, value in params.items():
+                    set_key(data, key, value)
+                data["seed"] = base_seed + k
+                data["seeds"] = 1
+                try:
+                    valid = parse_scenario(data)
+                    sc: Scenario | None = valid
+                    error = None
+                    run_id = content_hash(scenario_to_dict(valid))
+                except ScenarioError as err:
+                    sc, error, run_id = None, str(err), content_hash(data)
+                points.append(Point(params, base_seed + k, run_id, sc, error))
+    return points

@@ -1,0 +1,1 @@
+"""Scenarios shipped with rfast-sim (installed as the package ``rfast_sim.scenarios``)."""

@@ -1,0 +1,1 @@
+"""The R-FAST paper's claims as scenarios (``rfast-sim reproduce``)."""

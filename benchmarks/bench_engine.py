@@ -19,9 +19,9 @@ import jax
 import numpy as np
 
 import rfast_sim  # noqa: F401  (float64)
-from rfast_sim.reference import RFastReference, least_squares_grad
 from rfast_sim.loading import parse_scenario
 from rfast_sim.online import run_online
+from rfast_sim.reference import RFastReference, least_squares_grad
 from rfast_sim.replay import run_replay
 from rfast_sim.setup import Setup, prepare, record_trace
 

@@ -85,7 +85,8 @@ def test_run_writes_outputs_and_resolved_scenario_reruns_identically(tmp_path):
 def test_list_names_everything():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
-    for word in ("exponential", "pareto", "logistic", "rfast", "osgp", "quickstart", "paper/mlp_straggler"):
+    for word in ("exponential", "pareto", "logistic", "rfast", "osgp", "quickstart",
+                 "paper/mlp_straggler"):
         assert word in result.output
 
 

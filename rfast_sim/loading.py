@@ -47,50 +47,52 @@ def model_in(ann: Any) -> Any:
     return None
 
 
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _one_error(e: Any) -> str:
+    """One pydantic error as `field.path: what is wrong (got X)`."""
+    loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # Unions put the member type name in loc; drop those to keep the user's path.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
+    field = ".".join(str(p) for p in loc) or "scenario"
+    typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
+    if typ == "extra_forbidden":
+        allowed = _allowed_keys(loc)
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{field}: unknown key{hint} (allowed: {', '.join(allowed)})"
+    if typ == "value_error":
+        text = str(ctx.get("error", e["msg"]))
+        # Model validators say 'subfield: message'; fold the subfield into the path.
+        if ": " in text and " " not in text.split(": ", 1)[0]:
+            sub, text = text.split(": ", 1)
+            if not sub.startswith(field):
+                field = f"{field}.{sub}" if field != "scenario" else sub
+        return f"{field}: {text}"
+    if typ in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+        msg = f"must be {_BOUNDS[typ]} {shown}"
+    elif typ == "literal_error":
+        msg = f"must be one of {ctx.get('expected', '')}"
+    elif typ == "missing":
+        msg, got = "is required", None
+    else:
+        msg = e["msg"][0].lower() + e["msg"][1:]
+    return f"{field}: {msg}" + (f" (got {_shown(got)})" if got is not None else "")
+
+
 def format_validation_error(err: ValidationError) -> str:
     """Turn pydantic's report into `field.path: what is wrong (got X)` lines joined by '; '."""
-    parts = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        # Unions put the member type name in loc; drop those to keep the user's path.
-        loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
-        field = ".".join(str(p) for p in loc) or "scenario"
-        typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
-        if typ == "extra_forbidden":
-            allowed = _allowed_keys(loc)
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            parts.append(f"{field}: unknown key{hint} (allowed: {', '.join(allowed)})")
-            continue
-        if typ in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
-            op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-                  "less_than": "<"}[typ]
-            bound = next(iter(ctx.values()))
-            shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
-            msg = f"must be {op} {shown}"
-        elif typ == "literal_error":
-            msg = f"must be one of {ctx.get('expected', '')}"
-        elif typ == "value_error":
-            text = str(ctx.get("error", e["msg"]))
-            # Model validators say 'subfield: message'; fold the subfield into the path.
-            if ": " in text and " " not in text.split(": ", 1)[0]:
-                sub, text = text.split(": ", 1)
-                if not sub.startswith(field):
-                    field = f"{field}.{sub}" if field != "scenario" else sub
-            parts.append(f"{field}: {text}")
-            continue
-        elif typ == "missing":
-            msg = "is required"
-            got = None
-        else:
-            msg = e["msg"][0].lower() + e["msg"][1:]
-        parts.append(f"{field}: {msg}" + (f" (got {got!r})" if got is not None else ""))
     # Unions report one error per member; keep each distinct message once.
-    seen: list[str] = []
-    for p in parts:
-        if p not in seen:
-            seen.append(p)
-    return "; ".join(seen)
+    return "; ".join(dict.fromkeys(_one_error(e) for e in err.errors()))
 
 
 _TYPE_TAGS = {"float", "int", "str", "list", "dict", "bool", "literal", "none", "constrained-float"}

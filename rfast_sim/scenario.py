@@ -231,6 +231,19 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
+        self._check_node_ids()
+        if self.algorithm is not None and self.algorithms is not None:
+            raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
+        if self.compare is not None:
+            names = [a.name for a in self.algorithm_list]
+            if self.compare.baseline not in names:
+                raise ValueError(
+                    f"compare.baseline: {self.compare.baseline!r} is not among the algorithms "
+                    f"({', '.join(names)})"
+                )
+        return self
+
+    def _check_node_ids(self) -> None:
         n = self.nodes
         for role in ("pull", "push", "undirected"):
             g = getattr(self.graphs, role)
@@ -248,16 +261,6 @@ class Scenario(_Strict):
         for k, ld in enumerate(self.timing.link_drop_prob):
             if ld.src >= n or ld.dst >= n:
                 raise ValueError(f"timing.link_drop_prob.{k}: node ids must be in 0..{n - 1}")
-        if self.algorithm is not None and self.algorithms is not None:
-            raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
-        if self.compare is not None:
-            names = [a.name for a in self.algorithm_list]
-            if self.compare.baseline not in names:
-                raise ValueError(
-                    f"compare.baseline: {self.compare.baseline!r} is not among the algorithms "
-                    f"({', '.join(names)})"
-                )
-        return self
 
     @property
     def algorithm_list(self) -> list[AlgorithmSpec]:

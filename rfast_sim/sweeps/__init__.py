@@ -30,11 +30,56 @@ import pandas as pd
 
 from rfast_sim.scenario import ScenarioError, slug
 from rfast_sim.sweeps.executors import make_tasks, submit_dask, submit_local
-from rfast_sim.sweeps.spec import Executor, SweepSpec, expand, load_spec
+from rfast_sim.sweeps.spec import Executor, Point, SweepSpec, expand, load_spec
 from rfast_sim.sweeps.store import Manifest, failures, load_results
 from rfast_sim.sweeps.summary import summarize
 
 __all__ = ["expand", "failures", "load_results", "load_spec", "run_sweep", "summarize"]
+
+
+def _open_manifest(out: Path, spec: SweepSpec, points: list[Point], resume: bool) -> Manifest:
+    """The folder's manifest: a new one, or (with `resume`) the one of the same sweep."""
+    manifest = Manifest(out / "manifest.json")
+    if manifest.path.exists():
+        old = json.loads(manifest.path.read_text())
+        if not resume:
+            raise ScenarioError(f"--out {out}: holds a sweep already; add --resume to finish it "
+                                "or choose another folder")
+        if set(old["points"]) != {p.run_id for p in points}:
+            raise ScenarioError(f"--resume: the sweep in {out} has other points than this spec "
+                                "(was the spec changed?); use another --out")
+        manifest.data = old
+        return manifest
+    from rfast_sim import __version__
+
+    manifest.data = {
+        "spec": spec.model_dump(mode="json"),
+        "version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "points": {p.run_id: {"params": p.params, "seed": p.seed, "state": "pending",
+                              "error": None} for p in points},
+    }
+    return manifest
+
+
+def _pending(out: Path, points: list[Point], manifest: Manifest) -> tuple[list[Point], int, int]:
+    """Mark done (a parquet file exists) and invalid points; return (to run, done, failed)."""
+    for tmp in (out / "points").glob(".*.tmp"):  # left by a point killed while writing
+        tmp.unlink()
+    done_ids = {f.stem for f in (out / "points").glob("*.parquet")}
+    failed = 0
+    todo = []
+    for p in points:
+        if p.run_id in done_ids:
+            manifest.data["points"][p.run_id]["state"] = "done"
+        elif p.error is not None:
+            manifest.mark(p.run_id, "failed", p.error)
+            failed += 1
+        else:
+            manifest.data["points"][p.run_id]["state"] = "pending"
+            todo.append(p)
+    manifest.save()
+    return todo, len(done_ids & {p.run_id for p in points}), failed
 
 
 def run_sweep(spec: str | Path | dict[str, Any] | SweepSpec, out: str | Path | None = None, *,
@@ -53,42 +98,8 @@ def run_sweep(spec: str | Path | dict[str, Any] | SweepSpec, out: str | Path | N
         out = Path("runs") / f"{slug(name)}-sweep-{time.strftime('%Y%m%d-%H%M%S')}"
     out = Path(out).resolve()
     (out / "points").mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out / "manifest.json")
-    if manifest.path.exists():
-        old = json.loads(manifest.path.read_text())
-        if not resume:
-            raise ScenarioError(f"--out {out}: holds a sweep already; add --resume to finish it "
-                                "or choose another folder")
-        if set(old["points"]) != {p.run_id for p in points}:
-            raise ScenarioError(f"--resume: the sweep in {out} has other points than this spec "
-                                "(was the spec changed?); use another --out")
-        manifest.data = old
-    else:
-        from rfast_sim import __version__
-
-        manifest.data = {
-            "spec": spec_obj.model_dump(mode="json"),
-            "version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "points": {p.run_id: {"params": p.params, "seed": p.seed, "state": "pending",
-                                  "error": None} for p in points},
-        }
-    for tmp in (out / "points").glob(".*.tmp"):  # left by a point killed while writing
-        tmp.unlink()
-    done_ids = {f.stem for f in (out / "points").glob("*.parquet")}
-    failed = 0
-    todo = []
-    for p in points:
-        if p.run_id in done_ids:
-            manifest.data["points"][p.run_id]["state"] = "done"
-        elif p.error is not None:
-            manifest.mark(p.run_id, "failed", p.error)
-            failed += 1
-        else:
-            manifest.data["points"][p.run_id]["state"] = "pending"
-            todo.append(p)
-    manifest.save()
-    done = len(done_ids & {p.run_id for p in points})
+    manifest = _open_manifest(out, spec_obj, points, resume)
+    todo, done, failed = _pending(out, points, manifest)
     total = len(points)
     if progress:
         progress(done, failed, total)

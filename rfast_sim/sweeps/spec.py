@@ -136,6 +136,11 @@ def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
         if not isinstance(base, dict):
             raise ScenarioError(f"base: {spec.base} is not a scenario mapping")
         spec = spec.model_copy(update={"base": None, "scenario": base})
+    _check_axes(spec)
+    return spec
+
+
+def _check_axes(spec: SweepSpec) -> None:
     if not spec.grid and not spec.zip and spec.seeds == 1:
         raise ScenarioError("grid: the sweep is empty; give 'grid', 'zip' or 'seeds' > 1")
     valid = schema_keys()
@@ -145,7 +150,6 @@ def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
     if len(lengths) > 1:
         sizes = ", ".join(f"{k}: {len(v)}" for k, v in spec.zip.items())
         raise ScenarioError(f"zip: all lists must have the same length (got {sizes})")
-    return spec
 
 
 def expand(spec: str | Path | dict[str, Any] | SweepSpec) -> list[Point]:

@@ -32,7 +32,7 @@ def test_exact_convergence_under_delays_and_30pct_loss(pull, push, step):
     assert run.trace.sample_dropped[-1] > 0.25 * run.trace.sample_messages[-1]
     # the optimum is far from the start and the local optima differ (heterogeneity)
     assert np.linalg.norm(x_star) > 1.0
-    assert np.abs(x - x_star).max() < 1e-6
+    assert np.abs(x - x_star).max() < 1e-8  # ALGORITHM.md: exact, to 1e-8 in float64
 
 
 def test_jax_matches_numpy_reference():

@@ -13,7 +13,6 @@ import rfast_sim
 from rfast_sim.loading import load_scenario
 from rfast_sim.online import compiled_online
 from rfast_sim.setup import prepare, record_trace
-from rfast_sim.timing import TimingModel
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,13 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special, stats
 from conftest import scenario
+from scipy import special, stats
 
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
 from rfast_sim.seeding import stream
 from rfast_sim.timing import TimingModel, sample
-
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,
 # shape 3), independently of the scipy.stats objects the code builds.

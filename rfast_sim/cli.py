@@ -46,19 +46,54 @@ SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "final_loss":
          "final_dist_opt": "dist_opt", "step_size": "step"}
 
 
+def _with_ci(value: float, low: float, high: float) -> str:
+    if math.isnan(value):
+        return "-"
+    shown = "inf" if math.isinf(value) else _fmt(float(value))
+    if math.isnan(low):
+        return shown
+    hi = "inf" if math.isinf(high) else _fmt(float(high))
+    return f"{shown} [{_fmt(float(low))}, {hi}]"
+
+
 def comparison_view(df: object) -> object:
-    """The comparison table with short column names and only what fits a terminal."""
+    """The comparison table as a terminal shows it: reached as k/n, medians and speed-ups with
+    their 95% CIs, short column names."""
     import pandas as pd
 
     assert isinstance(df, pd.DataFrame)
-    keep = [c for c in df.columns if c.startswith("time_to_")]
-    keep += ["step_size", "updates", "messages", "bytes", "dropped", "final_opt_gap",
-             "final_accuracy", "speedup"]
-    view = df[["algorithm", *[c for c in keep if c in df and df[c].notna().any()]]].copy()
-    if "bytes" in view:
-        view["bytes"] = view["bytes"] / 1e9
-    return view.rename(columns={**SHORT, "bytes": "GB"} | {
-        c: c.replace("time_to_", "t→") for c in keep if c.startswith("time_to_")})
+    ttt = next(c for c in df.columns if c.startswith("time_to_") and not c.endswith(
+        ("_ci_low", "_ci_high")))
+    view = pd.DataFrame({"algorithm": df["algorithm"]})
+    view["reached"] = [f"{round(r * n)}/{n}" for r, n in zip(df["reached"], df["seeds"],
+                                                           strict=True)]
+    view[ttt.replace("time_to_", "t→")] = [
+        _with_ci(*v) for v in zip(df[ttt], df[f"{ttt}_ci_low"], df[f"{ttt}_ci_high"],
+                                  strict=True)]
+    view["step"] = df["step_size"]
+    for col in ("updates", "messages", "dropped", "final_opt_gap", "final_accuracy"):
+        if col in df and df[col].notna().any():
+            view[SHORT.get(col, col)] = df[col]
+    if "bytes" in df:
+        view.insert(5, "GB", df["bytes"] / 1e9)
+    view["speedup"] = [_with_ci(*v) for v in zip(df["speedup"], df["speedup_ci_low"],
+                                                  df["speedup_ci_high"], strict=True)]
+    return view
+
+
+def comparison_notes(df: object) -> list[str]:
+    """Warnings a reader of the table needs: diverged seeds, best steps at a grid's edge."""
+    import pandas as pd
+
+    assert isinstance(df, pd.DataFrame)
+    notes = [f"{r.algorithm}: best step {r.step_size:g} is at the edge of its grid; widen "
+             "step_size" for r in df.itertuples() if r.step_at_edge]
+    notes += [f"{r.algorithm}: {r.diverged} of {r.seeds} seeds diverged at its best step"
+              for r in df.itertuples() if r.diverged]
+    seeds = int(df["seeds"].max()) if len(df) else 0
+    notes.append(f"medians over {seeds} seed(s), misses counted as inf; [95% bootstrap CI]"
+                 + (" (few seeds: the CI is wide)" if seeds < 5 else ""))
+    return notes
 
 
 def print_table(df: object, title: str) -> None:
@@ -108,8 +143,11 @@ def run(
         return
     result.save(folder)
     target = ", ".join(f"{k} {v:g}" for k, v in result.target.items())
-    print_table(comparison_view(result.comparison()),
-                f"{sc.name}: {sc.nodes} nodes, {sc.run.until:g} s simulated, target {target}")
+    table = result.comparison()
+    until = f"{sc.run.until:g} s simulated" if sc.run.until is not None else "max_updates"
+    print_table(comparison_view(table), f"{sc.name}: {sc.nodes} nodes, {until}, target {target}")
+    for note in comparison_notes(table):
+        console.print(note, highlight=False)
     console.print(f"results written to {folder}/ (metrics.parquet, scenario.yaml, "
                   "summary.json, comparison.csv)")
 
@@ -233,7 +271,7 @@ def print_points(points: list) -> None:
 
 @app.command()
 def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folder")]) -> None:
-    """Speed-up table of a sweep grouped by swept keys: mean +- 95% CI over seeds."""
+    """A sweep's table by swept keys: reached k/n, median time and speed-up with 95% CIs."""
     import rfast_sim.sweeps as sweep_mod
 
     try:
@@ -242,16 +280,13 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
         fail(str(err))
         return
     table.to_csv(folder / "summary.csv", index=False)
-    view = table.copy()
-    for col in [c for c in view.columns if c.endswith("_mean")]:
-        base = col[: -len("_mean")]
-        view[base] = ["-" if not math.isfinite(m) else f"{m:.3g} ± {c:.2g}"
-                      if math.isfinite(c) else f"{m:.3g}"
-                      for m, c in zip(view[col], view[f"{base}_ci95"], strict=True)]
-    keep = [c for c in view.columns if not c.endswith(("_mean", "_ci95"))]
+    keys = table.attrs["keys"]
+    view = comparison_view(table)
+    for key in reversed(keys):
+        view.insert(0, key, table[key])  # type: ignore[attr-defined]
     target = ", ".join(f"{k} {v:g}" for k, v in table.attrs["target"].items())
-    print_table(view[keep], f"{folder}: target {target}, speed-up over "
-                            f"{table.attrs['baseline']}")
+    print_table(view, f"{folder}: target {target}, speed-up over {table.attrs['baseline']}")
+    console.print(comparison_notes(table)[-1], highlight=False)
     console.print(f"written to {folder}/summary.csv")
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rfast_sim import stats
 from rfast_sim.scenario import Scenario
+from rfast_sim.seeding import stream
 
 METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist_opt")
 LOWER_IS_BETTER = {"loss": True, "opt_gap": True, "grad_norm": True, "accuracy": False}
@@ -84,32 +86,67 @@ def run_summaries(df: pd.DataFrame, target: Mapping[str, float] | None = None,
     return pd.DataFrame(rows)
 
 
-def comparison_table(df: pd.DataFrame, baseline: str,
-                     target: Mapping[str, float]) -> pd.DataFrame:
-    """Per algorithm: time to target, counters, final metrics and speed-up over `baseline`.
+def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFrame:
+    """One row per (algorithm, step size): censored time to target over seeds, counters."""
+    rows = []
+    for k, ((alg, step), g) in enumerate(runs.groupby(["algorithm", "step_size"], sort=False)):
+        c = stats.summarize_times(g[ttt].to_numpy(), stream(seed, "bootstrap", k))
+        finals = {f"final_{m}": float(np.nanmedian(g[f"final_{m}"])) if g[f"final_{m}"].notna()
+                  .any() else float("nan") for m in ("loss", "opt_gap", "accuracy", "dist_opt")}
+        rows.append({
+            "algorithm": alg, "step_size": step, "seeds": c.seeds, "reached": c.fraction,
+            ttt: c.median, f"{ttt}_ci_low": c.ci_low, f"{ttt}_ci_high": c.ci_high,
+            "diverged": int(g["diverged"].sum()),
+            **{col: float(g[col].mean()) for col in ("updates", "messages", "bytes", "dropped")},
+            **finals,
+        })
+    return pd.DataFrame(rows)
 
-    Runs are averaged over seeds; where an algorithm ran several step sizes, the row is its
-    best one (no diverged seed, then shortest mean time to target, then best final value), so
-    every algorithm is compared at its own tuned step. `diverged` counts the diverged seeds.
+
+def _best_steps(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
+    """Per algorithm: no diverged seed, then highest reached, then lowest median, then best
+    final value; `step_at_edge` flags a best step at the end of a grid of several."""
+    sign = 1.0 if LOWER_IS_BETTER.get(metric, True) else -1.0
+    ranked = per_step.assign(
+        _d=per_step["diverged"] > 0, _r=-per_step["reached"], _t=per_step[ttt],
+        _f=(sign * per_step[f"final_{metric}"]).fillna(np.inf))
+    best = ranked.sort_values(["_d", "_r", "_t", "_f"], kind="stable").groupby(
+        "algorithm", sort=False).head(1).drop(columns=["_d", "_r", "_t", "_f"])
+    grid = per_step.groupby("algorithm")["step_size"].agg(["min", "max", "count"])
+    g = grid.loc[best["algorithm"]]
+    best["step_at_edge"] = ((g["count"].to_numpy() > 1)
+                            & ((best["step_size"].to_numpy() == g["min"].to_numpy())
+                               | (best["step_size"].to_numpy() == g["max"].to_numpy())))
+    return best
+
+
+def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float],
+                     seed: int = 0) -> pd.DataFrame:
+    """Per algorithm at its best step size: reached (fraction of seeds that reach the target;
+    a diverged seed is a miss), the median time to target counting misses as +inf with a
+    bootstrap 95% CI, counters, final metrics (medians), and the speed-up over `baseline`
+    (ratio of medians, paired bootstrap CI over the seeds both ran). The bootstrap generator is
+    seeded from `seed` (the scenario's), so reruns print the same CIs.
     """
     runs = run_summaries(df, target)
     metric = next(iter(target))
     ttt = f"time_to_{metric}"
-    cols = [ttt, "updates", "messages", "bytes", "dropped", "final_loss", "final_opt_gap",
-            "final_accuracy", "final_dist_opt"]
-    grouped = runs.groupby(["algorithm", "step_size"], sort=False)
-    per_step = grouped[cols].mean().join(grouped["diverged"].sum().astype(int)).reset_index()
-    sign = 1.0 if LOWER_IS_BETTER.get(metric, True) else -1.0
-    per_step["_rank_d"] = per_step["diverged"] > 0
-    per_step["_rank_t"] = per_step[ttt].fillna(np.inf)
-    per_step["_rank_f"] = (sign * per_step[f"final_{metric}"]).fillna(np.inf)
-    ranks = ["_rank_d", "_rank_t", "_rank_f"]
-    best = per_step.sort_values(ranks, kind="stable").groupby("algorithm", sort=False).head(1)
+    runs[ttt] = np.where(runs["diverged"], np.inf, stats.as_censored(runs[ttt].to_numpy()))
+    best = _best_steps(_per_step(runs, ttt, metric, seed), ttt, metric)
     order = list(dict.fromkeys(runs["algorithm"]))
-    table = best.set_index("algorithm").loc[order].drop(columns=ranks)
-    base = table.loc[baseline, ttt] if baseline in table.index else float("nan")
-    table["speedup"] = base / table[ttt]
-    return table.reset_index()
+    table = best.set_index("algorithm").loc[order].reset_index()
+    chosen = runs.merge(table[["algorithm", "step_size"]], on=["algorithm", "step_size"])
+    times = chosen.pivot_table(index="seed", columns="algorithm", values=ttt, aggfunc="first")
+    speedups = []
+    for k, alg in enumerate(table["algorithm"]):
+        if baseline not in times or alg not in times:
+            speedups.append((np.nan, np.nan, np.nan))
+            continue
+        pair = times[[baseline, alg]].dropna()
+        speedups.append(stats.paired_speedup(pair[baseline].to_numpy(), pair[alg].to_numpy(),
+                                             stream(seed, "bootstrap-speedup", k)))
+    table[["speedup", "speedup_ci_low", "speedup_ci_high"]] = np.array(speedups, dtype=float)
+    return table
 
 
 def default_target(sc: Scenario) -> dict[str, float]:

@@ -90,18 +90,27 @@ def plot_run(df: pd.DataFrame, out: Path,
 
 
 def plot_sweep_summary(summary: pd.DataFrame, x: str, y: str, hue: str, out: Path) -> Path:
-    """Mean and 95% CI of `y` against swept key `x`, one line per `hue`."""
+    """`y` (a median or speed-up) against swept key `x` with its 95% CI, a line per `hue`."""
     if x not in summary:
         cols = ", ".join(map(str, summary.columns))
         raise ScenarioError(f"--x: {x!r} is not a swept key (columns: {cols})")
-    mean, ci = f"{y}_mean", f"{y}_ci95"
-    if mean not in summary:
+    if y not in summary:
         raise ScenarioError(f"--y: {y!r} is not summarised (try speedup, time_to_target, "
-                            "final_opt_gap)")
+                            "reached, final_opt_gap)")
+    low, high = f"{y}_ci_low", f"{y}_ci_high"
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, g in summary.groupby(hue, sort=False):
-        g = g.groupby(x)[[mean, ci]].mean().sort_index()
-        ax.errorbar(g.index, g[mean], yerr=g[ci], marker="o", capsize=3, label=str(name))
+        g = g.groupby(x).first().sort_index()
+        value = g[y].to_numpy(dtype=float)
+        finite = np.isfinite(value)  # an inf median (half the seeds missed) is not drawn
+        if low in g:
+            err = np.abs(np.stack([value - g[low].to_numpy(dtype=float),
+                                   g[high].to_numpy(dtype=float) - value]))
+            err = np.where(np.isfinite(err), err, 0.0)
+            ax.errorbar(g.index[finite], value[finite], yerr=err[:, finite], marker="o",
+                        capsize=3, label=str(name))
+        else:
+            ax.plot(g.index[finite], value[finite], marker="o", label=str(name))
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(True, alpha=0.3)

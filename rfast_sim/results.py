@@ -59,7 +59,8 @@ class Result:
 
     def comparison(self) -> pd.DataFrame:
         """Per-algorithm table: time to target, counters, final metrics, speed-up."""
-        return metrics_mod.comparison_table(self.metrics, self.baseline, self.target)
+        return metrics_mod.comparison_table(self.metrics, self.baseline, self.target,
+                                            self.scenario.seed)
 
     def summary(self) -> dict[str, Any]:
         per_run = metrics_mod.run_summaries(self.metrics, self.target)

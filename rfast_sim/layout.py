@@ -55,7 +55,7 @@ def bucket(size: int) -> int:
 
 
 def _is_compute_kind(alg: Algorithm, kind: np.ndarray) -> np.ndarray:
-    return kind == (engine.ROUND if alg.synchronous else engine.COMPUTE)
+    return kind == (engine.ROUND if alg.per_round else engine.COMPUTE)
 
 
 class _Groups(NamedTuple):
@@ -71,7 +71,7 @@ class _Groups(NamedTuple):
 
 def _groups(tr: engine.EventTrace, alg: Algorithm, num_seg: int) -> _Groups:
     is_c = _is_compute_kind(alg, tr.kind)
-    is_d = (tr.kind == engine.DELIVER) if not alg.synchronous else np.zeros_like(is_c)
+    is_d = (tr.kind == engine.DELIVER) if not alg.per_round else np.zeros_like(is_c)
     math = np.flatnonzero(is_c | is_d)
     sample_pos = np.flatnonzero(tr.kind == engine.SAMPLE)
     seg = np.searchsorted(sample_pos, math)

@@ -71,7 +71,7 @@ def run_online(setup: Setup, step_size: float,
     in_flight: dict[int, tuple[Array, int]] = {}
     last: dict[int, int] = {}
     samples: list[Array] = []
-    sync = setup.algorithm.synchronous
+    sync = setup.algorithm.per_round
 
     def on_event(ev: engine.Event) -> None:
         if ev.kind == engine.SAMPLE:

@@ -36,7 +36,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
     last0 = -jnp.ones(max(env.net.src.shape[0], 1), jnp.int32)
 
     def deliver(e: Array, carry: tuple) -> tuple:
-        if alg.synchronous:  # synchronous traces hold no deliveries
+        if alg.per_round:  # per-round traces hold no deliveries
             return carry
         st, store, last = carry
         c, seq, active = steps.d_channel[e], steps.d_seq[e], steps.d_active[e]
@@ -48,7 +48,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
         st, store, last, pend = carry
         k = jax.random.fold_in(ev_key, steps.c_index[q])
         active = steps.c_active[q]
-        if alg.synchronous:
+        if alg.per_round:
             return apply_round(alg, env, st, k, active), store, last, pend
         pend = compute_rows(alg, env, st, steps.c_node[q], k, active)
         slots = steps.c_out_slots[q]
@@ -58,7 +58,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
 
     def flush(carry: tuple) -> tuple:
         st, store, last, pend = carry
-        if alg.synchronous:
+        if alg.per_round:
             return carry
         return write_rows(env, st, pend), store, last, pend._replace(active=jnp.bool_(False))
 
@@ -80,7 +80,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
         carry = deliveries(bounds[2], bounds[3], flush(carry))
         return carry, measure(ops, alg, env, carry[0])
 
-    pend0 = None if alg.synchronous else compute_rows(alg, env, state, jnp.int32(0), ev_key,
+    pend0 = None if alg.per_round else compute_rows(alg, env, state, jnp.int32(0), ev_key,
                                                       jnp.bool_(False))
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
     out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)

@@ -37,7 +37,8 @@ def run_frame_of(r: Run) -> pd.DataFrame:
     return metrics_mod.run_frame(
         algorithm=r.name, seed=r.seed, step_size=r.step_size, sample_time=tr.sample_time,
         updates=tr.sample_updates, messages=tr.sample_messages, dropped=tr.sample_dropped,
-        message_bytes=r.message_bytes, values=r.metrics)
+        message_bytes=r.message_bytes, values=r.metrics,
+        extra={"superseded": tr.sample_superseded})
 
 
 @dataclass
@@ -68,7 +69,8 @@ class Result:
         for r, row in zip(self.runs, per_run.to_dict("records"), strict=True):
             row.update(events=len(r.trace), max_in_flight=r.trace.num_slots,
                        wall_seconds=r.wall_seconds,
-                       straggler_nodes=r.extra.get("straggler_nodes", []))
+                       straggler_nodes=r.extra.get("straggler_nodes", []),
+                       network=r.trace.network)
             runs.append(row)
         return {"scenario": self.scenario.name, "runs": runs}
 

@@ -126,6 +126,20 @@ class LinkDrop(_Strict):
     drop_prob: float = Field(ge=0, lt=1)
 
 
+class Nic(_Strict):
+    """Each node's network interface: the alpha-beta model with contention, per node."""
+
+    egress: float | None = Field(
+        None, gt=0, description="bytes/s out of a node (default: timing.bandwidth); a node's "
+        "transfers serialise through it in send order")
+    queue: Literal["fifo", "latest"] = Field(
+        "fifo", description="latest: keep only the newest unsent packet per channel, for "
+        "algorithms whose packets supersede older ones (others stay fifo)")
+    ingress: float | None = Field(
+        None, gt=0, description="bytes/s into a node, shared max-min fairly by the transfers "
+        "into it (default: not modelled)")
+
+
 class Timing(_Strict):
     compute: Dist = Dist(dist="exponential", mean=1.0)
     speed: Dist | None = Field(None, description="per-node persistent compute-time multipliers")
@@ -138,6 +152,11 @@ class Timing(_Strict):
     retransmit_timeout: float = Field(
         0.2, gt=0, description="synchronous methods resend a lost packet after this many seconds"
     )
+    nic: Nic | None = Field(Nic(), description="null: no contention (every transfer on its own "
+                            "link, in parallel)")
+    barrier: Literal["neighbour", "global"] = Field(
+        "neighbour", description="D-PSGD and sync GT: a node waits for its in-neighbours' "
+        "messages (neighbour) or for every node (global); all-reduce is global by nature")
 
     @model_validator(mode="after")
     def _check(self) -> Timing:

@@ -100,4 +100,5 @@ def record_trace(setup: Setup,
     timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
     return engine.simulate(timing, setup.channels, setup.algorithm.pattern,
                            until=run.until, max_updates=run.max_updates,
-                           sample_every=run.sample_every, on_event=on_event)
+                           sample_every=run.sample_every, on_event=on_event,
+                           supersedes=setup.algorithm.supersedes)

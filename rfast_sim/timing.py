@@ -96,7 +96,6 @@ class TimingModel:
             slow[rng.choice(n, size=st.count, replace=False)] = True
         self.straggler_nodes = [int(i) for i in np.flatnonzero(slow)]
         self.node_factor = speed * np.where(slow, st.slowdown, 1.0)
-        self.transfer_time = message_bytes / t.bandwidth
         self.message_bytes = message_bytes
         self._seed = seed
         compute_law = _sampler(t.compute)
@@ -129,8 +128,13 @@ class TimingModel:
     def drop_prob(self, src: int, dst: int) -> float:
         return self._drop_override.get((src, dst), self.timing.drop_prob)
 
-    def packet(self, src: int, dst: int, nbytes: float | None = None) -> tuple[float, bool]:
-        """Next packet on link src->dst: (delay = latency + bytes/bandwidth, dropped?)."""
+    def link_rate(self, src: int, dst: int) -> float:
+        """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
+        return self.timing.bandwidth
+
+    def link_fate(self, src: int, dst: int) -> tuple[float, bool]:
+        """The next packet's fate on link src->dst, drawn when it leaves the sender:
+        (latency, lost?)."""
         link = self._links.get((src, dst))
         if link is None:
             link = (
@@ -139,8 +143,7 @@ class TimingModel:
                 self.drop_prob(src, dst),
             )
             self._links[(src, dst)] = link
-        transfer = self.transfer_time if nbytes is None else nbytes / self.timing.bandwidth
-        return link[0].next() + transfer, link[1].next() < link[2]
+        return link[0].next(), link[1].next() < link[2]
 
 
 def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:

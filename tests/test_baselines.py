@@ -6,12 +6,12 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import pytest
 from conftest import scenario
 
 import rfast_sim
 from rfast_sim.loading import load_scenario
 from rfast_sim.online import compiled_online
+from rfast_sim.replay import run_replay
 from rfast_sim.setup import prepare, record_trace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,31 +39,6 @@ def test_allreduce_reproduces_centralised_gradient_descent():
         x = x - step * grad
         np.testing.assert_allclose(np.asarray(state.nodes.x), np.tile(x, (n, 1)), rtol=0,
                                    atol=1e-10)
-
-
-@pytest.mark.parametrize("name", ["allreduce_sgd", "dpsgd", "sync_gt"])
-@pytest.mark.parametrize("straggler", [False, True])
-def test_synchronous_round_time_closed_form(name, straggler):
-    """Constant times: Ring-AllReduce rounds last tau + 2(n-1)(alpha + M/(n beta)); a
-    (global-barrier) gossip round tau + alpha + M/beta; a 5x straggler makes tau 5x longer."""
-    tau, alpha, M, beta, n = 0.3, 0.02, 1e6, 1e8, 8
-    sc = scenario(**{"algorithm.name": name, "nodes": n, "graphs.pull.kind": "ring",
-                     "graphs.push.kind": "ring", "timing.drop_prob": 0.0,
-                     "timing.compute": {"dist": "constant", "mean": tau},
-                     "timing.latency": {"dist": "constant", "mean": alpha},
-                     "timing.message_bytes": M, "timing.bandwidth": beta,
-                     "timing.stragglers": {"nodes": [3] if straggler else [], "slowdown": 5.0},
-                     "run.until": 30.0})
-    trace = record_trace(prepare(sc, name, sc.seed))
-    slowest = 5 * tau if straggler else tau
-    if name == "allreduce_sgd":
-        round_time = slowest + 2 * (n - 1) * (alpha + M / (n * beta))
-    else:
-        round_time = slowest + alpha + M / beta
-    k = np.arange(1, len(trace.round_end) + 1)
-    assert len(k) == int(30.0 / round_time + 1e-9)
-    np.testing.assert_allclose(trace.round_end, k * round_time, rtol=1e-12)
-    np.testing.assert_allclose(trace.round_compute - trace.round_start, slowest, rtol=1e-12)
 
 
 def _final(res, name):
@@ -133,3 +108,54 @@ def test_common_random_numbers_across_algorithms():
         trace = record_trace(prepare(sc, name, sc.seed))
         durations.append(trace.compute_durations[3][9])
     assert len(set(durations)) == 1
+
+
+def test_sync_gt_is_the_lock_step_recursion_of_algorithm_md():
+    """sync_gt (R-FAST's functions under a barrier) against numpy, written from ALGORITHM.md:
+    each round every node descends, pulls its in-neighbours' v of the previous round, absorbs
+    their previous round's running sums, tracks its gradient and pushes."""
+    rounds, n, step = 12, 8, 0.05
+    sc = scenario(**{"algorithm.name": "sync_gt", "nodes": n, "graphs.pull.kind": "exponential",
+                     "graphs.push.kind": "ring", "timing.barrier": "global",
+                     "problem.batch_size": None, "algorithm.step_size": step,
+                     "run.until": None, "run.max_updates": n * rounds})
+    setup = prepare(sc, "sync_gt", sc.seed)
+    (run,) = run_replay([setup], [step])
+    ch, d = setup.channels, setup.data
+    A, b, l2 = np.asarray(d.feats), np.asarray(d.targets), float(d.l2)
+
+    def grad(i: int, x: np.ndarray) -> np.ndarray:
+        return A[i].T @ (A[i] @ x - b[i]) / A.shape[1] + l2 * x
+
+    pull = [c for c in range(ch.num) if ch.role[c] == 0]
+    push = [c for c in range(ch.num) if ch.role[c] == 1]
+    x = np.tile(np.asarray(d.x0), (n, 1))
+    g = np.stack([grad(i, x[i]) for i in range(n)])
+    z = g.copy()
+    v_sent = {c: x[0] * 0 + np.asarray(d.x0) for c in pull}  # v_j of the previous round
+    rho = {c: np.zeros_like(x[0]) for c in push}  # running sums, as sent last round
+    rho_tilde = {c: np.zeros_like(x[0]) for c in push}
+    for _ in range(rounds):
+        new_v, new_rho = {}, dict(rho)
+        x_new, z_new = x.copy(), z.copy()
+        for i in range(n):
+            v = x[i] - step * z[i]
+            xi = ch.self_weight[0, i] * v + sum(ch.weight[c] * v_sent[c] for c in pull
+                                                if ch.dst[c] == i)
+            zi = z[i] + sum(rho[c] - rho_tilde[c] for c in push if ch.dst[c] == i)
+            for c in push:
+                if ch.dst[c] == i:
+                    rho_tilde[c] = rho[c]
+            gi = grad(i, xi)
+            zi = zi + gi - g[i]
+            g[i] = gi
+            for c in push:
+                if ch.src[c] == i:
+                    new_rho[c] = rho[c] + ch.weight[c] * zi
+            x_new[i], z_new[i] = xi, ch.self_weight[1, i] * zi
+            for c in pull:
+                if ch.src[c] == i:
+                    new_v[c] = v
+        x, z, rho, v_sent = x_new, z_new, new_rho, new_v
+    np.testing.assert_allclose(np.asarray(run.final_state.nodes.x), x, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(run.final_state.nodes.z), z, rtol=0, atol=1e-12)

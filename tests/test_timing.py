@@ -76,15 +76,16 @@ def test_transient_stragglers_raise_the_mean_by_the_expected_factor():
     assert abs((x == 10.0).mean() - 0.1) < 0.01  # SE 0.0013
 
 
-def test_packet_delay_adds_transfer_time_and_drops_follow_probability():
+def test_link_latency_and_drops_follow_the_configured_laws():
     sc = scenario(**{"timing.latency": {"dist": "constant", "mean": 0.02},
                      "timing.bandwidth": 1e6, "timing.drop_prob": 0.25,
                      "timing.link_drop_prob": [{"src": 1, "dst": 2, "drop_prob": 0.9}]})
     tm = TimingModel(sc, seed=3, message_bytes=5000.0)
-    fates = [tm.packet(0, 1) for _ in range(20_000)]
-    assert all(abs(d - 0.025) < 1e-12 for d, _ in fates)
+    fates = [tm.link_fate(0, 1) for _ in range(20_000)]
+    assert all(abs(d - 0.02) < 1e-12 for d, _ in fates)
+    assert tm.link_rate(0, 1) == 1e6
     assert abs(np.mean([lost for _, lost in fates]) - 0.25) < 0.015
-    assert abs(np.mean([tm.packet(1, 2)[1] for _ in range(5000)]) - 0.9) < 0.02
+    assert abs(np.mean([tm.link_fate(1, 2)[1] for _ in range(5000)]) - 0.9) < 0.02
 
 
 def test_streams_are_independent_of_each_other():
@@ -95,6 +96,6 @@ def test_streams_are_independent_of_each_other():
     seq_b = []
     for _ in range(10):
         b.compute_time(1)
-        b.packet(2, 3)
+        b.link_fate(2, 3)
         seq_b.append(b.compute_time(3))
     assert seq_a == seq_b

@@ -16,9 +16,11 @@ of its ``RunningSums``); only those fields are written, and :class:`NoWrite` wri
 - ``on_receive(env, c, payload, fresh, dst, src, chan) -> Receive(dst, src, chan)``: a packet
   arrived on channel c (``fresh`` is False if a newer packet on c was already applied).
 
-Synchronous algorithms get the whole state once per round:
-``on_round(env, state, key) -> state``. Every algorithm has ``init(env, key) -> NetState`` and
-``models(state) -> [n, D]`` (each node's current model, for metrics). None of them knows time.
+Synchronous gossip methods (D-PSGD, synchronous gradient tracking) use the same per-node
+functions; the engine's barrier decides when they fire. All-reduce gets the whole state once per
+global round: ``on_round(env, state, key) -> state``. Every algorithm has
+``init(env, key) -> NetState`` and ``models(state) -> [n, D]`` (each node's current model, for
+metrics). None of them knows time.
 """
 
 from __future__ import annotations
@@ -147,9 +149,13 @@ class Algorithm:
     invariant: InvariantFn | None = None
     description: str = ""
 
+    supersedes: bool = False  # a newer packet on a channel makes an unsent older one useless
+
     @property
-    def synchronous(self) -> bool:
-        return self.pattern.startswith("sync")
+    def per_round(self) -> bool:
+        """Updates the whole network once per global round (``on_round``), as all-reduce does;
+        every other algorithm updates node by node at its compute and delivery events."""
+        return self.on_round is not None
 
 
 def all_grads(ops: ProblemOps, env: Env, x: Array, key: Array) -> Array:
@@ -157,13 +163,6 @@ def all_grads(ops: ProblemOps, env: Env, x: Array, key: Array) -> Array:
     n = x.shape[0]
     keys = jax.random.split(key, n)
     return jax.vmap(ops.local_grad, in_axes=(0, None, 0, 0))(x, env.data, jnp.arange(n), keys)
-
-
-def dense(net: Net, role: int, n: int) -> Array:
-    """The n x n mixing matrix of one graph role from the channel list (W[dst, src])."""
-    w = jnp.where(net.role == role, net.weight, 0.0)
-    W = jnp.zeros((n, n), dtype=net.weight.dtype).at[net.dst, net.src].add(w)
-    return W + jnp.diag(net.self_weight[role])
 
 
 def replicate(x0: Array, n: int) -> Array:

@@ -55,11 +55,9 @@ class Received(NamedTuple):
     recv: Array
 
 
-class NewMass(NamedTuple):
-    z: Array
 
 
-def _init(ops: ProblemOps, env: Env, key: Array) -> NetState:
+def tracking_init(ops: ProblemOps, env: Env, key: Array) -> NetState:
     n = num_nodes(env)
     x = replicate(env.data.x0, n)
     keys = jax.random.split(key, n)
@@ -72,7 +70,7 @@ def _init(ops: ProblemOps, env: Env, key: Array) -> NetState:
     return NetState(TrackerNodes(x, g, g), RunningSums(recv, zeros, zeros))
 
 
-def _rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
+def rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
                    ins: RunningSums, outs: RunningSums) -> Compute:
     nb = neighbourhood(env.net, i)
     pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
@@ -94,7 +92,7 @@ def _rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: Tracke
     return Compute(TrackerNodes(x, z, g), Absorbed(rho_tilde), Pushed(rho), payloads)
 
 
-def _rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
+def rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
                    src: TrackerNodes, chan: RunningSums) -> Receive:
     # keep only the newest packet per channel (a stale one carries an older running sum)
     return Receive(NoWrite(), NoWrite(), Received(jnp.where(fresh, payload, chan.recv)))
@@ -102,24 +100,20 @@ def _rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: Tracke
 
 def _nonrobust_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: TrackerNodes,
                        ins: RunningSums, outs: RunningSums) -> Compute:
-    nb = neighbourhood(env.net, i)
-    pull_in = nb.in_valid & (nb.in_role == ROLE_PULL)
-    push_out = (nb.out_valid & (nb.out_role == ROLE_PUSH))[:, None]
-    v = node.x - env.step_size * node.z
-    x = nb.self_w[ROLE_PULL] * v + jnp.where(pull_in, nb.in_w, 0.0) @ ins.recv
-    g = ops.local_grad(x, env.data, i, key)
-    z = node.z + g - node.g
-    payloads = jnp.where(push_out, nb.out_w[:, None] * z, v)  # each packet: only its new mass
-    z = nb.self_w[ROLE_PUSH] * z
-    return Compute(TrackerNodes(x, z, g), NoWrite(), NoWrite(), payloads)
+    # R-FAST's own computation; only the packets on G_C differ: each carries the new mass
+    # c_ji z_i (rho's increment) instead of the running sum rho
+    out = rfast_compute(ops, env, i, key, node, ins, outs)
+    push_out = (env.net.role[jnp.maximum(env.net.out_ch[i], 0)] == ROLE_PUSH)[:, None]
+    return out._replace(payloads=jnp.where(push_out, out.outs.rho - outs.rho, out.payloads))
 
 
 def _nonrobust_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
                        src: TrackerNodes, chan: RunningSums) -> Receive:
+    # an increment is never stale: the receiver sums every one that arrives (in any order) and
+    # absorbs the sum at its next computation, as R-FAST absorbs its running sums
     is_push = env.net.role[c] == ROLE_PUSH
-    z = dst.z + jnp.where(is_push, payload, 0.0)  # every packet counts, in any order
-    recv = jnp.where(fresh & ~is_push, payload, chan.recv)
-    return Receive(NewMass(z), NoWrite(), Received(recv))
+    recv = jnp.where(is_push, chan.recv + payload, jnp.where(fresh, payload, chan.recv))
+    return Receive(NoWrite(), NoWrite(), Received(recv))
 
 
 def tracker_mass(state: NetState, role: Array) -> Array:
@@ -137,18 +131,19 @@ def mass_residual(env: Env, state: NetState) -> Array:
 def rfast(ops: ProblemOps) -> Algorithm:
     def on_compute(env: Env, i: Array, key: Array, node: TrackerNodes, ins: RunningSums,
                    outs: RunningSums) -> Compute:
-        return _rfast_compute(ops, env, i, key, node, ins, outs)
+        return rfast_compute(ops, env, i, key, node, ins, outs)
 
     return Algorithm(
         name="rfast",
         pattern="all",
         graphs=("pull", "push"),
         payload_width=ops.dim,
-        init=functools.partial(_init, ops),
-        models=_models,
+        init=functools.partial(tracking_init, ops),
+        models=node_models,
         on_compute=on_compute,
-        on_receive=_rfast_receive,
+        on_receive=rfast_receive,
         invariant=mass_residual,
+        supersedes=True,  # running sums and pulled parameters: only the newest one matters
         description="R-FAST: asynchronous gradient tracking with running-sum buffers",
     )
 
@@ -163,13 +158,13 @@ def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
         pattern="all",
         graphs=("pull", "push"),
         payload_width=ops.dim,
-        init=functools.partial(_init, ops),
-        models=_models,
+        init=functools.partial(tracking_init, ops),
+        models=node_models,
         on_compute=on_compute,
         on_receive=_nonrobust_receive,
         description="async gradient tracking whose packets carry only new mass (no running sums)",
     )
 
 
-def _models(state: NetState) -> Array:
+def node_models(state: NetState) -> Array:
     return state.nodes.x

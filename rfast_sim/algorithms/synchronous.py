@@ -1,22 +1,42 @@
-"""Synchronous baselines: a barrier ends each round, then one update of the whole network."""
+"""Synchronous baselines. The engine's barrier decides when their events fire:
+
+- all-reduce: one global update per round, after a ring all-reduce (global by nature);
+- D-PSGD and synchronous gradient tracking: per-node functions, like the asynchronous methods,
+  driven in lock-step rounds (a neighbour barrier by default: a node waits only for its
+  in-neighbours' messages of the round). Node i's k-th computation reads exactly its
+  in-neighbours' packets of round k-1 (a packet of a later round is held until i gets there).
+"""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax.numpy as jnp
+
 from rfast_sim.algorithms.base import (
     Algorithm,
     Array,
+    Compute,
     Env,
     NetState,
     NoChans,
+    NoWrite,
+    Receive,
     all_grads,
-    dense,
+    neighbourhood,
     num_nodes,
     replicate,
 )
+from rfast_sim.algorithms.rfast import (
+    RunningSums,
+    TrackerNodes,
+    node_models,
+    rfast_compute,
+    rfast_receive,
+    tracking_init,
+)
 from rfast_sim.problems import ProblemOps
-from rfast_sim.topology import ROLE_GOSSIP, ROLE_PULL, ROLE_PUSH
+from rfast_sim.topology import ROLE_GOSSIP
 
 
 class Models(NamedTuple):
@@ -35,46 +55,67 @@ def allreduce_sgd(ops: ProblemOps) -> Algorithm:
         g = all_grads(ops, env, x, key).mean(0)
         return NetState(Models(x - env.step_size * g), st.chans)
 
-    return Algorithm("allreduce_sgd", "sync_allreduce", (), 1, _init_models,
-                     lambda st: st.nodes.x, on_round=on_round,
+    return Algorithm("allreduce_sgd", "sync_allreduce", (), 1, _init_models, node_models,
+                     on_round=on_round,
                      description="synchronous parallel SGD over a ring all-reduce")
 
 
+class GossipModels(NamedTuple):
+    x: Array  # x_i^k, the model node i sent in its last round
+    g: Array  # g_i(x_i^k), its gradient there (zero before the first computation)
+
+
+class Latest(NamedTuple):
+    recv: Array  # the in-neighbour's model of the previous round
+
+
 def dpsgd(ops: ProblemOps) -> Algorithm:
-    """D-PSGD: x_i <- sum_j w_ij x_j - gamma g_i(x_i), Metropolis W on an undirected graph."""
+    """D-PSGD: x_i^{k+1} = sum_j w_ij x_j^k - gamma g_i(x_i^k), Metropolis W (undirected graph).
 
-    def on_round(env: Env, st: NetState, key: Array) -> NetState:
-        x = st.nodes.x
-        W = dense(env.net, ROLE_GOSSIP, x.shape[0])
-        return NetState(Models(W @ x - env.step_size * all_grads(ops, env, x, key)), st.chans)
+    Node i's k-th computation first applies round k-1's update with the models its neighbours
+    sent in round k-1 (the barrier guarantees they are there), then takes the gradient at the
+    new model and sends that model to every neighbour.
+    """
 
-    return Algorithm("dpsgd", "sync_neighbors", ("gossip",), 1, _init_models,
-                     lambda st: st.nodes.x, on_round=on_round,
+    def init(env: Env, key: Array) -> NetState:
+        n, num_ch = num_nodes(env), env.net.src.shape[0]
+        x = replicate(env.data.x0, n)
+        return NetState(GossipModels(x, jnp.zeros_like(x)),
+                        Latest(jnp.broadcast_to(env.data.x0, (num_ch, *env.data.x0.shape))))
+
+    def on_compute(env: Env, i: Array, key: Array, node: GossipModels, ins: Latest,
+                   outs: Latest) -> Compute:
+        nb = neighbourhood(env.net, i)
+        w_in = jnp.where(nb.in_valid & (nb.in_role == ROLE_GOSSIP), nb.in_w, 0.0)
+        x = nb.self_w[ROLE_GOSSIP] * node.x + w_in @ ins.recv - env.step_size * node.g
+        g = ops.local_grad(x, env.data, i, key)
+        payloads = jnp.broadcast_to(x, (env.net.out_ch.shape[1], x.shape[0]))
+        return Compute(GossipModels(x, g), NoWrite(), NoWrite(), payloads)
+
+    def on_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: GossipModels,
+                   src: GossipModels, chan: Latest) -> Receive:
+        return Receive(NoWrite(), NoWrite(), Latest(payload))
+
+    return Algorithm("dpsgd", "sync_neighbors", ("gossip",), ops.dim, init, node_models,
+                     on_compute=on_compute, on_receive=on_receive,
                      description="synchronous decentralized SGD (Metropolis weights)")
 
 
-class Tracking(NamedTuple):
-    x: Array
-    z: Array
-    g: Array
-
-
 def sync_gt(ops: ProblemOps) -> Algorithm:
-    """Synchronous push-pull gradient tracking: x <- R(x - gamma z); z <- C z + g(x_new) - g."""
+    """Synchronous push-pull gradient tracking: R-FAST's own compute and receive functions in
+    lock-step rounds (same code, same step size meaning), so sync vs async isolates asynchrony.
+    With v_j^k = x_j^k - gamma z_j^k and y_j^k node j's tracker before it keeps c_jj of it:
+    x_i^{k+1} = r_ii v_i^k + sum_j r_ij v_j^{k-1};
+    y_i^k = z_i^k + sum_j c_ij y_j^{k-1} + g_i(x_i^{k+1}) - g_i(x_i^k);  z_i^{k+1} = c_ii y_i^k.
+    """
+
+    def on_compute(env: Env, i: Array, key: Array, node: TrackerNodes, ins: RunningSums,
+                   outs: RunningSums) -> Compute:
+        return rfast_compute(ops, env, i, key, node, ins, outs)
 
     def init(env: Env, key: Array) -> NetState:
-        x = replicate(env.data.x0, num_nodes(env))
-        g = all_grads(ops, env, x, key)
-        return NetState(Tracking(x, g, g), NoChans())
+        return tracking_init(ops, env, key)
 
-    def on_round(env: Env, st: NetState, key: Array) -> NetState:
-        s = st.nodes
-        n = s.x.shape[0]
-        R, C = dense(env.net, ROLE_PULL, n), dense(env.net, ROLE_PUSH, n)
-        x = R @ (s.x - env.step_size * s.z)
-        g = all_grads(ops, env, x, key)
-        return NetState(Tracking(x, C @ s.z + g - s.g, g), st.chans)
-
-    return Algorithm("sync_gt", "sync_neighbors", ("pull", "push"), 1, init,
-                     lambda st: st.nodes.x, on_round=on_round,
+    return Algorithm("sync_gt", "sync_neighbors", ("pull", "push"), ops.dim, init, node_models,
+                     on_compute=on_compute, on_receive=rfast_receive,
                      description="synchronous push-pull gradient tracking (R-FAST with a barrier)")

@@ -1,18 +1,19 @@
 """SimPy processes of one simulation: metric sampler, asynchronous nodes, synchronous rounds.
 
-A :class:`Sim` holds what the processes share (clock, counters, packet slots, recorder); each
-process is a small generator over it. Nothing here knows an algorithm's values.
+A :class:`Sim` holds what the processes share (clock, counters, packet slots, network,
+recorder); each process is a small generator over it. Nothing here knows an algorithm's values.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 
 import simpy
 
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, ROUND, SAMPLE, Recorder
+from rfast_sim.engine.network import Network, Packet
+from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, Recorder
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
@@ -27,6 +28,7 @@ class Sim:
     timing: TimingModel
     channels: Channels
     rec: Recorder
+    network: Network
     limit: float
     max_updates: float
     updates: int = 0
@@ -44,12 +46,9 @@ class Sim:
         self.dst = self.channels.dst.tolist()
         self.durations = {i: [] for i in range(self.channels.n)}
 
-    def at(self, delay: float, fn: Callable[[], None]) -> None:
-        ev = self.env.timeout(delay)
-        ev.callbacks.append(lambda _ev: fn())
-
     def sample_now(self) -> None:
-        self.rec.samples.append((self.env.now, self.updates, self.messages, self.dropped))
+        self.rec.samples.append((self.env.now, self.updates, self.messages, self.dropped,
+                                 self.network.stats.superseded))
         self.rec.add(self.env.now, SAMPLE, len(self.rec.samples) - 1)
 
     def finish(self) -> None:
@@ -63,41 +62,37 @@ class Sim:
         self.durations[i].append(d)
         return d
 
-    def _deliver(self, ev: simpy.Event) -> None:
-        if self.done.triggered:
-            return
-        b, a, c, slot, seq = ev.value  # type: ignore[misc]
-        self.rec.add(self.env.now, DELIVER, b, a, c, slot, seq)
-        self.free.append(slot)
-
-    def send(self, c: int) -> int:
-        """Send one packet on channel c now; return its slot (-1 if it will be lost)."""
-        a, b = self.src[c], self.dst[c]
-        delay, lost = self.timing.packet(a, b)
-        self.messages += 1
-        self.seqs[c] += 1
-        seq = self.seqs[c]
-        if lost:
-            self.dropped += 1
-            self.at(delay, lambda: self.rec.add(self.env.now, DROP, b, a, c, -1, seq, True))
-            return -1
+    def slot(self) -> int:
+        """A free slot of the in-flight store (a packet holds it until delivered or lost)."""
         slot = self.free.pop() if self.free else self.num_slots
         if slot == self.num_slots:
             self.num_slots += 1
-        ev = self.env.timeout(delay, (b, a, c, slot, seq))
-        ev.callbacks.append(self._deliver)
         return slot
 
-    def reliable_delay(self, a: int, b: int, nbytes: float | None = None) -> float:
-        """Delay until a packet a->b gets through, resending each lost copy after the timeout."""
-        total = 0.0
-        while True:
-            delay, lost = self.timing.packet(a, b, nbytes)
-            self.messages += 1
-            if not lost:
-                return total + delay
-            self.dropped += 1
-            total += self.timing.timing.retransmit_timeout
+    def packet(self, c: int, round_: int = -1) -> Packet:
+        """A new packet on channel c (its slot and sequence number), not yet sent."""
+        self.seqs[c] += 1
+        return Packet(c, self.src[c], self.dst[c], self.timing.message_bytes, self.slot(),
+                      self.seqs[c], round_, self.env.now, self._arrive)
+
+    def send(self, pkt: Packet) -> int:
+        """Hand a packet to the network; return its slot."""
+        pkt.on_depart = pkt.on_depart or self._departed
+        old = self.network.send(pkt)
+        if old is not None:  # superseded before it left: it will never arrive
+            self.free.append(old.slot)
+        return pkt.slot
+
+    def _departed(self, pkt: Packet, lost: bool) -> None:
+        self.messages += 1
+        self.dropped += lost
+
+    def _arrive(self, pkt: Packet, lost: bool) -> None:
+        if self.done.triggered:
+            return
+        kind = DROP if lost else DELIVER
+        self.rec.add(self.env.now, kind, pkt.dst, pkt.src, pkt.channel, pkt.slot, pkt.seq, lost)
+        self.free.append(pkt.slot)
 
 
 def sampler(sim: Sim, every: float) -> Process:
@@ -117,7 +112,8 @@ def sampler(sim: Sim, every: float) -> Process:
 
 
 def async_node(sim: Sim, i: int, pattern: str) -> Process:
-    """Compute for a sampled time, then send on every out-channel ("all") or one ("one")."""
+    """Compute for a sampled time, then send on every out-channel ("all") or one ("one").
+    Computation never waits for sends: the NIC queues them."""
     outs = [int(c) for c in sim.channels.out_ch[i] if c >= 0]
     while True:
         yield sim.env.timeout(sim.compute_time(i))
@@ -127,50 +123,22 @@ def async_node(sim: Sim, i: int, pattern: str) -> Process:
         slots = list(sim.rec.none)
         if pattern == "all":
             for k, c in enumerate(outs):
-                slots[k] = sim.send(c)
+                slots[k] = sim.send(sim.packet(c))
         elif outs:  # "one": a random out-neighbour
             k = sim.timing.choose(i, len(outs))
-            slots[k] = sim.send(outs[k])
+            slots[k] = sim.send(sim.packet(outs[k]))
         sim.rec.add(sim.env.now, COMPUTE, i, out=tuple(slots))
         if sim.updates >= sim.max_updates:
             sim.finish()
             return
 
 
-def _round_comm(sim: Sim, pattern: str) -> float:
-    n = sim.channels.n
-    if pattern == "sync_allreduce":
-        # Ring all-reduce: 2(n-1) steps, each moving a 1/n chunk over every ring link.
-        chunk = sim.timing.message_bytes / n
-        return sum(max(sim.reliable_delay(i, (i + 1) % n, chunk) for i in range(n))
-                   for _ in range(2 * (n - 1)))
-    return max((sim.reliable_delay(a, b) for a, b in zip(sim.src, sim.dst, strict=True)),
-               default=0.0)
-
-
-def sync_rounds(sim: Sim, pattern: str) -> Process:
-    """Lock-step rounds: every node computes, then the round's communication completes."""
-    n = sim.channels.n
-    while True:
-        start = sim.env.now
-        ds = [sim.compute_time(i) for i in range(n)]
-        for i, d in enumerate(ds):
-            sim.at(d, functools.partial(_computed, sim, i))
-        yield sim.env.timeout(max(ds))
-        if sim.done.triggered:
-            return
-        compute_end = sim.env.now
-        yield sim.env.timeout(_round_comm(sim, pattern))
-        if sim.done.triggered:
-            return
-        sim.rec.rounds.append((start, compute_end, sim.env.now))
-        sim.rec.add(sim.env.now, ROUND, -1, seq=len(sim.rec.rounds) - 1)
-        if sim.updates >= sim.max_updates:
-            sim.finish()
-            return
-
-
-def _computed(sim: Sim, i: int) -> None:
+def computed(sim: Sim, i: int, out: tuple[int, ...] | None = None) -> None:
+    """Record node i's finished computation (unless the run is over)."""
     if not sim.done.triggered:
         sim.updates += 1
-        sim.rec.add(sim.env.now, COMPUTE, i)
+        sim.rec.add(sim.env.now, COMPUTE, i, out=out)
+
+
+def call_at(sim: Sim, delay: float, fn: functools.partial) -> None:
+    sim.env.timeout(delay).callbacks.append(lambda _e: fn())

@@ -7,7 +7,9 @@ from collections.abc import Callable
 import numpy as np
 import simpy
 
-from rfast_sim.engine.processes import Sim, async_node, sampler, sync_rounds
+from rfast_sim.engine.network import Network
+from rfast_sim.engine.processes import Sim, async_node, sampler
+from rfast_sim.engine.rounds import Barrier, allreduce_rounds, gossip_node
 from rfast_sim.engine.trace import Event, EventTrace, Recorder
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels, Pattern
@@ -22,21 +24,33 @@ def simulate(
     max_updates: int | None,
     sample_every: float,
     on_event: Callable[[Event], None] | None = None,
+    supersedes: bool = False,
 ) -> EventTrace:
     """Run the timing model to the stop condition and return the recorded trace.
 
-    `on_event` (online coupling) is called for every non-drop event as it fires.
+    `on_event` (online coupling) is called for every non-drop event as it fires. `supersedes`:
+    the algorithm's packets make older unsent ones useless, so a `latest` NIC queue may drop
+    them (otherwise its queue stays fifo).
     """
     env = simpy.Environment()
     rec = Recorder(channels.out_ch.shape[1], on_event)
-    sim = Sim(env, timing, channels, rec,
+    nic = timing.timing.nic
+    latest = nic is not None and nic.queue == "latest" and supersedes
+    network = Network(env, timing, channels.n, nic, latest)
+    sim = Sim(env, timing, channels, rec, network,
               limit=until if until is not None else np.inf,
               max_updates=max_updates if max_updates is not None else np.inf)
     env.process(sampler(sim, sample_every))
     if pattern in ("all", "one"):
         for i in range(channels.n):
             env.process(async_node(sim, i, pattern))
+    elif pattern == "sync_neighbors":
+        barrier = Barrier(sim, global_=timing.timing.barrier == "global")
+        for i in range(channels.n):
+            env.process(gossip_node(sim, barrier, i))
     else:
-        env.process(sync_rounds(sim, pattern))
+        env.process(allreduce_rounds(sim))
     env.run(until=sim.done)
-    return rec.trace(sim.num_slots, sim.durations)
+    stats = network.close(env.now)
+    stats["queue"] = "latest" if latest else ("fifo" if nic is not None else "none")
+    return rec.trace(sim.num_slots, sim.durations, stats)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -34,10 +35,13 @@ class EventTrace:
     sample_updates: np.ndarray
     sample_messages: np.ndarray
     sample_dropped: np.ndarray
+    sample_superseded: np.ndarray
+    round_node: np.ndarray  # -1: a global (all-reduce) round
     round_start: np.ndarray
     round_compute: np.ndarray
     round_end: np.ndarray
     compute_durations: dict[int, list[float]]
+    network: dict[str, Any]  # queue discipline, queueing and delay figures
 
     def __len__(self) -> int:
         return len(self.time)
@@ -81,8 +85,8 @@ class Recorder:
         self.none = (-1,) * kout
         self.kout = kout
         self.on_event = on_event
-        self.samples: list[tuple[float, int, int, int]] = []
-        self.rounds: list[tuple[float, float, float]] = []
+        self.samples: list[tuple[float, int, int, int, int]] = []
+        self.rounds: list[tuple[int, float, float, float]] = []
 
     def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
             slot: int = -1, seq: int = -1, dropped: bool = False,
@@ -93,11 +97,12 @@ class Recorder:
         if self.on_event is not None and kind != DROP:
             self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out))
 
-    def trace(self, num_slots: int, durations: dict[int, list[float]]) -> EventTrace:
+    def trace(self, num_slots: int, durations: dict[int, list[float]],
+              network: dict[str, Any]) -> EventTrace:
         """One conversion of all rows (ints and times are exact in float64), typed columns."""
         cols = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
-        st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 4)
-        rd = np.asarray(self.rounds, dtype=np.float64).reshape(-1, 3)
+        st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 5)
+        rd = np.asarray(self.rounds, dtype=np.float64).reshape(-1, 4)
         return EventTrace(
             time=np.asarray(cols[0], dtype=np.float64),
             kind=np.asarray(cols[1], dtype=np.int8),
@@ -113,8 +118,11 @@ class Recorder:
             sample_updates=st[:, 1].astype(np.int64),
             sample_messages=st[:, 2].astype(np.int64),
             sample_dropped=st[:, 3].astype(np.int64),
-            round_start=rd[:, 0],
-            round_compute=rd[:, 1],
-            round_end=rd[:, 2],
+            sample_superseded=st[:, 4].astype(np.int64),
+            round_node=rd[:, 0].astype(np.int32),
+            round_start=rd[:, 1],
+            round_compute=rd[:, 2],
+            round_end=rd[:, 3],
             compute_durations=durations,
+            network=network,
         )

@@ -1,0 +1,177 @@
+"""Synchronous rounds: the neighbour (or global) barrier of D-PSGD and synchronous gradient
+tracking, and Ring-AllReduce.
+
+Gossip methods: node i's round k ends when it has computed, its own round-k sends have left its
+egress, and it holds its in-neighbours' round-k packets (a lost one is resent after
+`retransmit_timeout`); then it starts round k+1. A packet of a later round (a neighbour may run
+ahead) is held, and delivered right after i's computation of that round, so node i's k-th
+computation reads exactly its in-neighbours' packets of round k-1. With `barrier: global`, every
+node also waits until all nodes have ended the round.
+
+Ring-AllReduce is global by nature: after the slowest computation, 2(n-1) steps, each waiting
+for its slowest link to move a 1/n chunk (bytes / min(link, egress[, ingress]) + latency).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import defaultdict
+
+import simpy
+
+from rfast_sim.engine.network import Packet
+from rfast_sim.engine.processes import Process, Sim, call_at, computed
+from rfast_sim.engine.trace import DELIVER, DROP, ROUND
+
+
+class Barrier:
+    """Round bookkeeping of the synchronous gossip methods."""
+
+    def __init__(self, sim: Sim, global_: bool) -> None:
+        n = sim.channels.n
+        self.sim, self.global_ = sim, global_
+        self.reached = [-1] * n  # the last round whose computation node i has done
+        self.got: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(n)]
+        self.sending: list[defaultdict[int, int]] = [defaultdict(int) for _ in range(n)]
+        self.held: list[defaultdict[int, list[Packet]]] = [defaultdict(list) for _ in range(n)]
+        self.waiting: list[tuple[int, simpy.Event] | None] = [None] * n
+        self.indegree = [int((sim.channels.in_ch[i] >= 0).sum()) for i in range(n)]
+        self.ended: defaultdict[int, int] = defaultdict(int)
+        self.everyone: dict[int, simpy.Event] = {}
+
+    def send(self, i: int, c: int, round_: int) -> int:
+        pkt = self.sim.packet(c, round_)
+        pkt.on_arrive, pkt.on_depart = self.arrive, self.departed
+        self.sending[i][round_] += 1
+        return self.sim.send(pkt)
+
+    def departed(self, pkt: Packet, lost: bool) -> None:
+        self.sim.messages += 1
+        self.sim.dropped += lost
+        if pkt.attempt == 0:
+            self.sending[pkt.src][pkt.round] -= 1
+            self._check(pkt.src)
+
+    def arrive(self, pkt: Packet, lost: bool) -> None:
+        sim = self.sim
+        if sim.done.triggered:
+            return
+        if lost:  # the sender resends the same packet (slot, sequence number) after a timeout
+            sim.rec.add(sim.env.now, DROP, pkt.dst, pkt.src, pkt.channel, -1, pkt.seq, True)
+            pkt.attempt += 1
+            call_at(sim, sim.timing.timing.retransmit_timeout, functools.partial(self._resend, pkt))
+            return
+        if self.reached[pkt.dst] >= pkt.round:
+            self._deliver(pkt)
+        else:
+            self.held[pkt.dst][pkt.round].append(pkt)
+        self.got[pkt.dst][pkt.round] += 1
+        self._check(pkt.dst)
+
+    def _resend(self, pkt: Packet) -> None:
+        if not self.sim.done.triggered:
+            pkt.sent = self.sim.env.now
+            self.sim.network.send(pkt)
+
+    def _deliver(self, pkt: Packet) -> None:
+        sim = self.sim
+        sim.rec.add(sim.env.now, DELIVER, pkt.dst, pkt.src, pkt.channel, pkt.slot, pkt.seq)
+        sim.free.append(pkt.slot)
+
+    def computed(self, i: int, round_: int) -> None:
+        """Node i has done its round's computation: the held packets of that round arrive."""
+        self.reached[i] = round_
+        for pkt in self.held[i].pop(round_, []):
+            self._deliver(pkt)
+
+    def end_of_round(self, i: int, round_: int) -> simpy.Event:
+        ev = self.sim.env.event()
+        self.waiting[i] = (round_, ev)
+        self._check(i)
+        return ev
+
+    def _check(self, i: int) -> None:
+        w = self.waiting[i]
+        if w is None:
+            return
+        k, ev = w
+        if self.got[i][k] >= self.indegree[i] and self.sending[i][k] == 0:
+            self.waiting[i] = None
+            self.got[i].pop(k, None)
+            self.sending[i].pop(k, None)
+            ev.succeed()
+
+    def all_ended(self, round_: int) -> simpy.Event:
+        ev = self.everyone.setdefault(round_, self.sim.env.event())
+        self.ended[round_] += 1
+        if self.ended[round_] == len(self.reached):
+            ev.succeed()
+            del self.everyone[round_], self.ended[round_]
+        return ev
+
+
+def gossip_node(sim: Sim, bar: Barrier, i: int) -> Process:
+    """Node i's lock-step rounds: compute, send to every out-neighbour, wait at the barrier."""
+    outs = [int(c) for c in sim.channels.out_ch[i] if c >= 0]
+    k = 0
+    while True:
+        start = sim.env.now
+        yield sim.env.timeout(sim.compute_time(i))
+        if sim.done.triggered:
+            return
+        slots = list(sim.rec.none)
+        for j, c in enumerate(outs):
+            slots[j] = bar.send(i, c, k)
+        computed(sim, i, tuple(slots))
+        bar.computed(i, k)
+        compute_end = sim.env.now
+        if sim.updates >= sim.max_updates:
+            sim.finish()
+            return
+        yield bar.end_of_round(i, k)
+        if bar.global_:
+            yield bar.all_ended(k)
+        if sim.done.triggered:
+            return
+        sim.rec.rounds.append((i, start, compute_end, sim.env.now))
+        k += 1
+
+
+def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float) -> float:
+    """Delay until a chunk a->b gets through, resending each lost copy after the timeout."""
+    rate = sim.network.rate(a, b)
+    ingress = sim.network.nic.ingress if sim.network.nic is not None else None
+    transfer = nbytes / min(rate, ingress or rate)  # one chunk into each node per step
+    total = 0.0
+    while True:
+        latency, lost = sim.timing.link_fate(a, b)
+        sim.messages += 1
+        if not lost:
+            return total + transfer + latency
+        sim.dropped += 1
+        total += sim.timing.timing.retransmit_timeout
+
+
+def allreduce_rounds(sim: Sim) -> Process:
+    """Ring-AllReduce rounds: every node computes, then 2(n-1) chunk steps around the ring."""
+    n = sim.channels.n
+    while True:
+        start = sim.env.now
+        ds = [sim.compute_time(i) for i in range(n)]
+        for i, d in enumerate(ds):
+            call_at(sim, d, functools.partial(computed, sim, i))
+        yield sim.env.timeout(max(ds))
+        if sim.done.triggered:
+            return
+        compute_end = sim.env.now
+        chunk = sim.timing.message_bytes / n
+        comm = sum(max(_reliable_delay(sim, i, (i + 1) % n, chunk) for i in range(n))
+                   for _ in range(2 * (n - 1)))
+        yield sim.env.timeout(comm)
+        if sim.done.triggered:
+            return
+        sim.rec.rounds.append((-1, start, compute_end, sim.env.now))
+        sim.rec.add(sim.env.now, ROUND, -1, seq=len(sim.rec.rounds) - 1)
+        if sim.updates >= sim.max_updates:
+            sim.finish()
+            return

@@ -32,7 +32,7 @@ def divergence(values: np.ndarray) -> np.ndarray:
 
 def run_frame(*, algorithm: str, seed: int, step_size: float, sample_time: np.ndarray,
               updates: np.ndarray, messages: np.ndarray, dropped: np.ndarray,
-              message_bytes: float, values: np.ndarray,
+              nbytes: np.ndarray, values: np.ndarray,
               extra: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """The tidy frame of one run. `values[k]` holds METRIC_COLUMNS at `sample_time[k]`; from
     the first diverged sample on, `diverged` is True and the metric values are NaN."""
@@ -45,7 +45,7 @@ def run_frame(*, algorithm: str, seed: int, step_size: float, sample_time: np.nd
         "time": sample_time,
         "updates": updates,
         "messages": messages,
-        "bytes": messages * message_bytes,
+        "bytes": nbytes,
         "dropped": dropped,
         "diverged": diverged,
     })

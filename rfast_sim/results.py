@@ -37,7 +37,7 @@ def run_frame_of(r: Run) -> pd.DataFrame:
     return metrics_mod.run_frame(
         algorithm=r.name, seed=r.seed, step_size=r.step_size, sample_time=tr.sample_time,
         updates=tr.sample_updates, messages=tr.sample_messages, dropped=tr.sample_dropped,
-        message_bytes=r.message_bytes, values=r.metrics,
+        nbytes=tr.sample_bytes, values=r.metrics,
         extra={"superseded": tr.sample_superseded})
 
 

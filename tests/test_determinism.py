@@ -25,7 +25,7 @@ ALGOS = ["rfast", "rfast_nonrobust", "osgp", "adpsgd", "allreduce_sgd", "dpsgd",
 
 
 @pytest.mark.parametrize("name", ALGOS)
-@pytest.mark.parametrize("case", ["drops_stragglers", "minibatch_logistic"])
+@pytest.mark.parametrize("case", ["drops_stragglers", "minibatch_logistic", "contention"])
 def test_online_and_replay_agree(name, case):
     over = {"graphs.pull.kind": "ring", "graphs.push.kind": "exponential",
             "algorithm.name": name, "run.until": 25.0, "timing.drop_prob": 0.2,
@@ -34,6 +34,9 @@ def test_online_and_replay_agree(name, case):
         over.update({"problem.kind": "logistic", "problem.batch_size": 4,
                      "problem.heterogeneity": {"kind": "label_skew", "alpha": 0.3},
                      "timing.drop_prob": 0.0})
+    if case == "contention":  # queues that grow, superseded packets, shared ingress
+        over.update({"timing.message_bytes": 1e6, "timing.bandwidth": 1e7,
+                     "timing.nic": {"egress": 2e6, "queue": "latest", "ingress": 3e6}})
     sc = scenario(**over)
     setup = prepare(sc, name, sc.seed)
     online = run_online(setup, 0.05)

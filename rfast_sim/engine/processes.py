@@ -33,6 +33,7 @@ class Sim:
     max_updates: float
     updates: int = 0
     messages: int = 0
+    bytes: float = 0.0  # on the wire (every departed packet or chunk)
     dropped: int = 0
     num_slots: int = 0
     free: list[int] = field(default_factory=list)
@@ -48,7 +49,7 @@ class Sim:
 
     def sample_now(self) -> None:
         self.rec.samples.append((self.env.now, self.updates, self.messages, self.dropped,
-                                 self.network.stats.superseded))
+                                 self.network.stats.superseded, self.bytes))
         self.rec.add(self.env.now, SAMPLE, len(self.rec.samples) - 1)
 
     def finish(self) -> None:
@@ -85,6 +86,7 @@ class Sim:
 
     def _departed(self, pkt: Packet, lost: bool) -> None:
         self.messages += 1
+        self.bytes += pkt.nbytes
         self.dropped += lost
 
     def _arrive(self, pkt: Packet, lost: bool) -> None:

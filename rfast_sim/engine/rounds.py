@@ -47,6 +47,7 @@ class Barrier:
 
     def departed(self, pkt: Packet, lost: bool) -> None:
         self.sim.messages += 1
+        self.sim.bytes += pkt.nbytes
         self.sim.dropped += lost
         if pkt.attempt == 0:
             self.sending[pkt.src][pkt.round] -= 1
@@ -146,6 +147,7 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float) -> float:
     while True:
         latency, lost = sim.timing.link_fate(a, b)
         sim.messages += 1
+        sim.bytes += nbytes
         if not lost:
             return total + transfer + latency
         sim.dropped += 1

@@ -36,6 +36,7 @@ class EventTrace:
     sample_messages: np.ndarray
     sample_dropped: np.ndarray
     sample_superseded: np.ndarray
+    sample_bytes: np.ndarray
     round_node: np.ndarray  # -1: a global (all-reduce) round
     round_start: np.ndarray
     round_compute: np.ndarray
@@ -85,7 +86,7 @@ class Recorder:
         self.none = (-1,) * kout
         self.kout = kout
         self.on_event = on_event
-        self.samples: list[tuple[float, int, int, int, int]] = []
+        self.samples: list[tuple[float, int, int, int, int, float]] = []
         self.rounds: list[tuple[int, float, float, float]] = []
 
     def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
@@ -101,7 +102,7 @@ class Recorder:
               network: dict[str, Any]) -> EventTrace:
         """One conversion of all rows (ints and times are exact in float64), typed columns."""
         cols = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
-        st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 5)
+        st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 6)
         rd = np.asarray(self.rounds, dtype=np.float64).reshape(-1, 4)
         return EventTrace(
             time=np.asarray(cols[0], dtype=np.float64),
@@ -119,6 +120,7 @@ class Recorder:
             sample_messages=st[:, 2].astype(np.int64),
             sample_dropped=st[:, 3].astype(np.int64),
             sample_superseded=st[:, 4].astype(np.int64),
+            sample_bytes=st[:, 5],
             round_node=rd[:, 0].astype(np.int32),
             round_start=rd[:, 1],
             round_compute=rd[:, 2],

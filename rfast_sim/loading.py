@@ -227,8 +227,13 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
 
 
 def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
-    """The fully resolved scenario as plain data (re-loadable to an identical Scenario)."""
-    return sc.model_dump(mode="json")
+    """The fully resolved scenario as plain data (re-loadable to an identical Scenario). Of the
+    two loss keys it holds only the one in use."""
+    data = sc.model_dump(mode="json")
+    for key in ("drop_prob", "loss"):
+        if data["timing"][key] is None:
+            del data["timing"][key]
+    return data
 
 
 def dump_scenario(sc: Scenario, path: str | Path) -> None:

@@ -80,9 +80,21 @@ class Result:
         out.mkdir(parents=True, exist_ok=True)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
         dump_scenario(self.scenario, out / "scenario.yaml")
-        (out / "summary.json").write_text(json.dumps(self.summary(), indent=2, default=_json))
+        (out / "summary.json").write_text(json.dumps(_strict(self.summary()), indent=2,
+                                                     default=_json))
         self.comparison().to_csv(out / "comparison.csv", index=False)
         return out
+
+
+def _strict(v: Any) -> Any:
+    """Plain JSON: NaN (a missed target) becomes null, infinities strings."""
+    if isinstance(v, dict):
+        return {k: _strict(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_strict(x) for x in v]
+    if isinstance(v, float | np.floating):
+        return None if np.isnan(v) else (str(float(v)) if np.isinf(v) else float(v))
+    return v
 
 
 def _json(v: Any) -> Any:

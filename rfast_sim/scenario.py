@@ -126,6 +126,24 @@ class LinkDrop(_Strict):
     drop_prob: float = Field(ge=0, lt=1)
 
 
+class Loss(_Strict):
+    """Bursty packet loss per link (Gilbert-Elliott): a two-state Markov chain advanced once
+    per packet; a packet is lost with probability loss_good or loss_bad by the link's state.
+    Stationary loss rate: (p_bad_good loss_good + p_good_bad loss_bad) / (p_good_bad +
+    p_bad_good); with loss_good 0 and loss_bad 1, bursts last 1 / p_bad_good packets on average.
+    """
+
+    model: Literal["gilbert_elliott"] = "gilbert_elliott"
+    p_good_bad: float = Field(0.01, gt=0, le=1, description="P(good -> bad) per packet")
+    p_bad_good: float = Field(0.2, gt=0, le=1, description="P(bad -> good) per packet")
+    loss_good: float = Field(0.0, ge=0, le=1)
+    loss_bad: float = Field(1.0, ge=0, le=1)
+
+    def stationary_loss(self) -> float:
+        p, r = self.p_good_bad, self.p_bad_good
+        return (r * self.loss_good + p * self.loss_bad) / (p + r)
+
+
 class Nic(_Strict):
     """Each node's network interface: the alpha-beta model with contention, per node."""
 
@@ -147,7 +165,9 @@ class Timing(_Strict):
     latency: Dist = Dist(dist="constant", mean=0.01)
     bandwidth: float = Field(1.25e9, gt=0, description="bytes/s per link")
     message_bytes: float | Literal["auto"] = "auto"
-    drop_prob: float = Field(0.0, ge=0, lt=1)
+    drop_prob: float | None = Field(
+        None, ge=0, lt=1, description="Bernoulli loss per packet (the shorthand of `loss`)")
+    loss: Loss | None = Field(None, description="bursty loss per link (Gilbert-Elliott)")
     link_drop_prob: list[LinkDrop] = []
     retransmit_timeout: float = Field(
         0.2, gt=0, description="synchronous methods resend a lost packet after this many seconds"
@@ -164,6 +184,12 @@ class Timing(_Strict):
             raise ValueError(f"message_bytes: must be > 0 or 'auto' (got {self.message_bytes})")
         if self.speed is not None and self.speed.expected() <= 0:
             raise ValueError("speed.mean: must be > 0")
+        if self.drop_prob is not None and self.loss is not None:
+            raise ValueError("loss: give either drop_prob (Bernoulli) or loss (a loss model), "
+                             "not both")
+        if self.loss is not None and self.link_drop_prob:
+            raise ValueError("link_drop_prob: per-link Bernoulli rates go with drop_prob, not "
+                             "with a loss model")
         if self.compute.expected() <= 0 or self.compute.is_point_mass_at_zero():
             raise ValueError("compute: a compute time must have a positive mean (a device that "
                              "computes in zero time would fire events forever at time 0)")

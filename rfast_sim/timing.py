@@ -111,6 +111,7 @@ class TimingModel:
         ]
         self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked, float]] = {}
         self._latency = _sampler(t.latency)
+        self._bad: dict[tuple[int, int], bool] = {}  # Gilbert-Elliott state per link
         self._drop_override = {(ld.src, ld.dst): ld.drop_prob for ld in t.link_drop_prob}
 
     def compute_time(self, node: int) -> float:
@@ -126,7 +127,7 @@ class TimingModel:
         return min(int(self._choice[node].next() * k), k - 1)
 
     def drop_prob(self, src: int, dst: int) -> float:
-        return self._drop_override.get((src, dst), self.timing.drop_prob)
+        return self._drop_override.get((src, dst), self.timing.drop_prob or 0.0)
 
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
@@ -143,7 +144,15 @@ class TimingModel:
                 self.drop_prob(src, dst),
             )
             self._links[(src, dst)] = link
-        return link[0].next(), link[1].next() < link[2]
+        loss = self.timing.loss
+        if loss is None:
+            return link[0].next(), link[1].next() < link[2]
+        # Gilbert-Elliott: this packet's loss by the link's state, then the state moves on
+        bad = self._bad.get((src, dst), False)
+        lost = link[1].next() < (loss.loss_bad if bad else loss.loss_good)
+        flip = link[1].next() < (loss.p_bad_good if bad else loss.p_good_bad)
+        self._bad[(src, dst)] = bad != flip
+        return link[0].next(), lost
 
 
 def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:

@@ -74,3 +74,12 @@ def test_invariant_property(seed, drop, push, batch):
                      "run.until": 15.0})
     worst, _, _ = _check_every_event(sc)
     assert worst < 1e-9
+
+
+def test_invariant_holds_through_bursty_loss():
+    sc = scenario(**{"graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
+                     "timing.drop_prob": None, "run.until": 60.0,
+                     "timing.loss": {"p_good_bad": 0.05, "p_bad_good": 0.2}})
+    worst, _, dropped = _check_every_event(sc)
+    assert dropped > 50
+    assert worst < 1e-9

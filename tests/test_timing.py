@@ -99,3 +99,39 @@ def test_streams_are_independent_of_each_other():
         b.link_fate(2, 3)
         seq_b.append(b.compute_time(3))
     assert seq_a == seq_b
+
+
+@pytest.mark.parametrize(("p", "r", "good", "bad"), [(0.01, 0.2, 0.0, 1.0), (0.05, 0.1, 0.02, 0.6)])
+def test_gilbert_elliott_loss_rate_and_burst_length(p, r, good, bad):
+    sc = scenario(**{"timing.drop_prob": None, "timing.loss": {
+        "model": "gilbert_elliott", "p_good_bad": p, "p_bad_good": r, "loss_good": good,
+        "loss_bad": bad}})
+    tm = TimingModel(sc, seed=4, message_bytes=8.0)
+    n = 200_000
+    lost = np.array([tm.link_fate(0, 1)[1] for _ in range(n)])
+    pi_bad = p / (p + r)
+    rate = (r * good + p * bad) / (p + r)  # the stationary loss rate, written out here
+    assert sc.timing.loss.stationary_loss() == pytest.approx(rate)
+    # the chain's autocorrelation inflates the variance of the mean by (1 + rho) / (1 - rho)
+    rho = 1 - p - r
+    var = (pi_bad * (1 - pi_bad) * (bad - good) ** 2 * (1 + rho) / (1 - rho)
+           + rate * (1 - rate)) / n
+    assert abs(lost.mean() - rate) < 4 * np.sqrt(var)
+    if good == 0.0 and bad == 1.0:  # then every bad packet is lost: bursts are bad spells
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], lost.astype(int), [0]])))
+        bursts = edges[1::2] - edges[::2]
+        se = np.sqrt(1 - r) / r / np.sqrt(len(bursts))  # geometric(r) lengths
+        assert abs(bursts.mean() - 1 / r) < 4 * se
+
+
+def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use():
+    from rfast_sim.loading import scenario_to_dict
+    from rfast_sim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match="loss: give either drop_prob"):
+        scenario(**{"timing.loss": {"p_good_bad": 0.1}})  # the test base sets drop_prob
+    sc = scenario(**{"timing.drop_prob": None, "timing.loss": {"p_good_bad": 0.1}})
+    timing = scenario_to_dict(sc)["timing"]
+    assert "drop_prob" not in timing
+    assert timing["loss"]["p_good_bad"] == 0.1
+    assert "loss" not in scenario_to_dict(scenario())["timing"]

@@ -150,7 +150,8 @@ def _designs(scenario_dir: Path, base: Result, out: Path, overrides: list[str],
     ring = base.metrics[base.metrics.algorithm == "allreduce_sgd"]
     for label, (extra, steps) in DESIGNS.items():
         only = f"algorithms=[{{name: rfast, step_size: {steps}}}]"
-        res = _run(scenario_dir, BASE, [*overrides, only, *extra], None, progress)
+        res = _run(scenario_dir, BASE, [*overrides, only, "compare.baseline=rfast", *extra],
+                   None, progress)
         frame = pd.concat([res.metrics, ring], ignore_index=True)
         table = comparison_table(frame, "allreduce_sgd", res.target, res.scenario.seed)
         rf = table.set_index("algorithm").loc["rfast"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -94,7 +95,8 @@ def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(app, [
         "run", str(ROOT / "scenarios/compare_packet_loss.yaml"), "--out", str(out),
-        "--set", "run.until=30", "--set", "compare.target={opt_gap: 0.01}", "--set",
+        "--set", "run.until=30", "--set", "seeds=2", "--set", "compare.target={opt_gap: 0.01}",
+        "--set",
         "algorithms=[{name: rfast, step_size: [1, 2]}, {name: allreduce_sgd, step_size: 1},"
         " {name: osgp, step_size: 0.5}]"])
     assert result.exit_code == 0, result.output
@@ -107,11 +109,14 @@ def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
     metrics = pd.read_parquet(out / "metrics.parquet")
     best = table.set_index("algorithm")["step_size"]
 
-    def settle(name: str) -> float:
-        run = metrics[(metrics.algorithm == name) & (metrics.step_size == best[name])]
-        above = run["time"][~(run["opt_gap"] <= 0.01)]
-        return float(run["time"].min() if above.empty else run["time"][run["time"] > above.max()]
-                     .min())
+    def settle(name: str) -> float:  # the median over seeds, a miss counting as inf
+        times = []
+        for _, run in metrics[(metrics.algorithm == name)
+                              & (metrics.step_size == best[name])].groupby("seed"):
+            above = run["time"][~(run["opt_gap"] <= 0.01)]
+            later = run["time"][run["time"] > above.max()] if len(above) else run["time"]
+            times.append(float(later.min()) if len(later) else float("inf"))
+        return float(np.median(times))
 
     expected = settle("allreduce_sgd") / settle("rfast")
     assert table.set_index("algorithm").loc["rfast", "speedup"] == pytest.approx(expected)

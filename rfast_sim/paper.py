@@ -48,7 +48,8 @@ def speedup(res: Result, alg: str, base: str) -> tuple[float, float, float]:
 def _fmt(s: tuple[float, float, float]) -> str:
     if np.isnan(s[0]):
         return "n/a (both missed the target)"
-    return f"{s[0]:.2f}x [{s[1]:.2f}, {s[2]:.2f}]"
+    point = "inf (the other missed)" if np.isinf(s[0]) else f"{s[0]:.2f}x"
+    return f"{point} [{s[1]:.2f}, {s[2]:.2f}]"
 
 
 def _speedups_over(bar: float, bases: tuple[str, ...]) -> Callable[[Result], tuple[str, bool]]:

@@ -182,6 +182,8 @@ def list_() -> None:
     console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS))
     console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
     console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
+    console.print("[bold]loss models:[/] bernoulli (timing.drop_prob), gilbert_elliott "
+                  "(timing.loss); link timing: timing.links, timing.clusters")
     console.print("[bold]algorithms:[/]")
     for name in registry.names():
         alg = make(name, ProblemOps("least_squares", 1, None, False))

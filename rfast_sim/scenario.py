@@ -144,6 +144,33 @@ class Loss(_Strict):
         return (r * self.loss_good + p * self.loss_bad) / (p + r)
 
 
+class LinkTiming(_Strict):
+    """A link's own latency law and bandwidth (null: the scenario's)."""
+
+    latency: Dist | None = None
+    bandwidth: float | None = Field(None, gt=0, description="bytes/s")
+
+
+class Link(LinkTiming):
+    src: int = Field(ge=0)
+    dst: int = Field(ge=0)
+
+
+class Clusters(_Strict):
+    """Groups of nodes: links inside a group use `intra`, links between groups `inter`."""
+
+    groups: list[list[int]] = Field(min_length=1)
+    intra: LinkTiming = LinkTiming()
+    inter: LinkTiming = LinkTiming()
+
+    @model_validator(mode="after")
+    def _check(self) -> Clusters:
+        seen = [i for g in self.groups for i in g]
+        if len(seen) != len(set(seen)):
+            raise ValueError("groups: a node may be in one group only")
+        return self
+
+
 class Nic(_Strict):
     """Each node's network interface: the alpha-beta model with contention, per node."""
 
@@ -169,6 +196,8 @@ class Timing(_Strict):
         None, ge=0, lt=1, description="Bernoulli loss per packet (the shorthand of `loss`)")
     loss: Loss | None = Field(None, description="bursty loss per link (Gilbert-Elliott)")
     link_drop_prob: list[LinkDrop] = []
+    links: list[Link] = Field([], description="per-link latency / bandwidth (over clusters)")
+    clusters: Clusters | None = Field(None, description="intra- and inter-group link timing")
     retransmit_timeout: float = Field(
         0.2, gt=0, description="synchronous methods resend a lost packet after this many seconds"
     )
@@ -303,9 +332,20 @@ class Scenario(_Strict):
             raise ValueError(f"timing.stragglers.count: must be <= nodes={n} (got {st.count})")
         if st.nodes and any(not 0 <= i < n for i in st.nodes):
             raise ValueError(f"timing.stragglers.nodes: node ids must be in 0..{n - 1}")
-        for k, ld in enumerate(self.timing.link_drop_prob):
-            if ld.src >= n or ld.dst >= n:
-                raise ValueError(f"timing.link_drop_prob.{k}: node ids must be in 0..{n - 1}")
+        self._check_link_ids()
+
+    def _check_link_ids(self) -> None:
+        n = self.nodes
+        for key in ("link_drop_prob", "links"):
+            pairs = [(ld.src, ld.dst) for ld in getattr(self.timing, key)]
+            for k, (a, b) in enumerate(pairs):
+                if a >= n or b >= n:
+                    raise ValueError(f"timing.{key}.{k}: node ids must be in 0..{n - 1}")
+            if len(set(pairs)) != len(pairs):
+                raise ValueError(f"timing.{key}: a (src, dst) pair is given twice")
+        groups = self.timing.clusters.groups if self.timing.clusters else []
+        if any(not 0 <= i < n for g in groups for i in g):
+            raise ValueError(f"timing.clusters.groups: node ids must be in 0..{n - 1}")
 
     @property
     def algorithm_list(self) -> list[AlgorithmSpec]:

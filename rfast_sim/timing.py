@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from rfast_sim.scenario import Dist, Scenario
+from rfast_sim.scenario import Dist, LinkTiming, Scenario
 from rfast_sim.seeding import stream
 
 _BLOCK = 1024
@@ -112,6 +112,10 @@ class TimingModel:
         self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked, float]] = {}
         self._latency = _sampler(t.latency)
         self._bad: dict[tuple[int, int], bool] = {}  # Gilbert-Elliott state per link
+        self._rates: dict[tuple[int, int], float] = {}
+        self._link_specs = {(ln.src, ln.dst): ln for ln in t.links}
+        self._group = {i: k for k, g in enumerate(t.clusters.groups) for i in g} \
+            if t.clusters is not None else {}
         self._drop_override = {(ld.src, ld.dst): ld.drop_prob for ld in t.link_drop_prob}
 
     def compute_time(self, node: int) -> float:
@@ -129,17 +133,35 @@ class TimingModel:
     def drop_prob(self, src: int, dst: int) -> float:
         return self._drop_override.get((src, dst), self.timing.drop_prob or 0.0)
 
+    def _link_timing(self, src: int, dst: int) -> tuple[Dist, float]:
+        """(latency law, bandwidth) of a link: its `links` entry, else its cluster's
+        intra/inter timing, else the scenario's; each field falls back separately."""
+        t = self.timing
+        own = self._link_specs.get((src, dst))
+        layers: list[LinkTiming] = [own] if own is not None else []
+        if t.clusters is not None and src in self._group and dst in self._group:
+            same = self._group[src] == self._group[dst]
+            layers.append(t.clusters.intra if same else t.clusters.inter)
+        latency = next((x.latency for x in layers if x.latency is not None), t.latency)
+        rate = next((x.bandwidth for x in layers if x.bandwidth is not None), t.bandwidth)
+        return latency, rate
+
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
-        return self.timing.bandwidth
+        rate = self._rates.get((src, dst))
+        if rate is None:
+            rate = self._rates[(src, dst)] = self._link_timing(src, dst)[1]
+        return rate
 
     def link_fate(self, src: int, dst: int) -> tuple[float, bool]:
         """The next packet's fate on link src->dst, drawn when it leaves the sender:
         (latency, lost?)."""
         link = self._links.get((src, dst))
         if link is None:
+            law = self._link_timing(src, dst)[0]
+            sampler = self._latency if law == self.timing.latency else _sampler(law)
             link = (
-                _Blocked(stream(self._seed, "latency", src, dst), self._latency),
+                _Blocked(stream(self._seed, "latency", src, dst), sampler),
                 _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
                 self.drop_prob(src, dst),
             )

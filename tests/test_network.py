@@ -166,3 +166,46 @@ def test_send_queue_grows_when_demand_exceeds_the_egress(queue):
     else:
         assert net["max_queue"] <= k_out
         assert net["superseded"] == trace.sample_superseded[-1] > 0
+
+
+def test_links_and_clusters_set_each_links_latency_and_bandwidth():
+    sc = scenario(nodes=4, **{
+        "timing.drop_prob": 0.0, "timing.bandwidth": 5e8,
+        "timing.latency": {"dist": "constant", "mean": 0.01},
+        "timing.clusters": {"groups": [[0, 1], [2, 3]],
+                            "intra": {"latency": {"dist": "constant", "mean": 0.0002},
+                                      "bandwidth": 1.25e9},
+                            "inter": {"latency": {"dist": "constant", "mean": 0.03},
+                                      "bandwidth": 1.25e8}},
+        "timing.links": [{"src": 0, "dst": 3, "latency": {"dist": "constant", "mean": 0.08}}]})
+    tm = TimingModel(sc, 0, B)
+    # (link) -> (latency, bandwidth): its own entry first, field by field, then its cluster's
+    expected = {(0, 1): (0.0002, 1.25e9), (2, 3): (0.0002, 1.25e9), (1, 2): (0.03, 1.25e8),
+                (0, 3): (0.08, 1.25e8), (3, 0): (0.03, 1.25e8)}
+    for (a, b), (latency, rate) in expected.items():
+        assert tm.link_fate(a, b) == (pytest.approx(latency), False)
+        assert tm.link_rate(a, b) == rate
+
+
+def test_a_links_own_bandwidth_and_latency_set_its_arrival_times():
+    tau, alpha = 0.5, 0.08
+    sc = scenario(nodes=2, **{
+        "graphs.pull": {"kind": "edges", "edges": [[0, 1]]},
+        "graphs.push": {"kind": "edges", "edges": [[1, 0]]}, "timing.drop_prob": 0.0,
+        "timing.compute": {"dist": "constant", "mean": tau}, "timing.message_bytes": B,
+        "timing.nic": {"egress": 1e9}, "run.until": 5.0,
+        "timing.links": [{"src": 0, "dst": 1, "bandwidth": W,
+                          "latency": {"dist": "constant", "mean": alpha}}]})
+    trace = record_trace(prepare(sc, "rfast", sc.seed))
+    arrivals = trace.time[trace.is_kind("deliver") & (trace.channel == 0)]
+    k = np.arange(1, len(arrivals) + 1)
+    np.testing.assert_allclose(arrivals, k * tau + B / W + alpha, rtol=1e-12)
+
+
+def test_bad_link_entries_are_refused_with_the_field():
+    from rfast_sim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"timing.links.0: node ids"):
+        scenario(nodes=4, **{"timing.links": [{"src": 0, "dst": 9, "bandwidth": 1.0}]})
+    with pytest.raises(ScenarioError, match="groups: a node may be in one group only"):
+        scenario(nodes=4, **{"timing.clusters": {"groups": [[0, 1], [1, 2]]}})

@@ -171,6 +171,42 @@ class Clusters(_Strict):
         return self
 
 
+class LinkChurn(_Strict):
+    """Random link failures: every link alternates up and down periods, independently; a
+    number is the mean of an exponential law, or give a law."""
+
+    mtbf: float | Dist = Field(description="mean up time (s) or its law")
+    mttr: float | Dist = Field(description="mean down time (s) or its law")
+
+    @model_validator(mode="after")
+    def _check(self) -> LinkChurn:
+        for name in ("mtbf", "mttr"):
+            v = getattr(self, name)
+            mean = v.expected() if isinstance(v, Dist) else v
+            if not mean > 0:
+                raise ValueError(f"{name}: must be > 0 (got {mean})")
+        return self
+
+    def law(self, name: str) -> Dist:
+        v = getattr(self, name)
+        return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
+
+
+class Outage(_Strict):
+    """Link src->dst is down from `start` to `end` (omitted: it never comes back)."""
+
+    src: int = Field(ge=0)
+    dst: int = Field(ge=0)
+    start: float = Field(ge=0)
+    end: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Outage:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end: must be > start (got {self.end} <= {self.start})")
+        return self
+
+
 class Nic(_Strict):
     """Each node's network interface: the alpha-beta model with contention, per node."""
 
@@ -198,6 +234,8 @@ class Timing(_Strict):
     link_drop_prob: list[LinkDrop] = []
     links: list[Link] = Field([], description="per-link latency / bandwidth (over clusters)")
     clusters: Clusters | None = Field(None, description="intra- and inter-group link timing")
+    link_churn: LinkChurn | None = Field(None, description="random link failures")
+    outages: list[Outage] = Field([], description="explicit link outages")
     retransmit_timeout: float = Field(
         0.2, gt=0, description="synchronous methods resend a lost packet after this many seconds"
     )
@@ -306,6 +344,11 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _check(self) -> Scenario:
         self._check_node_ids()
+        t = self.timing
+        if (t.link_churn is not None or t.outages) and self.run.until is None:
+            raise ValueError("run.until: scenarios with faults (link_churn, outages) need a "
+                             "finite run.until (a link that never returns could stall a "
+                             "max_updates run)")
         if self.algorithm is not None and self.algorithms is not None:
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
         if self.compare is not None:
@@ -336,12 +379,12 @@ class Scenario(_Strict):
 
     def _check_link_ids(self) -> None:
         n = self.nodes
-        for key in ("link_drop_prob", "links"):
+        for key in ("link_drop_prob", "links", "outages"):
             pairs = [(ld.src, ld.dst) for ld in getattr(self.timing, key)]
             for k, (a, b) in enumerate(pairs):
                 if a >= n or b >= n:
                     raise ValueError(f"timing.{key}.{k}: node ids must be in 0..{n - 1}")
-            if len(set(pairs)) != len(pairs):
+            if len(set(pairs)) != len(pairs) and key != "outages":
                 raise ValueError(f"timing.{key}: a (src, dst) pair is given twice")
         groups = self.timing.clusters.groups if self.timing.clusters else []
         if any(not 0 <= i < n for g in groups for i in g):

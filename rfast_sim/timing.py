@@ -113,6 +113,10 @@ class TimingModel:
         self._latency = _sampler(t.latency)
         self._bad: dict[tuple[int, int], bool] = {}  # Gilbert-Elliott state per link
         self._rates: dict[tuple[int, int], float] = {}
+        self._outages: dict[tuple[int, int], list] = {}
+        for o in t.outages:
+            self._outages.setdefault((o.src, o.dst), []).append(o)
+        self._churn: dict[tuple[int, int], list] = {}
         self._link_specs = {(ln.src, ln.dst): ln for ln in t.links}
         self._group = {i: k for k, g in enumerate(t.clusters.groups) for i in g} \
             if t.clusters is not None else {}
@@ -152,6 +156,26 @@ class TimingModel:
         if rate is None:
             rate = self._rates[(src, dst)] = self._link_timing(src, dst)[1]
         return rate
+
+    def link_up(self, src: int, dst: int, t: float) -> bool:
+        """Is link src->dst up at time t? Ask in increasing t per link (departures are)."""
+        for o in self._outages.get((src, dst), ()):
+            if o.start <= t and (o.end is None or t < o.end):
+                return False
+        churn = self.timing.link_churn
+        if churn is None:
+            return True
+        state = self._churn.get((src, dst))
+        if state is None:  # [up?, time of the next toggle, up-time sampler, down-time sampler]
+            up_law, down_law = _sampler(churn.law("mtbf")), _sampler(churn.law("mttr"))
+            state = [True, 0.0, _Blocked(stream(self._seed, "link_up", src, dst), up_law),
+                     _Blocked(stream(self._seed, "link_down", src, dst), down_law)]
+            state[1] = state[2].next()
+            self._churn[(src, dst)] = state
+        while state[1] <= t:
+            state[0] = not state[0]
+            state[1] += (state[2] if state[0] else state[3]).next()
+        return bool(state[0])
 
     def link_fate(self, src: int, dst: int) -> tuple[float, bool]:
         """The next packet's fate on link src->dst, drawn when it leaves the sender:

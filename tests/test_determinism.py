@@ -25,7 +25,8 @@ ALGOS = ["rfast", "rfast_nonrobust", "osgp", "adpsgd", "allreduce_sgd", "dpsgd",
 
 
 @pytest.mark.parametrize("name", ALGOS)
-@pytest.mark.parametrize("case", ["drops_stragglers", "minibatch_logistic", "contention"])
+@pytest.mark.parametrize("case", ["drops_stragglers", "minibatch_logistic", "contention",
+                                  "link_faults"])
 def test_online_and_replay_agree(name, case):
     over = {"graphs.pull.kind": "ring", "graphs.push.kind": "exponential",
             "algorithm.name": name, "run.until": 25.0, "timing.drop_prob": 0.2,
@@ -37,6 +38,10 @@ def test_online_and_replay_agree(name, case):
     if case == "contention":  # queues that grow, superseded packets, shared ingress
         over.update({"timing.message_bytes": 1e6, "timing.bandwidth": 1e7,
                      "timing.nic": {"egress": 2e6, "queue": "latest", "ingress": 3e6}})
+    if case == "link_faults":  # bursty loss, random link failures and an explicit outage
+        over.update({"timing.drop_prob": None, "timing.loss": {"p_good_bad": 0.05},
+                     "timing.link_churn": {"mtbf": 6.0, "mttr": 1.0},
+                     "timing.outages": [{"src": 0, "dst": 1, "start": 2.0, "end": 9.0}]})
     sc = scenario(**over)
     setup = prepare(sc, name, sc.seed)
     online = run_online(setup, 0.05)

@@ -83,3 +83,13 @@ def test_invariant_holds_through_bursty_loss():
     worst, _, dropped = _check_every_event(sc)
     assert dropped > 50
     assert worst < 1e-9
+
+
+def test_invariant_holds_through_link_outages_and_churn():
+    sc = scenario(**{"graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
+                     "timing.drop_prob": 0.1, "run.until": 60.0,
+                     "timing.link_churn": {"mtbf": 8.0, "mttr": 2.0},
+                     "timing.outages": [{"src": 0, "dst": 1, "start": 5.0, "end": 30.0}]})
+    worst, _, dropped = _check_every_event(sc)
+    assert dropped > 100
+    assert worst < 1e-9

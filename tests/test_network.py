@@ -209,3 +209,40 @@ def test_bad_link_entries_are_refused_with_the_field():
         scenario(nodes=4, **{"timing.links": [{"src": 0, "dst": 9, "bandwidth": 1.0}]})
     with pytest.raises(ScenarioError, match="groups: a node may be in one group only"):
         scenario(nodes=4, **{"timing.clusters": {"groups": [[0, 1], [1, 2]]}})
+
+
+def test_link_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
+    sc = scenario(**{"timing.link_churn": {"mtbf": 10.0, "mttr": 2.0}})
+    tm = TimingModel(sc, 0, B)
+    times = np.arange(0.0, 40_000.0, 0.5)  # 3 links x 40,000 link-seconds, ~10,000 cycles
+    up = np.array([[tm.link_up(a, b, t) for t in times] for a, b in ((0, 1), (1, 2), (5, 3))])
+    assert up.mean() == pytest.approx(10.0 / 12.0, abs=0.02)
+    # links fail independently: two links' states are uncorrelated
+    assert abs(np.corrcoef(up[0], up[1])[0, 1]) < 0.05
+
+
+def test_packets_leaving_onto_a_link_during_its_outage_are_lost():
+    tau, alpha, start, end = 0.5, 0.1, 3.0, 6.0
+    sc = scenario(nodes=2, **{
+        "graphs.pull": {"kind": "edges", "edges": [[0, 1]]},
+        "graphs.push": {"kind": "edges", "edges": [[1, 0]]}, "timing.drop_prob": 0.0,
+        "timing.compute": {"dist": "constant", "mean": tau}, "timing.message_bytes": 1.0,
+        "timing.latency": {"dist": "constant", "mean": alpha}, "run.until": 10.0,
+        "timing.outages": [{"src": 0, "dst": 1, "start": start, "end": end}]})
+    trace = record_trace(prepare(sc, "rfast", sc.seed))
+    on_link = trace.channel == 0
+    left = trace.time - alpha  # constant latency: departure = arrival - alpha (to 1 ns)
+    dropped = left[on_link & trace.is_kind("drop")]
+    delivered = left[on_link & trace.is_kind("deliver")]
+    assert len(dropped) == 6  # the sends at 3.0, 3.5, ..., 5.5
+    assert ((dropped >= start - 1e-6) & (dropped < end)).all()
+    assert not ((delivered >= start) & (delivered < end - 1e-6)).any()
+    assert not trace.is_kind("drop")[trace.channel == 1].any()  # the other link stays up
+
+
+def test_faults_need_a_finite_run_until():
+    from rfast_sim.scenario import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"run\.until: scenarios with faults"):
+        scenario(**{"timing.link_churn": {"mtbf": 5.0, "mttr": 1.0}, "run.until": None,
+                    "run.max_updates": 100})

@@ -5,7 +5,8 @@ A packet's life: it waits in its sender's egress queue (FIFO; or ``latest``, whe
 packet on the same channel replaces an unsent older one), takes bytes / min(link, egress)
 seconds to leave (sharing the receiver's ingress max-min fairly with the other transfers into it,
 where ingress is modelled), then travels for the link latency. Its latency and fate (lost or
-not) are drawn when it leaves, in departure order per link. Without a NIC (``nic: null``) every
+not) are drawn when it leaves, in departure order per link; it is lost if its link is down
+(an outage or link churn) when it leaves. Without a NIC (``nic: null``) every
 transfer runs on its own link at once, in parallel: the contention-free model.
 """
 
@@ -189,6 +190,8 @@ class Network:
     def _depart(self, pkt: Packet, finished: float) -> None:
         """The packet has left (or, without a NIC, is leaving): draw its latency and fate."""
         latency, lost = self.timing.link_fate(pkt.src, pkt.dst)
+        # a packet that leaves onto a down link is lost (its draws are made all the same)
+        lost = lost or not self.timing.link_up(pkt.src, pkt.dst, finished)
         s = self.stats
         s.departed += 1
         s.queueing += pkt.started - pkt.sent

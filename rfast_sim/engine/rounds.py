@@ -138,14 +138,16 @@ def gossip_node(sim: Sim, bar: Barrier, i: int) -> Process:
         k += 1
 
 
-def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float) -> float:
-    """Delay until a chunk a->b gets through, resending each lost copy after the timeout."""
+def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> float:
+    """Delay until a chunk a->b sent at `start` gets through, resending each lost copy (lost
+    by the loss model, or sent onto a down link) after the timeout."""
     rate = sim.network.rate(a, b)
     ingress = sim.network.nic.ingress if sim.network.nic is not None else None
     transfer = nbytes / min(rate, ingress or rate)  # one chunk into each node per step
     total = 0.0
     while True:
         latency, lost = sim.timing.link_fate(a, b)
+        lost = lost or not sim.timing.link_up(a, b, start + total + transfer)
         sim.messages += 1
         sim.bytes += nbytes
         if not lost:
@@ -167,8 +169,10 @@ def allreduce_rounds(sim: Sim) -> Process:
             return
         compute_end = sim.env.now
         chunk = sim.timing.message_bytes / n
-        comm = sum(max(_reliable_delay(sim, i, (i + 1) % n, chunk) for i in range(n))
-                   for _ in range(2 * (n - 1)))
+        comm = 0.0
+        for _ in range(2 * (n - 1)):  # each step waits for its slowest link
+            t = sim.env.now + comm
+            comm += max(_reliable_delay(sim, i, (i + 1) % n, chunk, t) for i in range(n))
         yield sim.env.timeout(comm)
         if sim.done.triggered:
             return

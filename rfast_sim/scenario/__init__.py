@@ -11,63 +11,20 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rfast_sim import registry
-
-
-class ScenarioError(ValueError):
-    """A user-facing configuration error: one line naming the field and what is allowed."""
-
-
-class _Strict(BaseModel):
-    # NaN and infinities are refused everywhere: no field of a scenario means them.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-DistName = Literal[
-    "constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma", "pareto"
-]
-DISTRIBUTIONS: tuple[str, ...] = DistName.__args__  # type: ignore[attr-defined]
-
-
-class Dist(_Strict):
-    """A positive random duration (seconds) or factor, parameterised by its mean.
-
-    constant: mean. uniform: low..high (default 0..2*mean). exponential: mean.
-    shifted_exponential: shift + Exp(mean - shift). lognormal: mean and sigma of log.
-    gamma: mean and shape. pareto: mean and shape (> 1).
-    """
-
-    dist: DistName = "constant"
-    mean: float = Field(1.0, ge=0)
-    sigma: float = Field(0.5, ge=0)
-    shape: float = Field(2.0, gt=0)
-    shift: float | None = Field(None, ge=0)
-    low: float | None = Field(None, ge=0)
-    high: float | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _check(self) -> Dist:
-        if self.dist == "pareto" and self.shape <= 1:
-            raise ValueError(f"shape: pareto needs shape > 1 for a finite mean (got {self.shape})")
-        if self.dist == "shifted_exponential" and self.shift is not None and self.shift > self.mean:
-            raise ValueError(f"shift: must be <= mean (got shift={self.shift}, mean={self.mean})")
-        if self.dist == "uniform" and (self.low is None) != (self.high is None):
-            raise ValueError("low/high: give both or neither")
-        if self.low is not None and self.high is not None and self.low > self.high:
-            raise ValueError(f"low: must be <= high (got {self.low} > {self.high})")
-        return self
-
-    def expected(self) -> float:
-        """The distribution's mean."""
-        if self.dist == "uniform" and self.low is not None and self.high is not None:
-            return 0.5 * (self.low + self.high)
-        return self.mean
-
-    def is_point_mass_at_zero(self) -> bool:
-        return self.expected() == 0 or (self.dist == "uniform" and self.high == 0)
-
+from rfast_sim.scenario.base import DISTRIBUTIONS, Dist, DistName, ScenarioError, Strict
+from rfast_sim.scenario.network import (
+    Clusters,
+    Link,
+    LinkChurn,
+    LinkDrop,
+    LinkTiming,
+    Loss,
+    Nic,
+    Outage,
+)
 
 GraphKind = Literal[
     "ring",
@@ -84,7 +41,7 @@ GraphKind = Literal[
 GRAPH_KINDS: tuple[str, ...] = GraphKind.__args__  # type: ignore[attr-defined]
 
 
-class GraphSpec(_Strict):
+class GraphSpec(Strict):
     """A directed graph on the nodes. Undirected kinds contain both directions of each edge."""
 
     kind: GraphKind = "exponential"
@@ -105,7 +62,7 @@ class GraphSpec(_Strict):
         return self
 
 
-class Graphs(_Strict):
+class Graphs(Strict):
     pull: GraphSpec = GraphSpec(kind="exponential")
     push: GraphSpec = GraphSpec(kind="exponential")
     undirected: GraphSpec | None = Field(
@@ -113,115 +70,14 @@ class Graphs(_Strict):
     )
 
 
-class Stragglers(_Strict):
+class Stragglers(Strict):
     count: int = Field(0, ge=0, description="persistent slow nodes, chosen from the seed")
     nodes: list[int] | None = Field(None, description="explicit persistent slow nodes")
     prob: float = Field(0.0, ge=0, le=1, description="per-computation transient slowdown prob.")
     slowdown: float = Field(5.0, ge=1)
 
 
-class LinkDrop(_Strict):
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
-    drop_prob: float = Field(ge=0, lt=1)
-
-
-class Loss(_Strict):
-    """Bursty packet loss per link (Gilbert-Elliott): a two-state Markov chain advanced once
-    per packet; a packet is lost with probability loss_good or loss_bad by the link's state.
-    Stationary loss rate: (p_bad_good loss_good + p_good_bad loss_bad) / (p_good_bad +
-    p_bad_good); with loss_good 0 and loss_bad 1, bursts last 1 / p_bad_good packets on average.
-    """
-
-    model: Literal["gilbert_elliott"] = "gilbert_elliott"
-    p_good_bad: float = Field(0.01, gt=0, le=1, description="P(good -> bad) per packet")
-    p_bad_good: float = Field(0.2, gt=0, le=1, description="P(bad -> good) per packet")
-    loss_good: float = Field(0.0, ge=0, le=1)
-    loss_bad: float = Field(1.0, ge=0, le=1)
-
-    def stationary_loss(self) -> float:
-        p, r = self.p_good_bad, self.p_bad_good
-        return (r * self.loss_good + p * self.loss_bad) / (p + r)
-
-
-class LinkTiming(_Strict):
-    """A link's own latency law and bandwidth (null: the scenario's)."""
-
-    latency: Dist | None = None
-    bandwidth: float | None = Field(None, gt=0, description="bytes/s")
-
-
-class Link(LinkTiming):
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
-
-
-class Clusters(_Strict):
-    """Groups of nodes: links inside a group use `intra`, links between groups `inter`."""
-
-    groups: list[list[int]] = Field(min_length=1)
-    intra: LinkTiming = LinkTiming()
-    inter: LinkTiming = LinkTiming()
-
-    @model_validator(mode="after")
-    def _check(self) -> Clusters:
-        seen = [i for g in self.groups for i in g]
-        if len(seen) != len(set(seen)):
-            raise ValueError("groups: a node may be in one group only")
-        return self
-
-
-class LinkChurn(_Strict):
-    """Random link failures: every link alternates up and down periods, independently; a
-    number is the mean of an exponential law, or give a law."""
-
-    mtbf: float | Dist = Field(description="mean up time (s) or its law")
-    mttr: float | Dist = Field(description="mean down time (s) or its law")
-
-    @model_validator(mode="after")
-    def _check(self) -> LinkChurn:
-        for name in ("mtbf", "mttr"):
-            v = getattr(self, name)
-            mean = v.expected() if isinstance(v, Dist) else v
-            if not mean > 0:
-                raise ValueError(f"{name}: must be > 0 (got {mean})")
-        return self
-
-    def law(self, name: str) -> Dist:
-        v = getattr(self, name)
-        return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
-
-
-class Outage(_Strict):
-    """Link src->dst is down from `start` to `end` (omitted: it never comes back)."""
-
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
-    start: float = Field(ge=0)
-    end: float | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Outage:
-        if self.end is not None and self.end <= self.start:
-            raise ValueError(f"end: must be > start (got {self.end} <= {self.start})")
-        return self
-
-
-class Nic(_Strict):
-    """Each node's network interface: the alpha-beta model with contention, per node."""
-
-    egress: float | None = Field(
-        None, gt=0, description="bytes/s out of a node (default: timing.bandwidth); a node's "
-        "transfers serialise through it in send order")
-    queue: Literal["fifo", "latest"] = Field(
-        "fifo", description="latest: keep only the newest unsent packet per channel, for "
-        "algorithms whose packets supersede older ones (others stay fifo)")
-    ingress: float | None = Field(
-        None, gt=0, description="bytes/s into a node, shared max-min fairly by the transfers "
-        "into it (default: not modelled)")
-
-
-class Timing(_Strict):
+class Timing(Strict):
     compute: Dist = Dist(dist="exponential", mean=1.0)
     speed: Dist | None = Field(None, description="per-node persistent compute-time multipliers")
     stragglers: Stragglers = Stragglers()
@@ -231,7 +87,7 @@ class Timing(_Strict):
     drop_prob: float | None = Field(
         None, ge=0, lt=1, description="Bernoulli loss per packet (the shorthand of `loss`)")
     loss: Loss | None = Field(None, description="bursty loss per link (Gilbert-Elliott)")
-    link_drop_prob: list[LinkDrop] = []
+    link_drop_prob: list[LinkDrop] = Field(default_factory=list)
     links: list[Link] = Field([], description="per-link latency / bandwidth (over clusters)")
     clusters: Clusters | None = Field(None, description="intra- and inter-group link timing")
     link_churn: LinkChurn | None = Field(None, description="random link failures")
@@ -263,7 +119,7 @@ class Timing(_Strict):
         return self
 
 
-class Heterogeneity(_Strict):
+class Heterogeneity(Strict):
     kind: Literal["none", "shift", "label_skew"] = "shift"
     scale: float = Field(1.0, ge=0, description="least squares: spread of local optima")
     alpha: float = Field(0.5, gt=0, description="label_skew: Dirichlet concentration")
@@ -273,7 +129,7 @@ ProblemKind = Literal["least_squares", "logistic", "mlp"]
 PROBLEM_KINDS: tuple[str, ...] = ProblemKind.__args__  # type: ignore[attr-defined]
 
 
-class Problem(_Strict):
+class Problem(Strict):
     kind: ProblemKind = "least_squares"
     dim: int = Field(10, ge=1, description="features (mlp: ignored, set by the dataset)")
     samples_per_node: int = Field(50, ge=1)
@@ -284,7 +140,7 @@ class Problem(_Strict):
     hidden: int = Field(16, ge=1, description="mlp: hidden units")
 
 
-class AlgorithmSpec(_Strict):
+class AlgorithmSpec(Strict):
     name: str = "rfast"
     step_size: float | list[float] = 0.05
 
@@ -307,12 +163,19 @@ class AlgorithmSpec(_Strict):
         return list(self.step_size) if isinstance(self.step_size, list) else [self.step_size]
 
 
-class Compare(_Strict):
+TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy"]
+
+
+def _default_target() -> dict[TargetMetric, float]:
+    return {"opt_gap": 1e-3}
+
+
+class Compare(Strict):
     baseline: str = "allreduce_sgd"
-    target: dict[Literal["opt_gap", "loss", "grad_norm", "accuracy"], float] = {"opt_gap": 1e-3}
+    target: dict[TargetMetric, float] = Field(default_factory=_default_target)
 
 
-class RunSpec(_Strict):
+class RunSpec(Strict):
     until: float | None = Field(100.0, gt=0, description="simulated seconds")
     max_updates: int | None = Field(None, ge=1, description="stop after this many computations")
     sample_every: float = Field(1.0, gt=0, description="metric grid, simulated seconds")
@@ -325,7 +188,7 @@ class RunSpec(_Strict):
         return self
 
 
-class Scenario(_Strict):
+class Scenario(Strict):
     """A whole simulated experiment."""
 
     name: str = "scenario"
@@ -417,3 +280,33 @@ def slug(name: str) -> str:
     """`name` as a safe folder name: letters, digits and ``._-`` only, never ``..``."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"
     return re.sub(r"\.{2,}", ".", safe)
+
+
+__all__ = [
+    "DISTRIBUTIONS",
+    "GRAPH_KINDS",
+    "PROBLEM_KINDS",
+    "AlgorithmSpec",
+    "Clusters",
+    "Compare",
+    "Dist",
+    "DistName",
+    "GraphSpec",
+    "Graphs",
+    "Heterogeneity",
+    "Link",
+    "LinkChurn",
+    "LinkDrop",
+    "LinkTiming",
+    "Loss",
+    "Nic",
+    "Outage",
+    "Problem",
+    "RunSpec",
+    "Scenario",
+    "ScenarioError",
+    "Stragglers",
+    "Strict",
+    "Timing",
+    "slug",
+]

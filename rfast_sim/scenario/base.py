@@ -1,0 +1,60 @@
+"""The schema's base: strict models, the user-facing error, and random laws by their mean."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ScenarioError(ValueError):
+    """A user-facing configuration error: one line naming the field and what is allowed."""
+
+
+class Strict(BaseModel):
+    # NaN and infinities are refused everywhere: no field of a scenario means them.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+DistName = Literal[
+    "constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma", "pareto"
+]
+DISTRIBUTIONS: tuple[str, ...] = DistName.__args__  # type: ignore[attr-defined]
+
+
+class Dist(Strict):
+    """A positive random duration (seconds) or factor, parameterised by its mean.
+
+    constant: mean. uniform: low..high (default 0..2*mean). exponential: mean.
+    shifted_exponential: shift + Exp(mean - shift). lognormal: mean and sigma of log.
+    gamma: mean and shape. pareto: mean and shape (> 1).
+    """
+
+    dist: DistName = "constant"
+    mean: float = Field(1.0, ge=0)
+    sigma: float = Field(0.5, ge=0)
+    shape: float = Field(2.0, gt=0)
+    shift: float | None = Field(None, ge=0)
+    low: float | None = Field(None, ge=0)
+    high: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Dist:
+        if self.dist == "pareto" and self.shape <= 1:
+            raise ValueError(f"shape: pareto needs shape > 1 for a finite mean (got {self.shape})")
+        if self.dist == "shifted_exponential" and self.shift is not None and self.shift > self.mean:
+            raise ValueError(f"shift: must be <= mean (got shift={self.shift}, mean={self.mean})")
+        if self.dist == "uniform" and (self.low is None) != (self.high is None):
+            raise ValueError("low/high: give both or neither")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"low: must be <= high (got {self.low} > {self.high})")
+        return self
+
+    def expected(self) -> float:
+        """The distribution's mean."""
+        if self.dist == "uniform" and self.low is not None and self.high is not None:
+            return 0.5 * (self.low + self.high)
+        return self.mean
+
+    def is_point_mass_at_zero(self) -> bool:
+        return self.expected() == 0 or (self.dist == "uniform" and self.high == 0)

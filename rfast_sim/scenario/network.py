@@ -1,0 +1,110 @@
+"""The schema of the network: NICs, per-link timing and clusters, loss models, link faults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rfast_sim.scenario.base import Dist, Strict
+
+
+class LinkDrop(Strict):
+    src: int = Field(ge=0)
+    dst: int = Field(ge=0)
+    drop_prob: float = Field(ge=0, lt=1)
+
+
+class Loss(Strict):
+    """Bursty packet loss per link (Gilbert-Elliott): a two-state Markov chain advanced once
+    per packet; a packet is lost with probability loss_good or loss_bad by the link's state.
+    Stationary loss rate: (p_bad_good loss_good + p_good_bad loss_bad) / (p_good_bad +
+    p_bad_good); with loss_good 0 and loss_bad 1, bursts last 1 / p_bad_good packets on average.
+    """
+
+    model: Literal["gilbert_elliott"] = "gilbert_elliott"
+    p_good_bad: float = Field(0.01, gt=0, le=1, description="P(good -> bad) per packet")
+    p_bad_good: float = Field(0.2, gt=0, le=1, description="P(bad -> good) per packet")
+    loss_good: float = Field(0.0, ge=0, le=1)
+    loss_bad: float = Field(1.0, ge=0, le=1)
+
+    def stationary_loss(self) -> float:
+        p, r = self.p_good_bad, self.p_bad_good
+        return (r * self.loss_good + p * self.loss_bad) / (p + r)
+
+
+class LinkTiming(Strict):
+    """A link's own latency law and bandwidth (null: the scenario's)."""
+
+    latency: Dist | None = None
+    bandwidth: float | None = Field(None, gt=0, description="bytes/s")
+
+
+class Link(LinkTiming):
+    src: int = Field(ge=0)
+    dst: int = Field(ge=0)
+
+
+class Clusters(Strict):
+    """Groups of nodes: links inside a group use `intra`, links between groups `inter`."""
+
+    groups: list[list[int]] = Field(min_length=1)
+    intra: LinkTiming = LinkTiming()
+    inter: LinkTiming = LinkTiming()
+
+    @model_validator(mode="after")
+    def _check(self) -> Clusters:
+        seen = [i for g in self.groups for i in g]
+        if len(seen) != len(set(seen)):
+            raise ValueError("groups: a node may be in one group only")
+        return self
+
+
+class LinkChurn(Strict):
+    """Random link failures: every link alternates up and down periods, independently; a
+    number is the mean of an exponential law, or give a law."""
+
+    mtbf: float | Dist = Field(description="mean up time (s) or its law")
+    mttr: float | Dist = Field(description="mean down time (s) or its law")
+
+    @model_validator(mode="after")
+    def _check(self) -> LinkChurn:
+        for name in ("mtbf", "mttr"):
+            v = getattr(self, name)
+            mean = v.expected() if isinstance(v, Dist) else v
+            if not mean > 0:
+                raise ValueError(f"{name}: must be > 0 (got {mean})")
+        return self
+
+    def law(self, name: str) -> Dist:
+        v = getattr(self, name)
+        return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
+
+
+class Outage(Strict):
+    """Link src->dst is down from `start` to `end` (omitted: it never comes back)."""
+
+    src: int = Field(ge=0)
+    dst: int = Field(ge=0)
+    start: float = Field(ge=0)
+    end: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Outage:
+        if self.end is not None and self.end <= self.start:
+            raise ValueError(f"end: must be > start (got {self.end} <= {self.start})")
+        return self
+
+
+class Nic(Strict):
+    """Each node's network interface: the alpha-beta model with contention, per node."""
+
+    egress: float | None = Field(
+        None, gt=0, description="bytes/s out of a node (default: timing.bandwidth); a node's "
+        "transfers serialise through it in send order")
+    queue: Literal["fifo", "latest"] = Field(
+        "fifo", description="latest: keep only the newest unsent packet per channel, for "
+        "algorithms whose packets supersede older ones (others stay fifo)")
+    ingress: float | None = Field(
+        None, gt=0, description="bytes/s into a node, shared max-min fairly by the transfers "
+        "into it (default: not modelled)")

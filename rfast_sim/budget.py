@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from rfast_sim.scenario import GraphSpec, Scenario, ScenarioError
+from rfast_sim.scenario import GraphSpec, Scenario, ScenarioError, mlp_dim
 
 # bytes per recorded event while SimPy runs (a Python tuple row) and once stored (numpy columns)
 _EVENT_RECORDING = 420
@@ -98,7 +98,7 @@ def _edges(spec: GraphSpec, n: int) -> tuple[float, float]:
 
 def model_dim(sc: Scenario) -> int:
     p = sc.problem
-    return p.dim if p.kind != "mlp" else 64 * p.hidden + p.hidden + p.hidden * 10 + 10
+    return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
 
 
 def estimate(sc: Scenario) -> Estimate:

@@ -6,7 +6,7 @@ import math
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,10 @@ from rich.table import Table
 
 from rfast_sim.loading import load_scenario
 from rfast_sim.scenario import ScenarioError, slug
+from rfast_sim.stats import reached_text
+
+if TYPE_CHECKING:  # pandas loads lazily: `--help` and `validate` stay quick
+    import pandas as pd
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate asynchronous decentralized training (R-FAST and baselines).")
@@ -42,8 +46,7 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "final_loss": "loss",
-         "final_dist_opt": "dist_opt", "step_size": "step"}
+SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "bytes": "GB"}
 
 
 def _with_ci(value: float, low: float, high: float) -> str:
@@ -56,36 +59,30 @@ def _with_ci(value: float, low: float, high: float) -> str:
     return f"{shown} [{_fmt(float(low))}, {hi}]"
 
 
-def comparison_view(df: object) -> object:
+def comparison_view(df: pd.DataFrame) -> pd.DataFrame:
     """The comparison table as a terminal shows it: reached as k/n, medians and speed-ups with
     their 95% CIs, short column names."""
     import pandas as pd
 
-    assert isinstance(df, pd.DataFrame)
     ttt = next(c for c in df.columns if c.startswith("time_to_") and not c.endswith(
         ("_ci_low", "_ci_high")))
     view = pd.DataFrame({"algorithm": df["algorithm"]})
-    view["reached"] = [f"{round(r * n)}/{n}" for r, n in zip(df["reached"], df["seeds"],
-                                                           strict=True)]
+    view["reached"] = [reached_text(r, n) for r, n in zip(df["reached"], df["seeds"],
+                                                          strict=True)]
     view[ttt.replace("time_to_", "t→")] = [
         _with_ci(*v) for v in zip(df[ttt], df[f"{ttt}_ci_low"], df[f"{ttt}_ci_high"],
                                   strict=True)]
     view["step"] = df["step_size"]
-    for col in ("updates", "messages", "dropped", "final_opt_gap", "final_accuracy"):
+    for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy"):
         if col in df and df[col].notna().any():
-            view[SHORT.get(col, col)] = df[col]
-    if "bytes" in df:
-        view.insert(5, "GB", df["bytes"] / 1e9)
+            view[SHORT.get(col, col)] = df[col] / 1e9 if col == "bytes" else df[col]
     view["speedup"] = [_with_ci(*v) for v in zip(df["speedup"], df["speedup_ci_low"],
                                                   df["speedup_ci_high"], strict=True)]
     return view
 
 
-def comparison_notes(df: object) -> list[str]:
+def comparison_notes(df: pd.DataFrame) -> list[str]:
     """Warnings a reader of the table needs: diverged seeds, best steps at a grid's edge."""
-    import pandas as pd
-
-    assert isinstance(df, pd.DataFrame)
     notes = [f"{r.algorithm}: best step {r.step_size:g} is at the edge of its grid; widen "
              "step_size" for r in df.itertuples() if r.step_at_edge]
     notes += [f"{r.algorithm}: {r.diverged} of {r.seeds} seeds diverged at its best step"
@@ -96,10 +93,7 @@ def comparison_notes(df: object) -> list[str]:
     return notes
 
 
-def print_table(df: object, title: str) -> None:
-    import pandas as pd
-
-    assert isinstance(df, pd.DataFrame)
+def print_table(df: pd.DataFrame, title: str) -> None:
     table = Table(title=title)
     for col in df.columns:
         table.add_column(str(col), justify="right" if col != "algorithm" else "left")
@@ -285,7 +279,7 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
     keys = table.attrs["keys"]
     view = comparison_view(table)
     for key in reversed(keys):
-        view.insert(0, key, table[key])  # type: ignore[attr-defined]
+        view.insert(0, key, table[key])
     target = ", ".join(f"{k} {v:g}" for k, v in table.attrs["target"].items())
     print_table(view, f"{folder}: target {target}, speed-up over {table.attrs['baseline']}")
     console.print(comparison_notes(table)[-1], highlight=False)

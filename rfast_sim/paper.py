@@ -56,20 +56,21 @@ def _speedups_over(bar: float, bases: tuple[str, ...]) -> Callable[[Result], tup
     def check(res: Result) -> tuple[str, bool]:
         s = {b: speedup(res, "rfast", b) for b in bases}
         table = res.comparison().set_index("algorithm")
-        reached = "; ".join(f"{a} {round(table.loc[a, 'reached'] * table.loc[a, 'seeds'])}/"
-                            f"{table.loc[a, 'seeds']}" for a in ("rfast", *bases))
+        reached = "; ".join(
+            f"{a} {stats.reached_text(table.loc[a, 'reached'], table.loc[a, 'seeds'])}"
+            for a in ("rfast", *bases))
         text = "; ".join(f"{_fmt(v)} vs {k}" for k, v in s.items())
         return f"R-FAST speed-up (median ratio, 95% CI) {text} (reached: {reached})", all(
             v[1] >= bar for v in s.values())
     return check
 
 
-def _final(res: Result, alg: str, column: str = "accuracy") -> pd.Series:
-    """Per seed: the final value of `column` at the algorithm's best step."""
-    table = res.comparison().set_index("algorithm")
+def _finals(res: Result, column: str = "accuracy") -> dict[str, pd.Series]:
+    """Per algorithm and seed: the final value of `column` at the algorithm's best step."""
+    best = res.comparison().set_index("algorithm")["step_size"]
     m = res.metrics
-    run_ = m[(m.algorithm == alg) & (m.step_size == table.loc[alg, "step_size"])]
-    return run_.sort_values("time").groupby("seed")[column].last()
+    chosen = m[m.step_size == m.algorithm.map(best)].sort_values("time")
+    return {str(a): g.groupby("seed")[column].last() for a, g in chosen.groupby("algorithm")}
 
 
 def _robust(what: str, base: Result) -> Callable[[Result], tuple[str, bool]]:
@@ -77,13 +78,13 @@ def _robust(what: str, base: Result) -> Callable[[Result], tuple[str, bool]]:
     lower end of the paired bootstrap CI of the median difference is >= -0.01."""
 
     def check(res: Result) -> tuple[str, bool]:
-        diff = (_final(res, "rfast") - _final(base, "rfast")).dropna().to_numpy()
+        finals = _finals(res)
+        diff = (finals["rfast"] - _finals(base)["rfast"]).dropna().to_numpy()
         rng = stream(res.scenario.seed, "claims")
         meds = np.median(diff[rng.integers(0, len(diff), (stats.RESAMPLES, len(diff)))], 1)
         low, high = np.quantile(meds, [0.025, 0.975])
-        others = ", ".join(f"{a} {_final(res, a).median():.3f}" for a in
-                           res.metrics["algorithm"].unique() if a != "rfast")
-        return (f"R-FAST accuracy {what}: median {_final(res, 'rfast').median():.3f}, change vs "
+        others = ", ".join(f"{a} {v.median():.3f}" for a, v in finals.items() if a != "rfast")
+        return (f"R-FAST accuracy {what}: median {finals['rfast'].median():.3f}, change vs "
                 f"no stress {np.median(diff):+.3f} [{low:+.3f}, {high:+.3f}] (others: {others})",
                 bool(low >= -0.01))
 
@@ -156,8 +157,8 @@ def _designs(scenario_dir: Path, base: Result, out: Path, overrides: list[str],
         frame = pd.concat([res.metrics, ring], ignore_index=True)
         table = comparison_table(frame, "allreduce_sgd", res.target, res.scenario.seed)
         rf = table.set_index("algorithm").loc["rfast"]
-        rows.append({"design": label, "reached": f"{round(rf['reached'] * rf['seeds'])}/"
-                                                 f"{rf['seeds']}", "step_size": rf["step_size"],
+        rows.append({"design": label, "reached": stats.reached_text(rf["reached"], rf["seeds"]),
+                     "step_size": rf["step_size"],
                      "speedup": rf["speedup"], "speedup_ci_low": rf["speedup_ci_low"],
                      "speedup_ci_high": rf["speedup_ci_high"],
                      "mean_queueing_delay": float(np.mean([

@@ -33,6 +33,11 @@ class Censored:
         return self.reached / self.seeds if self.seeds else float("nan")
 
 
+def reached_text(fraction: float, seeds: int) -> str:
+    """`reached` as a reader wants it: k/n seeds."""
+    return f"{round(fraction * seeds)}/{seeds}"
+
+
 def as_censored(times: np.ndarray) -> np.ndarray:
     """Times to target with every miss (NaN) as +inf."""
     t = np.asarray(times, dtype=float)

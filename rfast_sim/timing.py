@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from rfast_sim.scenario import Dist, LinkTiming, Scenario
+from rfast_sim.scenario import Dist, LinkTiming, Outage, Scenario
 from rfast_sim.seeding import stream
 
 _BLOCK = 1024
@@ -109,14 +109,11 @@ class TimingModel:
         self._choice = [
             _Blocked(stream(seed, "choice", i), lambda r, k: r.random(k)) for i in range(n)
         ]
-        self._links: dict[tuple[int, int], tuple[_Blocked, _Blocked, float]] = {}
         self._latency = _sampler(t.latency)
-        self._bad: dict[tuple[int, int], bool] = {}  # Gilbert-Elliott state per link
-        self._rates: dict[tuple[int, int], float] = {}
-        self._outages: dict[tuple[int, int], list] = {}
+        self._links: dict[tuple[int, int], _Link] = {}
+        self._outages: dict[tuple[int, int], list[Outage]] = {}
         for o in t.outages:
             self._outages.setdefault((o.src, o.dst), []).append(o)
-        self._churn: dict[tuple[int, int], list] = {}
         self._link_specs = {(ln.src, ln.dst): ln for ln in t.links}
         self._group = {i: k for k, g in enumerate(t.clusters.groups) for i in g} \
             if t.clusters is not None else {}
@@ -150,56 +147,70 @@ class TimingModel:
         rate = next((x.bandwidth for x in layers if x.bandwidth is not None), t.bandwidth)
         return latency, rate
 
+    def _link(self, src: int, dst: int) -> _Link:
+        """A link's state, made when its first packet leaves (O(links used) in memory)."""
+        link = self._links.get((src, dst))
+        if link is None:
+            law, rate = self._link_timing(src, dst)
+            sampler = self._latency if law == self.timing.latency else _sampler(law)
+            churn = self.timing.link_churn
+            link = self._links[(src, dst)] = _Link(
+                _Blocked(stream(self._seed, "latency", src, dst), sampler),
+                _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
+                self.drop_prob(src, dst), rate, self._outages.get((src, dst), []))
+            if churn is not None:
+                link.up_times = _Blocked(stream(self._seed, "link_up", src, dst),
+                                         _sampler(churn.law("mtbf")))
+                link.down_times = _Blocked(stream(self._seed, "link_down", src, dst),
+                                           _sampler(churn.law("mttr")))
+                link.toggle = link.up_times.next()
+        return link
+
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
-        rate = self._rates.get((src, dst))
-        if rate is None:
-            rate = self._rates[(src, dst)] = self._link_timing(src, dst)[1]
-        return rate
+        return self._link(src, dst).rate
 
     def link_up(self, src: int, dst: int, t: float) -> bool:
         """Is link src->dst up at time t? Ask in increasing t per link (departures are)."""
-        for o in self._outages.get((src, dst), ()):
+        link = self._link(src, dst)
+        for o in link.outages:
             if o.start <= t and (o.end is None or t < o.end):
                 return False
-        churn = self.timing.link_churn
-        if churn is None:
+        if link.up_times is None or link.down_times is None:
             return True
-        state = self._churn.get((src, dst))
-        if state is None:  # [up?, time of the next toggle, up-time sampler, down-time sampler]
-            up_law, down_law = _sampler(churn.law("mtbf")), _sampler(churn.law("mttr"))
-            state = [True, 0.0, _Blocked(stream(self._seed, "link_up", src, dst), up_law),
-                     _Blocked(stream(self._seed, "link_down", src, dst), down_law)]
-            state[1] = state[2].next()
-            self._churn[(src, dst)] = state
-        while state[1] <= t:
-            state[0] = not state[0]
-            state[1] += (state[2] if state[0] else state[3]).next()
-        return bool(state[0])
+        while link.toggle <= t:  # alternate up and down periods until past t
+            link.up = not link.up
+            link.toggle += (link.up_times if link.up else link.down_times).next()
+        return link.up
 
     def link_fate(self, src: int, dst: int) -> tuple[float, bool]:
         """The next packet's fate on link src->dst, drawn when it leaves the sender:
         (latency, lost?)."""
-        link = self._links.get((src, dst))
-        if link is None:
-            law = self._link_timing(src, dst)[0]
-            sampler = self._latency if law == self.timing.latency else _sampler(law)
-            link = (
-                _Blocked(stream(self._seed, "latency", src, dst), sampler),
-                _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
-                self.drop_prob(src, dst),
-            )
-            self._links[(src, dst)] = link
+        link = self._link(src, dst)
         loss = self.timing.loss
         if loss is None:
-            return link[0].next(), link[1].next() < link[2]
+            return link.latency.next(), link.drop.next() < link.drop_prob
         # Gilbert-Elliott: this packet's loss by the link's state, then the state moves on
-        bad = self._bad.get((src, dst), False)
-        lost = link[1].next() < (loss.loss_bad if bad else loss.loss_good)
-        flip = link[1].next() < (loss.p_bad_good if bad else loss.p_good_bad)
-        self._bad[(src, dst)] = bad != flip
-        return link[0].next(), lost
+        lost = link.drop.next() < (loss.loss_bad if link.bad else loss.loss_good)
+        if link.drop.next() < (loss.p_bad_good if link.bad else loss.p_good_bad):
+            link.bad = not link.bad
+        return link.latency.next(), lost
 
+
+@dataclass
+class _Link:
+    """One link's random streams and state."""
+
+    latency: _Blocked
+    drop: _Blocked
+    drop_prob: float
+    rate: float
+    outages: list[Outage]
+    bad: bool = False  # Gilbert-Elliott state
+    up: bool = True  # link churn: the current period and when it ends
+    toggle: float = 0.0
+    up_times: _Blocked | None = None
+    down_times: _Blocked | None = None
 
 def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:
     frozen = law(dist)

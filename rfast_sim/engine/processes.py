@@ -1,4 +1,4 @@
-"""SimPy processes of one simulation: metric sampler, asynchronous nodes, synchronous rounds.
+"""SimPy processes of one simulation: the metric sampler and asynchronous nodes.
 
 A :class:`Sim` holds what the processes share (clock, counters, packet slots, network,
 recorder); each process is a small generator over it. Nothing here knows an algorithm's values.
@@ -6,8 +6,7 @@ recorder); each process is a small generator over it. Nothing here knows an algo
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import simpy
@@ -37,7 +36,6 @@ class Sim:
     dropped: int = 0
     num_slots: int = 0
     free: list[int] = field(default_factory=list)
-    durations: dict[int, list[float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.done = self.env.event()
@@ -45,7 +43,7 @@ class Sim:
         self.seqs = [0] * max(self.channels.num, 1)
         self.src = self.channels.src.tolist()
         self.dst = self.channels.dst.tolist()
-        self.durations = {i: [] for i in range(self.channels.n)}
+        self.durations: dict[int, list[float]] = {i: [] for i in range(self.channels.n)}
 
     def sample_now(self) -> None:
         self.rec.samples.append((self.env.now, self.updates, self.messages, self.dropped,
@@ -74,22 +72,23 @@ class Sim:
         """A new packet on channel c (its slot and sequence number), not yet sent."""
         self.seqs[c] += 1
         return Packet(c, self.src[c], self.dst[c], self.timing.message_bytes, self.slot(),
-                      self.seqs[c], round_, self.env.now, self._arrive)
+                      self.seqs[c], round_, self.env.now, self.record_arrival,
+                      self.count_departure)
 
     def send(self, pkt: Packet) -> int:
         """Hand a packet to the network; return its slot."""
-        pkt.on_depart = pkt.on_depart or self._departed
         old = self.network.send(pkt)
         if old is not None:  # superseded before it left: it will never arrive
             self.free.append(old.slot)
         return pkt.slot
 
-    def _departed(self, pkt: Packet, lost: bool) -> None:
+    def count_departure(self, pkt: Packet, lost: bool) -> None:
         self.messages += 1
         self.bytes += pkt.nbytes
         self.dropped += lost
 
-    def _arrive(self, pkt: Packet, lost: bool) -> None:
+    def record_arrival(self, pkt: Packet, lost: bool) -> None:
+        """The packet arrives (or is found lost): record it and free its slot."""
         if self.done.triggered:
             return
         kind = DROP if lost else DELIVER
@@ -142,5 +141,5 @@ def computed(sim: Sim, i: int, out: tuple[int, ...] | None = None) -> None:
         sim.rec.add(sim.env.now, COMPUTE, i, out=out)
 
 
-def call_at(sim: Sim, delay: float, fn: functools.partial) -> None:
+def call_at(sim: Sim, delay: float, fn: Callable[[], None]) -> None:
     sim.env.timeout(delay).callbacks.append(lambda _e: fn())

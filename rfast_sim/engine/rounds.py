@@ -21,7 +21,7 @@ import simpy
 
 from rfast_sim.engine.network import Packet
 from rfast_sim.engine.processes import Process, Sim, call_at, computed
-from rfast_sim.engine.trace import DELIVER, DROP, ROUND
+from rfast_sim.engine.trace import DROP, ROUND
 
 
 class Barrier:
@@ -46,9 +46,7 @@ class Barrier:
         return self.sim.send(pkt)
 
     def departed(self, pkt: Packet, lost: bool) -> None:
-        self.sim.messages += 1
-        self.sim.bytes += pkt.nbytes
-        self.sim.dropped += lost
+        self.sim.count_departure(pkt, lost)
         if pkt.attempt == 0:
             self.sending[pkt.src][pkt.round] -= 1
             self._check(pkt.src)
@@ -63,7 +61,7 @@ class Barrier:
             call_at(sim, sim.timing.timing.retransmit_timeout, functools.partial(self._resend, pkt))
             return
         if self.reached[pkt.dst] >= pkt.round:
-            self._deliver(pkt)
+            sim.record_arrival(pkt, False)
         else:
             self.held[pkt.dst][pkt.round].append(pkt)
         self.got[pkt.dst][pkt.round] += 1
@@ -74,16 +72,11 @@ class Barrier:
             pkt.sent = self.sim.env.now
             self.sim.network.send(pkt)
 
-    def _deliver(self, pkt: Packet) -> None:
-        sim = self.sim
-        sim.rec.add(sim.env.now, DELIVER, pkt.dst, pkt.src, pkt.channel, pkt.slot, pkt.seq)
-        sim.free.append(pkt.slot)
-
     def computed(self, i: int, round_: int) -> None:
         """Node i has done its round's computation: the held packets of that round arrive."""
         self.reached[i] = round_
         for pkt in self.held[i].pop(round_, []):
-            self._deliver(pkt)
+            self.sim.record_arrival(pkt, False)
 
     def end_of_round(self, i: int, round_: int) -> simpy.Event:
         ev = self.sim.env.event()

@@ -17,7 +17,7 @@ class EventTrace:
     """Every event of one run, in the order they fired.
 
     ``out_slots[e, k]`` is, for a compute event of node i, the slot of the packet sent on
-    ``channels.out_ch[i, k]`` (-1: not sent, lost, or padding). For a delivery, ``slot`` is the
+    ``channels.out_ch[i, k]`` (-1: not sent, or padding). For a delivery, ``slot`` is the
     slot it frees and ``seq`` the packet's sequence number on its channel.
     """
 

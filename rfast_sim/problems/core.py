@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfast_sim.scenario import Problem
+from rfast_sim.scenario import Problem, mlp_dim
 from rfast_sim.seeding import stream
 
 # Every JAX-using module of the package imports this one first: float64 must be on before any
@@ -154,11 +154,6 @@ def _newton_logistic(A: np.ndarray, y: np.ndarray, l2: float) -> tuple[np.ndarra
             t *= 0.5
         x = x - t * step
     return x, f(x)
-
-
-def mlp_dim(hidden: int, features: int = 64, classes: int = 10) -> int:
-    """Parameters of the digits MLP (64 features, `hidden` tanh units, 10 classes)."""
-    return features * hidden + hidden + hidden * classes + classes
 
 
 def _digits_mlp(spec: Problem, n: int, seed: int) -> tuple[np.ndarray, ...]:

@@ -276,6 +276,11 @@ class Scenario(Strict):
         return float(mb)
 
 
+def mlp_dim(hidden: int, features: int = 64, classes: int = 10) -> int:
+    """Parameters of the digits MLP (64 features, `hidden` tanh units, 10 classes)."""
+    return features * hidden + hidden + hidden * classes + classes
+
+
 def slug(name: str) -> str:
     """`name` as a safe folder name: letters, digits and ``._-`` only, never ``..``."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"

@@ -28,6 +28,7 @@ class Steps(NamedTuple):
     c_index: Array
     c_out_slots: Array  # [Q, Kout]
     c_active: Array
+    c_reset: Array  # a node reset (rejoin: reset), not a computation
     d_channel: Array  # [Dn] delivery slots
     d_slot: Array
     d_seq: Array
@@ -55,7 +56,11 @@ def bucket(size: int) -> int:
 
 
 def _is_compute_kind(alg: Algorithm, kind: np.ndarray) -> np.ndarray:
-    return kind == (engine.ROUND if alg.per_round else engine.COMPUTE)
+    """Events that take a compute slot: rounds, or node computations and resets (a round
+    updates the replicated model: a reset of one member has nothing to clear)."""
+    if alg.per_round:
+        return kind == engine.ROUND
+    return (kind == engine.COMPUTE) | (kind == engine.RESET)
 
 
 class _Groups(NamedTuple):
@@ -124,7 +129,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     st = {
         "c_node": np.zeros(nq_alloc, np.int32), "c_index": np.zeros(nq_alloc, np.int32),
         "c_out_slots": -np.ones((nq_alloc, tr.out_slots.shape[1]), np.int32),
-        "c_active": np.zeros(nq_alloc, bool),
+        "c_active": np.zeros(nq_alloc, bool), "c_reset": np.zeros(nq_alloc, bool),
         "d_channel": np.zeros(total_d, np.int32), "d_slot": np.zeros(total_d, np.int32),
         "d_seq": np.zeros(total_d, np.int32), "d_active": np.zeros(total_d, bool),
     }
@@ -134,6 +139,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     st["c_index"][q] = ce
     st["c_out_slots"][q] = tr.out_slots[ce]
     st["c_active"][q] = True
+    st["c_reset"][q] = tr.kind[ce] == engine.RESET
     d = ~r.c
     de = r.math[d]
     # rank of each delivery within its group: equal keys are contiguous in trace order

@@ -9,8 +9,7 @@ from __future__ import annotations
 import functools
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +22,14 @@ from rfast_sim.problems import ProblemOps
 from rfast_sim.results import Run
 from rfast_sim.scenario import Scenario
 from rfast_sim.setup import Setup, prepare, record_trace
-from rfast_sim.updates import apply_compute, apply_receive, apply_round, measure
+from rfast_sim.updates import (
+    apply_compute,
+    apply_receive,
+    apply_round,
+    measure,
+    reset_rows,
+    write_rows,
+)
 
 Array = jax.Array
 
@@ -35,6 +41,7 @@ class CompiledOnline:
     compute: Callable  # (env, state, i, ev_key, index) -> (state, payloads)
     receive: Callable  # (env, state, c, payloads, k, fresh) -> state
     round: Callable  # (env, state, ev_key, index) -> state
+    reset: Callable  # (env, state, state0, i) -> state
     measure: Callable  # (env, state) -> metrics
 
 
@@ -53,52 +60,79 @@ def compiled_online(name: str, ops: ProblemOps) -> CompiledOnline:
     def round_(env: Env, st: NetState, ev_key: Array, index: Array) -> NetState:
         return apply_round(alg, env, st, jax.random.fold_in(ev_key, index), jnp.bool_(True))
 
+    def reset(env: Env, st: NetState, st0: NetState, i: Array) -> NetState:
+        kout = env.net.out_ch.shape[1]
+        dtype = env.data.x0.dtype
+        return write_rows(env, st, reset_rows(env, st0, i, jnp.bool_(True), kout,
+                                              alg.payload_width, dtype))
+
     # Online calls donate the state: the update then writes in place instead of copying the
     # whole network state per event.
     return CompiledOnline(alg, jax.jit(alg.init), jax.jit(compute, donate_argnums=1),
                           jax.jit(receive, donate_argnums=1), jax.jit(round_, donate_argnums=1),
+                          jax.jit(reset, donate_argnums=1),
                           jax.jit(functools.partial(measure, ops, alg)))
+
+
+@dataclass
+class _Online:
+    """The state of one online run and what each event kind does to it."""
+
+    comp: CompiledOnline
+    env: Env
+    ev_key: Array
+    st: NetState
+    state0: NetState  # what a reset node restarts from
+    sync: bool
+    after_event: Callable[[engine.Event, NetState], None] | None
+    in_flight: dict[int, tuple[Array, int]] = field(default_factory=dict)
+    last: dict[int, int] = field(default_factory=dict)
+    samples: list[Array] = field(default_factory=list)
+
+    def on_event(self, ev: engine.Event) -> None:
+        if ev.kind == engine.SAMPLE:
+            self.samples.append(self.comp.measure(self.env, self.st))
+        elif self.sync:  # rounds only (a reset of one member clears nothing of a global model)
+            if ev.kind == engine.ROUND:
+                self.st = self.comp.round(self.env, self.st, self.ev_key, np.int32(ev.index))
+        elif ev.kind == engine.COMPUTE:
+            self.compute(ev)
+        elif ev.kind == engine.RESET:
+            self.st = self.comp.reset(self.env, self.st, self.state0, np.int32(ev.node))
+        elif ev.kind == engine.DELIVER:
+            self.deliver(ev)
+        if self.after_event is not None and ev.kind in (engine.COMPUTE, engine.DELIVER,
+                                                        engine.RESET):
+            self.after_event(ev, self.st)
+
+    def compute(self, ev: engine.Event) -> None:
+        self.st, payloads = self.comp.compute(self.env, self.st, np.int32(ev.node), self.ev_key,
+                                              np.int32(ev.index))
+        for k, slot in enumerate(ev.out_slots):
+            if slot >= 0:
+                self.in_flight[slot] = (payloads, k)
+
+    def deliver(self, ev: engine.Event) -> None:
+        payloads, k = self.in_flight.pop(ev.slot)
+        fresh = ev.seq > self.last.get(ev.channel, -1)
+        self.last[ev.channel] = max(ev.seq, self.last.get(ev.channel, -1))
+        self.st = self.comp.receive(self.env, self.st, np.int32(ev.channel), payloads,
+                                    np.int32(k), np.bool_(fresh))
 
 
 def run_online(setup: Setup, step_size: float,
                after_event: Callable[[engine.Event, NetState], None] | None = None) -> Run:
     """The literal model: each event calls the jitted update as SimPy fires it
-    (`after_event(event, state)` sees the state after each compute or delivery)."""
+    (`after_event(event, state)` sees the state after each compute, delivery or reset)."""
     comp = compiled_online(setup.name, setup.ops)
     env = setup.env(step_size)
     init_key, ev_key = jax.random.split(jax.random.PRNGKey(setup.seed))
-    holder: dict[str, Any] = {"st": comp.init(env, init_key)}
-    in_flight: dict[int, tuple[Array, int]] = {}
-    last: dict[int, int] = {}
-    samples: list[Array] = []
-    sync = setup.algorithm.per_round
-
-    def on_event(ev: engine.Event) -> None:
-        if ev.kind == engine.SAMPLE:
-            samples.append(comp.measure(env, holder["st"]))
-        elif sync:
-            if ev.kind == engine.ROUND:
-                holder["st"] = comp.round(env, holder["st"], ev_key, np.int32(ev.index))
-        elif ev.kind == engine.COMPUTE:
-            st, payloads = comp.compute(env, holder["st"], np.int32(ev.node), ev_key,
-                                        np.int32(ev.index))
-            holder["st"] = st
-            for k, slot in enumerate(ev.out_slots):
-                if slot >= 0:
-                    in_flight[slot] = (payloads, k)
-        elif ev.kind == engine.DELIVER:
-            payloads, k = in_flight.pop(ev.slot)
-            fresh = ev.seq > last.get(ev.channel, -1)
-            last[ev.channel] = max(ev.seq, last.get(ev.channel, -1))
-            holder["st"] = comp.receive(env, holder["st"], np.int32(ev.channel), payloads,
-                                        np.int32(k), np.bool_(fresh))
-        if after_event is not None and ev.kind in (engine.COMPUTE, engine.DELIVER):
-            after_event(ev, holder["st"])
-
+    run = _Online(comp, env, ev_key, comp.init(env, init_key), comp.init(env, init_key),
+                  setup.algorithm.per_round, after_event)
     t0 = _time.perf_counter()
-    trace = record_trace(setup, on_event)
-    metrics = np.asarray(jnp.stack(samples))
-    return Run(setup.name, setup.seed, step_size, trace, metrics, holder["st"],
+    trace = record_trace(setup, run.on_event)
+    metrics = np.asarray(jnp.stack(run.samples))
+    return Run(setup.name, setup.seed, step_size, trace, metrics, run.st,
                _time.perf_counter() - t0, setup.timing.message_bytes)
 
 

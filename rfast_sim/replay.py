@@ -12,6 +12,7 @@ import functools
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,14 +24,37 @@ from rfast_sim.layout import Schedule, Steps, bucket, build_layout
 from rfast_sim.problems import ProblemOps
 from rfast_sim.results import Run
 from rfast_sim.setup import Setup, record_trace
-from rfast_sim.updates import apply_receive, apply_round, compute_rows, measure, write_rows
+from rfast_sim.updates import (
+    Pending,
+    apply_receive,
+    apply_round,
+    compute_rows,
+    full_rows,
+    measure,
+    reset_rows,
+    write_rows,
+)
 
 Array = jax.Array
 
 
-def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: Array,
-               steps: Steps, store0: Array) -> tuple[NetState, Array]:
-    """Every event of one laid-out trace, from the initial state: (final state, metrics)."""
+def _node_step(alg: Algorithm, env: Env, state0: NetState | None, st: NetState, i: Array,
+               k: Array, active: Array, reset: Array, dtype: Any) -> Pending:
+    """Node i's computation, or (where `reset`) its restart from `state0`; without resets in
+    the trace (`state0` None) only the computation, with writes of only what it changes."""
+    if state0 is None:
+        return compute_rows(alg, env, st, i, k, active)
+    return jax.lax.cond(
+        reset,
+        lambda: reset_rows(env, state0, i, active, env.net.out_ch.shape[1], alg.payload_width,
+                           dtype),
+        lambda: full_rows(env, st, compute_rows(alg, env, st, i, k, active)))
+
+
+def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, env: Env,
+              key: Array, steps: Steps, store0: Array) -> tuple[NetState, Array]:
+    """Every event of one laid-out trace, from the initial state: (final state, metrics).
+    `resets`: the trace holds node resets (a compute slot flagged ``c_reset``)."""
     init_key, ev_key = jax.random.split(key)
     state = alg.init(env, init_key)
     last0 = -jnp.ones(max(env.net.src.shape[0], 1), jnp.int32)
@@ -50,7 +74,8 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
         active = steps.c_active[q]
         if alg.per_round:
             return apply_round(alg, env, st, k, active), store, last, pend
-        pend = compute_rows(alg, env, st, steps.c_node[q], k, active)
+        pend = _node_step(alg, env, state if resets else None, st, steps.c_node[q], k, active,
+                          steps.c_reset[q], store.dtype)
         slots = steps.c_out_slots[q]
         where = jnp.where(active & (slots >= 0), slots, store.shape[0])
         store = store.at[where].set(pend.writes.payloads.astype(store.dtype), mode="drop")
@@ -80,8 +105,9 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, sched: Schedule, env: Env, key: A
         carry = deliveries(bounds[2], bounds[3], flush(carry))
         return carry, measure(ops, alg, env, carry[0])
 
-    pend0 = None if alg.per_round else compute_rows(alg, env, state, jnp.int32(0), ev_key,
-                                                      jnp.bool_(False))
+    pend0 = None if alg.per_round else _node_step(
+        alg, env, state if resets else None, state, jnp.int32(0), ev_key, jnp.bool_(False),
+        jnp.bool_(False), store0.dtype)
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
     out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)
     return out[0][0], out[1]
@@ -96,10 +122,11 @@ class CompiledReplay:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_replay(name: str, ops: ProblemOps) -> CompiledReplay:
-    """Compile once per (algorithm, problem shape); numeric hyperparameters are traced."""
+def compiled_replay(name: str, ops: ProblemOps, resets: bool = False) -> CompiledReplay:
+    """Compile once per (algorithm, problem shape, resets or not); numeric hyperparameters are
+    traced."""
     alg = make(name, ops)
-    replay = functools.partial(replay_fn, ops, alg)
+    replay = functools.partial(replay_fn, ops, alg, resets)
     # step sizes of one trace: the event indices stay unbatched, so row reads and writes stay
     # plain slices instead of batched gathers/scatters
     step_axes = Env(None, None, 0)  # type: ignore[arg-type]
@@ -125,10 +152,11 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
         return [r for k, s in enumerate(setups)
                 for r in run_replay([s], step_sizes, None if traces is None else [traces[k]])]
     first = setups[0]
-    comp = compiled_replay(first.name, first.ops)
     t0 = _time.perf_counter()
     traces = traces or [record_trace(s) for s in setups]
     t_trace = _time.perf_counter() - t0
+    resets = any(bool(tr.is_kind("reset").any()) for tr in traces)
+    comp = compiled_replay(first.name, first.ops, resets and not first.algorithm.per_round)
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
     sched, steps = build_layout(traces, comp.alg)
     slots = bucket(max(tr.num_slots for tr in traces))

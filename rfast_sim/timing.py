@@ -8,6 +8,8 @@ the same in every algorithm's run: common random numbers make comparisons fair.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,7 +115,9 @@ class TimingModel:
         self._links: dict[tuple[int, int], _Link] = {}
         self._outages: dict[tuple[int, int], list[Outage]] = {}
         for o in t.outages:
-            self._outages.setdefault((o.src, o.dst), []).append(o)
+            if o.src is not None and o.dst is not None:
+                self._outages.setdefault((o.src, o.dst), []).append(o)
+        self.node_down = _node_down_periods(sc, seed)
         self._link_specs = {(ln.src, ln.dst): ln for ln in t.links}
         self._group = {i: k for k, g in enumerate(t.clusters.groups) for i in g} \
             if t.clusters is not None else {}
@@ -130,6 +134,38 @@ class TimingModel:
     def choose(self, node: int, k: int) -> int:
         """A uniform index in 0..k-1 from the node's choice stream (AD-PSGD's random peer)."""
         return min(int(self._choice[node].next() * k), k - 1)
+
+    def node_up(self, i: int, t: float) -> bool:
+        """Is node i up at time t (down periods are [start, end))?"""
+        p = self.node_down.get(i)
+        if p is None:
+            return True
+        k = bisect.bisect_right(p.starts, t) - 1
+        return k < 0 or t >= p.ends[k]
+
+    def next_down(self, i: int, t: float) -> tuple[float, float] | None:
+        """Node i's first down period that ends after t (start, end; end = inf: never back)."""
+        p = self.node_down.get(i)
+        if p is None:
+            return None
+        k = bisect.bisect_right(p.ends, t)
+        return (p.starts[k], p.ends[k]) if k < len(p.ends) else None
+
+    def down_between(self, i: int, a: float, b: float) -> bool:
+        """Was node i down at any moment of [a, b]?"""
+        down = self.next_down(i, a)
+        return down is not None and down[0] <= b
+
+    def link_down_periods(self, until: float) -> dict[tuple[int, int], list[tuple[float, float]]]:
+        """Every used link's down periods up to `until` (outages and churn), for plots."""
+        out = {}
+        for key, link in self._links.items():
+            self.link_up(*key, until)  # walk the churn periods to the end
+            spans = [(o.start, o.end if o.end is not None else math.inf) for o in link.outages]
+            spans += link.history
+            if spans:
+                out[key] = sorted(spans)
+        return out
 
     def drop_prob(self, src: int, dst: int) -> float:
         return self._drop_override.get((src, dst), self.timing.drop_prob or 0.0)
@@ -180,7 +216,10 @@ class TimingModel:
             return True
         while link.toggle <= t:  # alternate up and down periods until past t
             link.up = not link.up
+            start = link.toggle
             link.toggle += (link.up_times if link.up else link.down_times).next()
+            if not link.up:
+                link.history.append((start, link.toggle))
         return link.up
 
     def link_fate(self, src: int, dst: int) -> tuple[float, bool]:
@@ -211,6 +250,53 @@ class _Link:
     toggle: float = 0.0
     up_times: _Blocked | None = None
     down_times: _Blocked | None = None
+    history: list[tuple[float, float]] = field(default_factory=list)  # churn down periods
+
+
+@dataclass
+class Periods:
+    """A node's down periods [starts[k], ends[k]), sorted and disjoint."""
+
+    starts: list[float]
+    ends: list[float]
+
+    def spans(self) -> list[tuple[float, float]]:
+        return list(zip(self.starts, self.ends, strict=True))
+
+
+def _merge(spans: list[tuple[float, float]]) -> Periods:
+    starts: list[float] = []
+    ends: list[float] = []
+    for a, b in sorted(spans):
+        if starts and a <= ends[-1]:
+            ends[-1] = max(ends[-1], b)
+        else:
+            starts.append(a)
+            ends.append(b)
+    return Periods(starts, ends)
+
+
+def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
+    """Every node's down periods up to run.until: its explicit outages and, with churn,
+    alternating up (law mtbf) and down (law mttr) periods drawn from its own streams."""
+    t = sc.timing
+    spans: dict[int, list[tuple[float, float]]] = {}
+    for o in t.outages:
+        if o.node is not None:
+            spans.setdefault(o.node, []).append((o.start, o.end if o.end is not None
+                                                 else math.inf))
+    if t.churn is not None:
+        horizon = sc.run.until if sc.run.until is not None else math.inf
+        up_law, down_law = _sampler(t.churn.law("mtbf")), _sampler(t.churn.law("mttr"))
+        for i in range(sc.nodes):
+            up = _Blocked(stream(seed, "node_up", i), up_law)
+            down = _Blocked(stream(seed, "node_down", i), down_law)
+            clock = up.next()
+            while clock < horizon:
+                end = clock + down.next()
+                spans.setdefault(i, []).append((clock, end))
+                clock = end + up.next()
+    return {i: _merge(s) for i, s in spans.items()}
 
 def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:
     frozen = law(dist)

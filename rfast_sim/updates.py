@@ -59,6 +59,26 @@ def compute_rows(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array
     return Pending(i, active, out)
 
 
+def reset_rows(env: Env, state0: NetState, i: Array, active: Array, kout: int,
+               width: int, dtype: Any) -> Pending:
+    """Node i restarts (``rejoin: reset``): its row and its in- and out-channels' rows of the
+    initial state `state0` (model x0, tracker its first gradient, empty buffers and running
+    sums), written as a computation that sends nothing."""
+    node = jax.tree_util.tree_map(lambda a: a[i], state0.nodes)
+    return Pending(i, active, Compute(node, _gather(state0.chans, env.net.in_ch[i]),
+                                      _gather(state0.chans, env.net.out_ch[i]),
+                                      jnp.zeros((kout, width), dtype)))
+
+
+def full_rows(env: Env, state: NetState, p: Pending) -> Pending:
+    """The same writes as whole rows (so a computation and a reset share one structure)."""
+    w = p.writes
+    node = jax.tree_util.tree_map(lambda a: a[p.node], state.nodes)._replace(**w.node._asdict())
+    ins = _gather(state.chans, env.net.in_ch[p.node])._replace(**w.ins._asdict())
+    outs = _gather(state.chans, env.net.out_ch[p.node])._replace(**w.outs._asdict())
+    return p._replace(writes=Compute(node, ins, outs, w.payloads))
+
+
 def write_rows(env: Env, state: NetState, p: Pending) -> NetState:
     """Apply a computation's writes (no effect unless `p.active`)."""
     w = p.writes

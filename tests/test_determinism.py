@@ -26,7 +26,7 @@ ALGOS = ["rfast", "rfast_nonrobust", "osgp", "adpsgd", "allreduce_sgd", "dpsgd",
 
 @pytest.mark.parametrize("name", ALGOS)
 @pytest.mark.parametrize("case", ["drops_stragglers", "minibatch_logistic", "contention",
-                                  "link_faults"])
+                                  "link_faults", "node_reset", "node_keep_timeout"])
 def test_online_and_replay_agree(name, case):
     over = {"graphs.pull.kind": "ring", "graphs.push.kind": "exponential",
             "algorithm.name": name, "run.until": 25.0, "timing.drop_prob": 0.2,
@@ -42,6 +42,13 @@ def test_online_and_replay_agree(name, case):
         over.update({"timing.drop_prob": None, "timing.loss": {"p_good_bad": 0.05},
                      "timing.link_churn": {"mtbf": 6.0, "mttr": 1.0},
                      "timing.outages": [{"src": 0, "dst": 1, "start": 2.0, "end": 9.0}]})
+    if case == "node_reset":  # node churn, nodes restarting from x0, an explicit node outage
+        over.update({"timing.churn": {"mtbf": 6.0, "mttr": 1.5, "rejoin": "reset"},
+                     "timing.outages": [{"node": 1, "start": 3.0, "end": 8.0}]})
+    if case == "node_keep_timeout":  # a node down for good; sync methods stop waiting for it
+        over.update({"timing.churn": {"mtbf": 8.0, "mttr": 2.0},
+                     "timing.outages": [{"node": 2, "start": 10.0}],
+                     "timing.barrier_timeout": 0.5})
     sc = scenario(**over)
     setup = prepare(sc, name, sc.seed)
     online = run_online(setup, 0.05)

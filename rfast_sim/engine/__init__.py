@@ -8,6 +8,10 @@ barrier, all-reduce runs global rounds (`rounds.py`).
 The product is an :class:`EventTrace` of numpy arrays. Every packet gets a *slot* in the
 in-flight store when it is sent and frees it when it is delivered, lost or superseded, so the
 store holds at most the maximum number of packets in flight.
+
+Faults (`timing.churn`, `outages`, `link_churn`, `loss`): a down node does not compute (a
+computation it was doing is lost) and sends nothing; its unsent packets are lost; packets that
+reach it are lost; with ``rejoin: reset`` its return is a RESET event of the trace.
 """
 
 from rfast_sim.engine.simulation import simulate
@@ -16,11 +20,12 @@ from rfast_sim.engine.trace import (
     DELIVER,
     DROP,
     KIND_NAMES,
+    RESET,
     ROUND,
     SAMPLE,
     Event,
     EventTrace,
 )
 
-__all__ = ["COMPUTE", "DELIVER", "DROP", "KIND_NAMES", "ROUND", "SAMPLE", "Event", "EventTrace",
-           "simulate"]
+__all__ = ["COMPUTE", "DELIVER", "DROP", "KIND_NAMES", "RESET", "ROUND", "SAMPLE", "Event",
+           "EventTrace", "simulate"]

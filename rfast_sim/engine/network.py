@@ -39,6 +39,7 @@ class Packet:
     on_depart: Callable[[Packet, bool], None] | None = None
     started: float = 0.0
     attempt: int = 0  # retransmissions of a lost synchronous packet count up
+    unsent: bool = False  # lost before it left: its sender went down
 
 
 @dataclass
@@ -142,7 +143,11 @@ class Network:
         """Hand a packet to its sender's NIC; return the unsent packet it superseded, if any."""
         if self.nic is None:  # contention-free: it leaves at once, its transfer on its own link
             pkt.started = self.env.now
-            self._depart(pkt, self.env.now + pkt.nbytes / self.rate(pkt.src, pkt.dst))
+            finished = self.env.now + pkt.nbytes / self.rate(pkt.src, pkt.dst)
+            if self.timing.down_between(pkt.src, pkt.sent, finished):
+                self._unsent(pkt)
+            else:
+                self._depart(pkt, finished)
             return None
         src = pkt.src
         entry = self.waiting[src].get(pkt.channel) if self.latest else None
@@ -167,19 +172,26 @@ class Network:
         self.stats.max_queue = max(self.stats.max_queue, self.length[i])
 
     def _serve(self, src: int) -> None:
-        if not self.queues[src]:
-            self.busy[src] = False
-            return
-        self.busy[src] = True
-        pkt = self.queues[src].popleft().pkt
-        self._queue_changed(src, -1)
-        if self.latest:
-            self.waiting[src].pop(pkt.channel, None)
+        while True:
+            if not self.queues[src]:
+                self.busy[src] = False
+                return
+            self.busy[src] = True
+            pkt = self.queues[src].popleft().pkt
+            self._queue_changed(src, -1)
+            if self.latest:
+                self.waiting[src].pop(pkt.channel, None)
+            if not self.timing.down_between(src, pkt.sent, self.env.now):
+                break
+            self._unsent(pkt)  # the sender went down since: its send queue is lost
         pkt.started = self.env.now
         cap = self.rate(src, pkt.dst)
 
         def transferred() -> None:
-            self._depart(pkt, self.env.now)
+            if self.timing.down_between(src, pkt.sent, self.env.now):
+                self._unsent(pkt)
+            else:
+                self._depart(pkt, self.env.now)
             self._serve(src)
 
         if self.ingress is not None:
@@ -200,7 +212,18 @@ class Network:
         if pkt.on_depart is not None:
             pkt.on_depart(pkt, lost)
         delay = finished - self.env.now + latency
-        self.env.timeout(delay).callbacks.append(lambda _e: pkt.on_arrive(pkt, lost))
+
+        def arrive(_e: simpy.Event) -> None:  # a down receiver loses it
+            pkt.on_arrive(pkt, lost or not self.timing.node_up(pkt.dst, self.env.now))
+
+        self.env.timeout(delay).callbacks.append(arrive)
+
+    def _unsent(self, pkt: Packet) -> None:
+        """The packet never leaves (its sender went down): lost, no draws made."""
+        pkt.unsent = True
+        if pkt.on_depart is not None:
+            pkt.on_depart(pkt, True)
+        self.env.timeout(0).callbacks.append(lambda _e: pkt.on_arrive(pkt, True))
 
     def close(self, now: float) -> dict[str, Any]:
         for i in range(self.n):

@@ -6,13 +6,15 @@ recorder); each process is a small generator over it. Nothing here knows an algo
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import simpy
 
 from rfast_sim.engine.network import Network, Packet
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, Recorder
+from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, RESET, SAMPLE, Recorder
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
@@ -34,11 +36,14 @@ class Sim:
     messages: int = 0
     bytes: float = 0.0  # on the wire (every departed packet or chunk)
     dropped: int = 0
+    resets: int = 0
     num_slots: int = 0
     free: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.done = self.env.event()
+        churn = self.timing.timing.churn
+        self.reset_on_rejoin = churn is not None and churn.rejoin == "reset"
         # plain Python lists: indexing a numpy array per packet costs more than the rest of send
         self.seqs = [0] * max(self.channels.num, 1)
         self.src = self.channels.src.tolist()
@@ -56,10 +61,36 @@ class Sim:
                 self.sample_now()
             self.done.succeed()
 
-    def compute_time(self, i: int) -> float:
-        d = self.timing.compute_time(i)
-        self.durations[i].append(d)
-        return d
+    def finish_time(self, i: int) -> float:
+        """When node i's computation, starting now, finishes (inf: never).
+
+        A computation that a down period of the node cuts is lost: the node starts a fresh one
+        when it is back (and, with ``rejoin: reset``, records a reset then)."""
+        t = self.env.now
+        while True:
+            d = self.timing.compute_time(i)
+            down = self.timing.next_down(i, t)
+            if down is None or down[0] > t + d:
+                self.durations[i].append(d)
+                return t + d
+            t = down[1]
+            if math.isinf(t):
+                return t
+            if self.reset_on_rejoin:
+                call_at(self, t - self.env.now, functools.partial(self.rejoined, i))
+
+    def rejoined(self, i: int) -> None:
+        if not self.done.triggered:
+            self.resets += 1
+            self.rec.add(self.env.now, RESET, i)
+
+    def compute(self, i: int) -> Generator[simpy.Event, None, bool]:
+        """Node i computes (see `finish_time`); False if it never comes back."""
+        end = self.finish_time(i)
+        if math.isinf(end):
+            return False
+        yield self.env.timeout(end - self.env.now)
+        return not self.done.triggered
 
     def slot(self) -> int:
         """A free slot of the in-flight store (a packet holds it until delivered or lost)."""
@@ -83,8 +114,9 @@ class Sim:
         return pkt.slot
 
     def count_departure(self, pkt: Packet, lost: bool) -> None:
-        self.messages += 1
-        self.bytes += pkt.nbytes
+        if not pkt.unsent:
+            self.messages += 1
+            self.bytes += pkt.nbytes
         self.dropped += lost
 
     def record_arrival(self, pkt: Packet, lost: bool) -> None:
@@ -117,8 +149,7 @@ def async_node(sim: Sim, i: int, pattern: str) -> Process:
     Computation never waits for sends: the NIC queues them."""
     outs = [int(c) for c in sim.channels.out_ch[i] if c >= 0]
     while True:
-        yield sim.env.timeout(sim.compute_time(i))
-        if sim.done.triggered:
+        if not (yield from sim.compute(i)):
             return
         sim.updates += 1
         slots = list(sim.rec.none)

@@ -15,6 +15,7 @@ for its slowest link to move a 1/n chunk (bytes / min(link, egress[, ingress]) +
 from __future__ import annotations
 
 import functools
+import math
 from collections import defaultdict
 
 import simpy
@@ -38,6 +39,8 @@ class Barrier:
         self.indegree = [int((sim.channels.in_ch[i] >= 0).sum()) for i in range(n)]
         self.ended: defaultdict[int, int] = defaultdict(int)
         self.everyone: dict[int, simpy.Event] = {}
+        self.done_round = [-1] * n  # the last round node i has ended (or given up on)
+        self.timeout = sim.timing.timing.barrier_timeout
 
     def send(self, i: int, c: int, round_: int) -> int:
         pkt = self.sim.packet(c, round_)
@@ -47,7 +50,7 @@ class Barrier:
 
     def departed(self, pkt: Packet, lost: bool) -> None:
         self.sim.count_departure(pkt, lost)
-        if pkt.attempt == 0:
+        if pkt.attempt == 0 and pkt.round > self.done_round[pkt.src]:
             self.sending[pkt.src][pkt.round] -= 1
             self._check(pkt.src)
 
@@ -58,14 +61,20 @@ class Barrier:
         if lost:  # the sender resends the same packet (slot, sequence number) after a timeout
             sim.rec.add(sim.env.now, DROP, pkt.dst, pkt.src, pkt.channel, -1, pkt.seq, True)
             pkt.attempt += 1
-            call_at(sim, sim.timing.timing.retransmit_timeout, functools.partial(self._resend, pkt))
+            # retries every timeout; while an end is down they fail, so the first that can
+            # get through is the first after both are up (inf: never)
+            rt = sim.timing.timing.retransmit_timeout
+            delay = rt + _until_up(sim, (pkt.src, pkt.dst), sim.env.now + rt)
+            if not math.isinf(delay):
+                call_at(sim, delay, functools.partial(self._resend, pkt))
             return
         if self.reached[pkt.dst] >= pkt.round:
             sim.record_arrival(pkt, False)
         else:
             self.held[pkt.dst][pkt.round].append(pkt)
-        self.got[pkt.dst][pkt.round] += 1
-        self._check(pkt.dst)
+        if pkt.round > self.done_round[pkt.dst]:  # a late one for a round given up on: no count
+            self.got[pkt.dst][pkt.round] += 1
+            self._check(pkt.dst)
 
     def _resend(self, pkt: Packet) -> None:
         if not self.sim.done.triggered:
@@ -90,10 +99,20 @@ class Barrier:
             return
         k, ev = w
         if self.got[i][k] >= self.indegree[i] and self.sending[i][k] == 0:
-            self.waiting[i] = None
-            self.got[i].pop(k, None)
-            self.sending[i].pop(k, None)
+            self.give_up(i, k)
             ev.succeed()
+
+    def give_up(self, i: int, k: int) -> None:
+        """Node i leaves round k's barrier (done, or timed out: what is missing is not waited
+        for)."""
+        self.waiting[i] = None
+        self.done_round[i] = k
+        self.got[i].pop(k, None)
+        self.sending[i].pop(k, None)
+
+    def wait(self, ev: simpy.Event) -> simpy.Event:
+        """`ev`, or `barrier_timeout` seconds if that comes first."""
+        return ev if self.timeout is None else ev | self.sim.env.timeout(self.timeout)
 
     def all_ended(self, round_: int) -> simpy.Event:
         ev = self.everyone.setdefault(round_, self.sim.env.event())
@@ -110,8 +129,7 @@ def gossip_node(sim: Sim, bar: Barrier, i: int) -> Process:
     k = 0
     while True:
         start = sim.env.now
-        yield sim.env.timeout(sim.compute_time(i))
-        if sim.done.triggered:
+        if not (yield from sim.compute(i)):
             return
         slots = list(sim.rec.none)
         for j, c in enumerate(outs):
@@ -122,13 +140,31 @@ def gossip_node(sim: Sim, bar: Barrier, i: int) -> Process:
         if sim.updates >= sim.max_updates:
             sim.finish()
             return
-        yield bar.end_of_round(i, k)
+        ended = bar.end_of_round(i, k)
+        yield bar.wait(ended)
+        if not ended.triggered:
+            bar.give_up(i, k)
         if bar.global_:
-            yield bar.all_ended(k)
+            yield bar.wait(bar.all_ended(k))
         if sim.done.triggered:
             return
         sim.rec.rounds.append((i, start, compute_end, sim.env.now))
         k += 1
+
+
+def _until_up(sim: Sim, nodes: tuple[int, ...], t: float) -> float:
+    """A whole number of retransmit timeouts after t until every node is up (inf: never)."""
+    rt = sim.timing.timing.retransmit_timeout
+    extra = 0.0
+    while True:
+        downs = [d for v in nodes if (d := sim.timing.next_down(v, t + extra)) is not None
+                 and d[0] <= t + extra]
+        if not downs:
+            return extra
+        end = max(d[1] for d in downs)
+        if math.isinf(end):
+            return end
+        extra += rt * max(1, math.ceil((end - t - extra) / rt))
 
 
 def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> float:
@@ -138,9 +174,16 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
     ingress = sim.network.nic.ingress if sim.network.nic is not None else None
     transfer = nbytes / min(rate, ingress or rate)  # one chunk into each node per step
     total = 0.0
+    timing = sim.timing
     while True:
-        latency, lost = sim.timing.link_fate(a, b)
-        lost = lost or not sim.timing.link_up(a, b, start + total + transfer)
+        wait = _until_up(sim, (a, b), start + total)  # both ends must be up to try
+        if math.isinf(wait):
+            return wait
+        total += wait
+        latency, lost = timing.link_fate(a, b)
+        arrival = start + total + transfer + latency
+        lost = lost or not timing.link_up(a, b, start + total + transfer) \
+            or not timing.node_up(b, arrival)
         sim.messages += 1
         sim.bytes += nbytes
         if not lost:
@@ -154,7 +197,9 @@ def allreduce_rounds(sim: Sim) -> Process:
     n = sim.channels.n
     while True:
         start = sim.env.now
-        ds = [sim.compute_time(i) for i in range(n)]
+        ds = [sim.finish_time(i) - start for i in range(n)]
+        if math.isinf(max(ds)):  # a member never comes back: the ring cannot reduce
+            return
         for i, d in enumerate(ds):
             call_at(sim, d, functools.partial(computed, sim, i))
         yield sim.env.timeout(max(ds))
@@ -166,6 +211,8 @@ def allreduce_rounds(sim: Sim) -> Process:
         for _ in range(2 * (n - 1)):  # each step waits for its slowest link
             t = sim.env.now + comm
             comm += max(_reliable_delay(sim, i, (i + 1) % n, chunk, t) for i in range(n))
+        if math.isinf(comm):
+            return
         yield sim.env.timeout(comm)
         if sim.done.triggered:
             return

@@ -53,4 +53,8 @@ def simulate(
     env.run(until=sim.done)
     stats = network.close(env.now)
     stats["queue"] = "latest" if latest else ("fifo" if nic is not None else "none")
-    return rec.trace(sim.num_slots, sim.durations, stats)
+    stats["resets"] = sim.resets
+    node_down = {i: [(a, b) for a, b in p.spans() if a < env.now]
+                 for i, p in timing.node_down.items()}
+    return rec.trace(sim.num_slots, sim.durations, stats,
+                     {i: s for i, s in node_down.items() if s}, timing.link_down_periods(env.now))

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-COMPUTE, DELIVER, ROUND, DROP, SAMPLE = 0, 1, 2, 3, 4
-KIND_NAMES = ("compute", "deliver", "round", "drop", "sample")
+COMPUTE, DELIVER, ROUND, DROP, SAMPLE, RESET = 0, 1, 2, 3, 4, 5
+KIND_NAMES = ("compute", "deliver", "round", "drop", "sample", "reset")
 
 
 @dataclass(frozen=True)
@@ -43,12 +43,15 @@ class EventTrace:
     round_end: np.ndarray
     compute_durations: dict[int, list[float]]
     network: dict[str, Any]  # queue discipline, queueing and delay figures
+    node_down: dict[int, list[tuple[float, float]]]  # down periods [start, end) of nodes
+    link_down: dict[tuple[int, int], list[tuple[float, float]]]  # and of used links
 
     def __len__(self) -> int:
         return len(self.time)
 
     def is_kind(self, name: str) -> np.ndarray:
-        """Mask of the events of one kind ("compute", "deliver", "round", "drop", "sample")."""
+        """Mask of the events of one kind ("compute", "deliver", "round", "drop", "sample",
+        "reset")."""
         return self.kind == KIND_NAMES.index(name)
 
     def compute_spans(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -99,7 +102,8 @@ class Recorder:
             self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out))
 
     def trace(self, num_slots: int, durations: dict[int, list[float]],
-              network: dict[str, Any]) -> EventTrace:
+              network: dict[str, Any], node_down: dict[int, list[tuple[float, float]]],
+              link_down: dict[tuple[int, int], list[tuple[float, float]]]) -> EventTrace:
         """One conversion of all rows (ints and times are exact in float64), typed columns."""
         cols = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
         st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 6)
@@ -127,4 +131,6 @@ class Recorder:
             round_end=rd[:, 3],
             compute_durations=durations,
             network=network,
+            node_down=node_down,
+            link_down=link_down,
         )

@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from rfast_sim import registry
 from rfast_sim.scenario.base import DISTRIBUTIONS, Dist, DistName, ScenarioError, Strict
 from rfast_sim.scenario.network import (
+    Churn,
     Clusters,
     Link,
     LinkChurn,
@@ -90,8 +91,9 @@ class Timing(Strict):
     link_drop_prob: list[LinkDrop] = Field(default_factory=list)
     links: list[Link] = Field([], description="per-link latency / bandwidth (over clusters)")
     clusters: Clusters | None = Field(None, description="intra- and inter-group link timing")
+    churn: Churn | None = Field(None, description="random node failures")
     link_churn: LinkChurn | None = Field(None, description="random link failures")
-    outages: list[Outage] = Field([], description="explicit link outages")
+    outages: list[Outage] = Field([], description="explicit node and link outages")
     retransmit_timeout: float = Field(
         0.2, gt=0, description="synchronous methods resend a lost packet after this many seconds"
     )
@@ -100,6 +102,9 @@ class Timing(Strict):
     barrier: Literal["neighbour", "global"] = Field(
         "neighbour", description="D-PSGD and sync GT: a node waits for its in-neighbours' "
         "messages (neighbour) or for every node (global); all-reduce is global by nature")
+    barrier_timeout: float | None = Field(
+        None, gt=0, description="D-PSGD and sync GT: a node waits at most this long at a "
+        "barrier, then goes on without the missing messages (null: it waits)")
 
     @model_validator(mode="after")
     def _check(self) -> Timing:
@@ -208,10 +213,10 @@ class Scenario(Strict):
     def _check(self) -> Scenario:
         self._check_node_ids()
         t = self.timing
-        if (t.link_churn is not None or t.outages) and self.run.until is None:
-            raise ValueError("run.until: scenarios with faults (link_churn, outages) need a "
-                             "finite run.until (a link that never returns could stall a "
-                             "max_updates run)")
+        if (t.churn or t.link_churn or t.outages) and self.run.until is None:
+            raise ValueError("run.until: scenarios with faults (churn, link_churn, outages) "
+                             "need a finite run.until (a node that never returns could stall "
+                             "a max_updates run)")
         if self.algorithm is not None and self.algorithms is not None:
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
         if self.compare is not None:
@@ -245,10 +250,13 @@ class Scenario(Strict):
         for key in ("link_drop_prob", "links", "outages"):
             pairs = [(ld.src, ld.dst) for ld in getattr(self.timing, key)]
             for k, (a, b) in enumerate(pairs):
-                if a >= n or b >= n:
+                if max(a or 0, b or 0) >= n:
                     raise ValueError(f"timing.{key}.{k}: node ids must be in 0..{n - 1}")
             if len(set(pairs)) != len(pairs) and key != "outages":
                 raise ValueError(f"timing.{key}: a (src, dst) pair is given twice")
+        for k, o in enumerate(self.timing.outages):
+            if o.node is not None and o.node >= n:
+                raise ValueError(f"timing.outages.{k}.node: must be in 0..{n - 1}")
         groups = self.timing.clusters.groups if self.timing.clusters else []
         if any(not 0 <= i < n for g in groups for i in g):
             raise ValueError(f"timing.clusters.groups: node ids must be in 0..{n - 1}")
@@ -292,6 +300,7 @@ __all__ = [
     "GRAPH_KINDS",
     "PROBLEM_KINDS",
     "AlgorithmSpec",
+    "Churn",
     "Clusters",
     "Compare",
     "Dist",

@@ -81,16 +81,30 @@ class LinkChurn(Strict):
         return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
 
 
-class Outage(Strict):
-    """Link src->dst is down from `start` to `end` (omitted: it never comes back)."""
+class Churn(LinkChurn):
+    """Random node failures: every node alternates up and down periods, independently (all
+    start up). A rejoining node keeps its state (`keep`) or restarts from the initial one
+    (`reset`: its variables, its receive buffers and its outgoing running sums)."""
 
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
+    rejoin: Literal["keep", "reset"] = "keep"
+
+
+class Outage(Strict):
+    """Node `node`, or link src->dst, is down from `start` to `end` (omitted: it never comes
+    back)."""
+
+    node: int | None = Field(None, ge=0)
+    src: int | None = Field(None, ge=0)
+    dst: int | None = Field(None, ge=0)
     start: float = Field(ge=0)
     end: float | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Outage:
+        link = (self.src, self.dst) != (None, None)
+        if (self.node is not None) == link or (link and None in (self.src, self.dst)):
+            raise ValueError("node: an outage names either a node ({node, start, end}) or a "
+                             "link ({src, dst, start, end})")
         if self.end is not None and self.end <= self.start:
             raise ValueError(f"end: must be > start (got {self.end} <= {self.start})")
         return self

@@ -151,7 +151,7 @@ def test_a_barrier_waits_for_a_down_member_unless_it_times_out():
     # latency later with their next one
     n_wait = waits.node[waits.is_kind("compute")]
     assert t_wait[(n_wait == 0) & (t_wait > 6)].min() == pytest.approx(21.5, abs=1e-9)
-    assert t_wait[(n_wait == 1) & (t_wait > 7)].min() == pytest.approx(22.51, abs=1e-9)
+    assert t_wait[(n_wait == 1) & (t_wait > 7)].min() == pytest.approx(22.51, abs=1e-6)  # +B/W
     timed = record_trace(prepare(scenario(**{**base, "timing.barrier_timeout": 0.5}), "dpsgd", 0))
     node, t = timed.node[timed.is_kind("compute")], timed.time[timed.is_kind("compute")]
     during = (t > 8.0) & (t < 20.0)

@@ -215,6 +215,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+def absolute_files(data: Any, base: Path) -> Any:
+    """`data` with every relative ``file:`` of a law made absolute against `base` (a scenario's
+    trace files are relative to the scenario file, not to the working folder)."""
+    if isinstance(data, list):
+        return [absolute_files(v, base) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: absolute_files(v, base) for k, v in data.items()}
+    f = out.get("file")
+    if isinstance(f, str) and "dist" in out and not Path(f).is_absolute():
+        out["file"] = str((base / f).resolve())
+    return out
+
+
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Load and validate a scenario YAML file, applying `--set`-style overrides."""
     path = resolve_scenario_path(path)
@@ -223,7 +237,7 @@ def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scena
         if not isinstance(data, dict):
             raise ScenarioError(f"{path}: a scenario must be a YAML mapping")
         data = apply_overrides(data, overrides)
-    return parse_scenario(data, source=str(path))
+    return parse_scenario(absolute_files(data, path.resolve().parent), source=str(path))
 
 
 def scenario_to_dict(sc: Scenario) -> dict[str, Any]:

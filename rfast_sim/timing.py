@@ -12,6 +12,7 @@ import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import stats
 
 from rfast_sim.scenario import Dist, LinkTiming, Outage, Scenario
 from rfast_sim.seeding import stream
+from rfast_sim.tracefiles import read_durations
 
 _BLOCK = 1024
 
@@ -56,10 +58,7 @@ def law(dist: Dist) -> Any:
 
 def sample(dist: Dist, rng: np.random.Generator, size: int) -> np.ndarray:
     """Draw `size` non-negative values of `dist` from `rng`."""
-    frozen = law(dist)
-    if frozen is None:
-        return np.full(size, dist.expected())
-    return np.asarray(frozen.rvs(size=size, random_state=rng), dtype=np.float64)
+    return np.asarray(_sampler(dist)(rng, size), dtype=np.float64)
 
 
 @dataclass
@@ -102,7 +101,7 @@ class TimingModel:
         self._seed = seed
         compute_law = _sampler(t.compute)
         self._compute = [
-            _Blocked(stream(seed, "compute", i), compute_law)
+            _Blocked(stream(seed, "compute", i), _node_sampler(t.compute, i, compute_law))
             for i in range(n)
         ]
         self._transient = [
@@ -188,7 +187,10 @@ class TimingModel:
         link = self._links.get((src, dst))
         if link is None:
             law, rate = self._link_timing(src, dst)
-            sampler = self._latency if law == self.timing.latency else _sampler(law)
+            if law.dist == "matrix":
+                sampler = _constant(float(law.data()[src, dst]))
+            else:
+                sampler = self._latency if law == self.timing.latency else _sampler(law)
             churn = self.timing.link_churn
             link = self._links[(src, dst)] = _Link(
                 _Blocked(stream(self._seed, "latency", src, dst), sampler),
@@ -298,9 +300,38 @@ def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
                 clock = end + up.next()
     return {i: _merge(s) for i, s in spans.items()}
 
-def _sampler(dist: Dist) -> Callable[[np.random.Generator, int], np.ndarray]:
+Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _constant(value: float) -> Draw:
+    return lambda rng, k: np.full(k, value)
+
+
+def _sampler(dist: Dist) -> Draw:
+    if dist.dist == "empirical":
+        values = dist.data()
+        return lambda rng, k: rng.choice(values, size=k)
     frozen = law(dist)
     if frozen is None:
-        value = dist.expected()
-        return lambda rng, k: np.full(k, value)
+        return _constant(dist.expected())
     return lambda rng, k: frozen.rvs(size=k, random_state=rng)
+
+
+def _node_sampler(dist: Dist, node: int, shared: Draw) -> Draw:
+    """Node `node`'s compute law: its own rows of a durations file (drawn from, or replayed in
+    order), else the shared law."""
+    if dist.file is None or dist.dist not in ("empirical", "trace"):
+        return shared
+    values = read_durations(str(Path(dist.file).resolve())).of(node)
+    if dist.dist == "empirical":
+        return lambda rng, k: rng.choice(values, size=k)
+    pos = [0]
+
+    def replay(rng: np.random.Generator, k: int) -> np.ndarray:
+        idx = pos[0] + np.arange(k)
+        pos[0] += k
+        if dist.loop:
+            return values[idx % len(values)]
+        return np.where(idx < len(values), values[np.minimum(idx, len(values) - 1)], np.inf)
+
+    return replay

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -26,6 +27,7 @@ from rfast_sim.scenario.network import (
     Nic,
     Outage,
 )
+from rfast_sim.tracefiles import read_durations
 
 GraphKind = Literal[
     "ring",
@@ -212,6 +214,7 @@ class Scenario(Strict):
     @model_validator(mode="after")
     def _check(self) -> Scenario:
         self._check_node_ids()
+        self._check_files()
         t = self.timing
         if (t.churn or t.link_churn or t.outages) and self.run.until is None:
             raise ValueError("run.until: scenarios with faults (churn, link_churn, outages) "
@@ -227,6 +230,47 @@ class Scenario(Strict):
                     f"({', '.join(names)})"
                 )
         return self
+
+    def laws(self) -> dict[str, Dist]:
+        """Every random law of the timing, by its dotted key."""
+        t = self.timing
+        laws = {"timing.compute": t.compute, "timing.latency": t.latency, "timing.speed": t.speed}
+        laws.update({f"timing.links.{k}.latency": ln.latency for k, ln in enumerate(t.links)})
+        if t.clusters is not None:
+            laws.update({"timing.clusters.intra.latency": t.clusters.intra.latency,
+                         "timing.clusters.inter.latency": t.clusters.inter.latency})
+        for key in ("churn", "link_churn"):
+            churn = getattr(t, key)
+            if churn is not None:
+                laws.update({f"timing.{key}.{f}": churn.law(f) for f in ("mtbf", "mttr")})
+        return {k: v for k, v in laws.items() if v is not None}
+
+    def _check_files(self) -> None:
+        """Laws from data: in the fields that can use them, with node ids that exist."""
+        n = self.nodes
+        allowed = {"timing.compute": ("empirical", "trace"), "timing.latency": ("empirical",
+                                                                                "matrix")}
+        for where, d in self.laws().items():
+            if d.file is None:
+                continue
+            ok = allowed.get(where, ("empirical",))
+            if d.dist not in ok:
+                raise ValueError(f"{where}.dist: {d.dist!r} is not allowed here (allowed from a "
+                                 f"file: {', '.join(ok)})")
+            if d.dist == "matrix" and d.data().shape != (n, n):
+                raise ValueError(f"{where}.file: {d.file} holds a {len(d.data())} x "
+                                 f"{len(d.data())} matrix; nodes={n} needs {n} x {n}")
+            per_node = read_durations(str(Path(d.file).resolve())).per_node \
+                if d.dist != "matrix" else None
+            if per_node is not None:
+                bad = sorted(set(per_node) - set(range(n)))
+                missing = sorted(set(range(n)) - set(per_node))
+                if bad:
+                    raise ValueError(f"{where}.file: {d.file}: node id {bad[0]} is out of range "
+                                     f"0..{n - 1}")
+                if missing:
+                    raise ValueError(f"{where}.file: {d.file}: node {missing[0]} has no rows "
+                                     f"(every node needs its own durations)")
 
     def _check_node_ids(self) -> None:
         n = self.nodes

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rfast_sim.tracefiles import TraceFileError, read_durations, read_matrix
 
 
 class ScenarioError(ValueError):
@@ -17,8 +21,10 @@ class Strict(BaseModel):
 
 
 DistName = Literal[
-    "constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma", "pareto"
+    "constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma", "pareto",
+    "empirical", "trace", "matrix",
 ]
+FILE_LAWS = ("empirical", "trace", "matrix")
 DISTRIBUTIONS: tuple[str, ...] = DistName.__args__  # type: ignore[attr-defined]
 
 
@@ -28,6 +34,10 @@ class Dist(Strict):
     constant: mean. uniform: low..high (default 0..2*mean). exponential: mean.
     shifted_exponential: shift + Exp(mean - shift). lognormal: mean and sigma of log.
     gamma: mean and shape. pareto: mean and shape (> 1).
+    From data (`file`, relative to the scenario file): empirical: draws from a durations CSV
+    (a node's own rows with a ``node`` column); trace (compute only): each node replays its
+    rows in order (`loop`: then from the start again; else it stops computing); matrix
+    (latency only): link i->j takes entry (i, j) of an n x n CSV matrix.
     """
 
     dist: DistName = "constant"
@@ -37,9 +47,19 @@ class Dist(Strict):
     shift: float | None = Field(None, ge=0)
     low: float | None = Field(None, ge=0)
     high: float | None = Field(None, ge=0)
+    file: str | None = Field(None, description="empirical / trace / matrix: the CSV file")
+    loop: bool = Field(True, description="trace: start over at the end of a node's rows")
 
     @model_validator(mode="after")
     def _check(self) -> Dist:
+        if (self.dist in FILE_LAWS) != (self.file is not None):
+            raise ValueError(f"file: {self.dist} needs a file" if self.file is None else
+                             f"file: only the laws {', '.join(FILE_LAWS)} read a file")
+        if self.file is not None:
+            try:
+                self.data()
+            except TraceFileError as err:
+                raise ValueError(f"file: {err}") from None
         if self.dist == "pareto" and self.shape <= 1:
             raise ValueError(f"shape: pareto needs shape > 1 for a finite mean (got {self.shape})")
         if self.dist == "shifted_exponential" and self.shift is not None and self.shift > self.mean:
@@ -50,8 +70,19 @@ class Dist(Strict):
             raise ValueError(f"low: must be <= high (got {self.low} > {self.high})")
         return self
 
+    def data(self) -> np.ndarray:
+        """The file's numbers: every duration (empirical, trace) or the latency matrix."""
+        assert self.file is not None
+        path = str(Path(self.file).resolve())
+        return read_matrix(path) if self.dist == "matrix" else read_durations(path).pooled
+
     def expected(self) -> float:
-        """The distribution's mean."""
+        """The distribution's mean (from data: the mean of the file's values)."""
+        if self.dist == "matrix":
+            m = self.data()
+            return float(m[~np.eye(len(m), dtype=bool)].mean()) if len(m) > 1 else 0.0
+        if self.file is not None:
+            return float(self.data().mean())
         if self.dist == "uniform" and self.low is not None and self.high is not None:
             return 0.5 * (self.low + self.high)
         return self.mean

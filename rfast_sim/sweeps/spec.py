@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from rfast_sim.loading import (
+    absolute_files,
     format_validation_error,
     model_in,
     parse_scenario,
@@ -32,6 +33,7 @@ from rfast_sim.loading import (
     set_path,
 )
 from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.tracefiles import digest
 
 Executor = Literal["local", "dask"]
 
@@ -114,6 +116,13 @@ def content_hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def run_hash(sc: Scenario) -> str:
+    """A point's run id: the resolved scenario's hash, and its trace files' contents."""
+    files = {d.file: digest(d.file) for d in sc.laws().values() if d.file is not None}
+    data = scenario_to_dict(sc)
+    return content_hash({"scenario": data, "files": files} if files else data)
+
+
 def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
     """Validate a sweep spec (file, dict or SweepSpec) and inline its base scenario, so the
     spec alone (as stored in the manifest) defines every point."""
@@ -135,7 +144,10 @@ def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
         base = read_yaml(where / spec.base)
         if not isinstance(base, dict):
             raise ScenarioError(f"base: {spec.base} is not a scenario mapping")
+        base = absolute_files(base, (where / spec.base).resolve().parent)
         spec = spec.model_copy(update={"base": None, "scenario": base})
+    elif isinstance(spec.scenario, dict):
+        spec = spec.model_copy(update={"scenario": absolute_files(spec.scenario, where)})
     _check_axes(spec)
     return spec
 
@@ -175,7 +187,7 @@ def expand(spec: str | Path | dict[str, Any] | SweepSpec) -> list[Point]:
                     valid = parse_scenario(data)
                     sc: Scenario | None = valid
                     error = None
-                    run_id = content_hash(scenario_to_dict(valid))
+                    run_id = run_hash(valid)
                 except ScenarioError as err:
                     sc, error, run_id = None, str(err), content_hash(data)
                 points.append(Point(params, base_seed + k, run_id, sc, error))

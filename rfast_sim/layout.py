@@ -29,6 +29,7 @@ class Steps(NamedTuple):
     c_out_slots: Array  # [Q, Kout]
     c_active: Array
     c_reset: Array  # a node reset (rejoin: reset), not a computation
+    c_phase: Array  # the phase of time-varying graphs it uses
     d_channel: Array  # [Dn] delivery slots
     d_slot: Array
     d_seq: Array
@@ -130,6 +131,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
         "c_node": np.zeros(nq_alloc, np.int32), "c_index": np.zeros(nq_alloc, np.int32),
         "c_out_slots": -np.ones((nq_alloc, tr.out_slots.shape[1]), np.int32),
         "c_active": np.zeros(nq_alloc, bool), "c_reset": np.zeros(nq_alloc, bool),
+        "c_phase": np.zeros(nq_alloc, np.int32),
         "d_channel": np.zeros(total_d, np.int32), "d_slot": np.zeros(total_d, np.int32),
         "d_seq": np.zeros(total_d, np.int32), "d_active": np.zeros(total_d, bool),
     }
@@ -140,6 +142,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     st["c_out_slots"][q] = tr.out_slots[ce]
     st["c_active"][q] = True
     st["c_reset"][q] = tr.kind[ce] == engine.RESET
+    st["c_phase"][q] = tr.phase[ce]
     d = ~r.c
     de = r.math[d]
     # rank of each delivery within its group: equal keys are contiguous in trace order

@@ -38,7 +38,7 @@ Array = jax.Array
 class CompiledOnline:
     alg: Algorithm
     init: Callable  # (env, key) -> state
-    compute: Callable  # (env, state, i, ev_key, index) -> (state, payloads)
+    compute: Callable  # (env, state, i, ev_key, index, phase) -> (state, payloads)
     receive: Callable  # (env, state, c, payloads, k, fresh) -> state
     round: Callable  # (env, state, ev_key, index) -> state
     reset: Callable  # (env, state, state0, i) -> state
@@ -50,8 +50,10 @@ def compiled_online(name: str, ops: ProblemOps) -> CompiledOnline:
     """Compile once per (algorithm, problem shape); numeric hyperparameters are traced."""
     alg = make(name, ops)
 
-    def compute(env: Env, st: NetState, i: Array, ev_key: Array, index: Array) -> tuple:
-        return apply_compute(alg, env, st, i, jax.random.fold_in(ev_key, index), jnp.bool_(True))
+    def compute(env: Env, st: NetState, i: Array, ev_key: Array, index: Array,
+                phase: Array) -> tuple:
+        return apply_compute(alg, env, st, i, jax.random.fold_in(ev_key, index), jnp.bool_(True),
+                             phase)
 
     def receive(env: Env, st: NetState, c: Array, payloads: Array, k: Array,
                 fresh: Array) -> NetState:
@@ -61,10 +63,8 @@ def compiled_online(name: str, ops: ProblemOps) -> CompiledOnline:
         return apply_round(alg, env, st, jax.random.fold_in(ev_key, index), jnp.bool_(True))
 
     def reset(env: Env, st: NetState, st0: NetState, i: Array) -> NetState:
-        kout = env.net.out_ch.shape[1]
-        dtype = env.data.x0.dtype
-        return write_rows(env, st, reset_rows(env, st0, i, jnp.bool_(True), kout,
-                                              alg.payload_width, dtype))
+        return write_rows(env, st, reset_rows(alg, env, st, st0, i, jnp.bool_(True),
+                                              env.data.x0.dtype))
 
     # Online calls donate the state: the update then writes in place instead of copying the
     # whole network state per event.
@@ -107,7 +107,7 @@ class _Online:
 
     def compute(self, ev: engine.Event) -> None:
         self.st, payloads = self.comp.compute(self.env, self.st, np.int32(ev.node), self.ev_key,
-                                              np.int32(ev.index))
+                                              np.int32(ev.index), np.int32(ev.phase))
         for k, slot in enumerate(ev.out_slots):
             if slot >= 0:
                 self.in_flight[slot] = (payloads, k)

@@ -31,7 +31,7 @@ class RFastReference:
 
     def __init__(self, ch: Channels, x0: np.ndarray, step_size: float,
                  grad: Callable[[int, np.ndarray], np.ndarray]) -> None:
-        self.ch, self.gamma, self.grad = ch, step_size, grad
+        self.ch, self.gamma, self.grad, self.x0 = ch, step_size, grad, x0.copy()
         n = ch.n
         self.x = np.tile(x0, (n, 1))
         self.g = np.stack([grad(i, self.x[i]) for i in range(n)])
@@ -50,23 +50,36 @@ class RFastReference:
         outs = [c[c >= 0] for c in ch.out_ch]
         self.push_out = [c[ch.role[c] == ROLE_PUSH] for c in outs]
 
-    def compute(self, i: int, out_slots: np.ndarray) -> None:
+    def compute(self, i: int, out_slots: np.ndarray, phase: int = 0) -> None:
         ch = self.ch
-        r_ii, c_ii = ch.self_weight[ROLE_PULL, i], ch.self_weight[ROLE_PUSH, i]
+        weight, self_weight = ch.phase_weight[phase], ch.phase_self[phase]  # this phase's graph
+        r_ii, c_ii = self_weight[ROLE_PULL, i], self_weight[ROLE_PUSH, i]
         pull_in, push_in, push_out = self.pull_in[i], self.push_in[i], self.push_out[i]
         v = self.x[i] - self.gamma * self.z[i]  # descend
-        self.x[i] = r_ii * v + ch.weight[pull_in] @ self.recv[pull_in]  # pull
+        self.x[i] = r_ii * v + weight[pull_in] @ self.recv[pull_in]  # pull
         self.z[i] += (self.recv[push_in] - self.rho_tilde[push_in]).sum(0)  # absorb new mass
         self.rho_tilde[push_in] = self.recv[push_in]
         g_new = self.grad(i, self.x[i])  # track
         self.z[i] += g_new - self.g[i]
         self.g[i] = g_new
-        self.rho[push_out] += ch.weight[push_out, None] * self.z[i]  # push
+        self.rho[push_out] += weight[push_out, None] * self.z[i]  # push
         self.z[i] *= c_ii
         for k, c in enumerate(ch.out_ch[i]):
             if c >= 0 and out_slots[k] >= 0:
                 payload = v if ch.role[c] == ROLE_PULL else self.rho[c]
                 self.in_flight[int(out_slots[k])] = payload.copy()
+
+    def reset(self, i: int) -> None:
+        """Node i restarts from x0 with its first gradient as tracker; it forgets what it
+        received and absorbed, and its outgoing running sums (its neighbours forget nothing)."""
+        ch = self.ch
+        self.x[i] = self.x0
+        self.g[i] = self.grad(i, self.x0)
+        self.z[i] = self.g[i]
+        ins = np.flatnonzero(ch.dst == i)
+        self.recv[ins] = np.where((ch.role[ins] == ROLE_PULL)[:, None], self.x0, 0.0)
+        self.rho_tilde[ins] = 0.0
+        self.rho[np.flatnonzero(ch.src == i)] = 0.0
 
     def deliver(self, c: int, slot: int, seq: int) -> None:
         payload = self.in_flight.pop(slot)
@@ -83,7 +96,9 @@ class RFastReference:
         for e in range(len(trace)):
             kind = trace.kind[e]
             if kind == engine.COMPUTE:
-                self.compute(int(trace.node[e]), trace.out_slots[e])
+                self.compute(int(trace.node[e]), trace.out_slots[e], int(trace.phase[e]))
+            elif kind == engine.RESET:
+                self.reset(int(trace.node[e]))
             elif kind == engine.DELIVER:
                 self.deliver(int(trace.channel[e]), int(trace.slot[e]), int(trace.seq[e]))
             else:

@@ -39,16 +39,15 @@ Array = jax.Array
 
 
 def _node_step(alg: Algorithm, env: Env, state0: NetState | None, st: NetState, i: Array,
-               k: Array, active: Array, reset: Array, dtype: Any) -> Pending:
+               k: Array, active: Array, reset: Array, phase: Array, dtype: Any) -> Pending:
     """Node i's computation, or (where `reset`) its restart from `state0`; without resets in
     the trace (`state0` None) only the computation, with writes of only what it changes."""
     if state0 is None:
-        return compute_rows(alg, env, st, i, k, active)
+        return compute_rows(alg, env, st, i, k, active, phase)
     return jax.lax.cond(
         reset,
-        lambda: reset_rows(env, state0, i, active, env.net.out_ch.shape[1], alg.payload_width,
-                           dtype),
-        lambda: full_rows(env, st, compute_rows(alg, env, st, i, k, active)))
+        lambda: reset_rows(alg, env, st, state0, i, active, dtype),
+        lambda: full_rows(env, st, compute_rows(alg, env, st, i, k, active, phase)))
 
 
 def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, env: Env,
@@ -75,7 +74,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, en
         if alg.per_round:
             return apply_round(alg, env, st, k, active), store, last, pend
         pend = _node_step(alg, env, state if resets else None, st, steps.c_node[q], k, active,
-                          steps.c_reset[q], store.dtype)
+                          steps.c_reset[q], steps.c_phase[q], store.dtype)
         slots = steps.c_out_slots[q]
         where = jnp.where(active & (slots >= 0), slots, store.shape[0])
         store = store.at[where].set(pend.writes.payloads.astype(store.dtype), mode="drop")
@@ -107,7 +106,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, en
 
     pend0 = None if alg.per_round else _node_step(
         alg, env, state if resets else None, state, jnp.int32(0), ev_key, jnp.bool_(False),
-        jnp.bool_(False), store0.dtype)
+        jnp.bool_(False), jnp.int32(0), store0.dtype)
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
     out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)
     return out[0][0], out[1]

@@ -13,7 +13,14 @@ from rfast_sim.algorithms import Algorithm, Env, Net, make
 from rfast_sim.problems import ProblemData, ProblemOps, make_problem
 from rfast_sim.scenario import Scenario, ScenarioError
 from rfast_sim.timing import TimingModel
-from rfast_sim.topology import Channels, build_graph, common_roots, is_symmetric, make_channels
+from rfast_sim.topology import (
+    Channels,
+    build_graph,
+    common_roots,
+    graph_phases,
+    is_symmetric,
+    make_channels,
+)
 
 
 def _gossip_graph(sc: Scenario, users: list[str]) -> nx.DiGraph:
@@ -30,23 +37,47 @@ def _gossip_graph(sc: Scenario, users: list[str]) -> nx.DiGraph:
 
 
 def scenario_graphs(sc: Scenario, names: list[str]) -> dict[str, nx.DiGraph]:
-    """Build the graphs the named algorithms need and check each algorithm's graph condition."""
+    """Build the graphs the named algorithms need and check each algorithm's graph condition.
+    Time-varying pull / push graphs give their unions here (see `graph_phases`); the condition
+    is checked on each schedule entry's graphs over one period."""
     algs = {name: make(name, ProblemOps("least_squares", 1, None, False)) for name in names}
     needed = {g for a in algs.values() for g in a.graphs}
     graphs: dict[str, nx.DiGraph] = {}
+    phases = graph_phases(sc.graphs, sc.nodes, sc.seed)
     if needed & {"pull", "push"}:
-        graphs["pull"] = build_graph(sc.graphs.pull, sc.nodes, role="pull", seed=sc.seed)
-        graphs["push"] = build_graph(sc.graphs.push, sc.nodes, role="push", seed=sc.seed + 1)
+        if phases is not None:
+            graphs["pull"], graphs["push"] = phases.union("pull"), phases.union("push")
+        else:
+            graphs["pull"] = build_graph(sc.graphs.pull, sc.nodes, role="pull", seed=sc.seed)
+            graphs["push"] = build_graph(sc.graphs.push, sc.nodes, role="push", seed=sc.seed + 1)
     if "gossip" in needed:
         graphs["gossip"] = _gossip_graph(sc, [a for a in names if "gossip" in algs[a].graphs])
+    entries = phases.entry_unions() if phases is not None else [
+        (graphs.get("pull"), graphs.get("push"))]
     for name, alg in algs.items():
-        if set(alg.graphs) == {"pull", "push"}:
-            common_roots(graphs["pull"], graphs["push"])
-        elif alg.graphs == ("push",) and not nx.is_strongly_connected(graphs["push"]):
-            raise ScenarioError(
-                f"graphs.push: {name} (push-sum) needs a strongly connected graph; kind "
-                f"{sc.graphs.push.kind!r} is not (R-FAST only needs a common root)")
+        if phases is not None and alg.pattern == "sync_neighbors" and "push" in alg.graphs:
+            raise ScenarioError(f"graphs.schedule: {name} runs lock-step rounds on static graphs; "
+                                "time-varying graphs (schedule, one_peer_exponential) are for "
+                                "the asynchronous methods")
+        for k, (pull, push) in enumerate(entries):
+            where = f"graphs.schedule.{k}: " if phases is not None and sc.graphs.schedule else ""
+            try:
+                _check_condition(sc, name, alg, pull, push)
+            except ScenarioError as err:
+                raise ScenarioError(where + str(err)) from None
     return graphs
+
+
+def _check_condition(sc: Scenario, name: str, alg: Algorithm, pull: nx.DiGraph | None,
+                     push: nx.DiGraph | None) -> None:
+    if set(alg.graphs) == {"pull", "push"}:
+        assert pull is not None
+        assert push is not None
+        common_roots(pull, push)
+    elif alg.graphs == ("push",) and push is not None and not nx.is_strongly_connected(push):
+        raise ScenarioError(
+            f"graphs.push: {name} (push-sum) needs a strongly connected graph; kind "
+            f"{sc.graphs.push.kind!r} is not (R-FAST only needs a common root)")
 
 
 def _net(ch: Channels, dtype: str) -> Net:
@@ -55,6 +86,8 @@ def _net(ch: Channels, dtype: str) -> Net:
         weight=jnp.asarray(ch.weight, dtype=dtype),
         self_weight=jnp.asarray(ch.self_weight, dtype=dtype),
         out_ch=jnp.asarray(ch.out_ch), in_ch=jnp.asarray(ch.in_ch),
+        phase_weight=jnp.asarray(ch.phase_weight, dtype=dtype),
+        phase_self=jnp.asarray(ch.phase_self, dtype=dtype),
     )
 
 
@@ -87,6 +120,8 @@ def prepare(sc: Scenario, name: str, seed: int,
         pull=graphs.get("pull") if "pull" in alg.graphs else None,
         push=graphs.get("push") if "push" in alg.graphs else None,
         gossip=graphs.get("gossip") if "gossip" in alg.graphs else None,
+        phases=graph_phases(sc.graphs, sc.nodes, sc.seed) if set(alg.graphs) & {"pull", "push"}
+        else None,
     )
     timing = TimingModel(sc, seed, sc.message_bytes(ops.dim))
     return Setup(sc, name, seed, ops, data, ch, timing, alg)

@@ -7,14 +7,15 @@ tracker mass to ``i`` with column-stochastic weights.
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import networkx as nx
 import numpy as np
 
-from rfast_sim.scenario import GraphSpec, ScenarioError
+from rfast_sim.scenario import Graphs, GraphSpec, ScenarioError
 
 ROLE_PULL, ROLE_PUSH, ROLE_GOSSIP = 0, 1, 2
 
@@ -35,12 +36,8 @@ def build_graph(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> nx.DiGr
     swapped to `spec.root`, pointing away from the root for pull and toward it for push.
     """
     kind = spec.kind
-    if kind == "exponential":  # i -> i + 2^k (mod n): no networkx generator for this one
-        g = nx.DiGraph()
-        g.add_nodes_from(range(n))
-        hops = [2**k for k in range(max(1, math.ceil(math.log2(n))))]
-        g.add_edges_from((i, (i + h) % n) for i in range(n) for h in hops if h % n)
-        return g
+    if kind in ("exponential", "one_peer_exponential"):  # one_peer: the union of its period
+        return _hops(n, [2**k for k in range(_period(n))])
     if kind == "directed_ring":
         g = nx.cycle_graph(n, create_using=nx.DiGraph)
     elif kind in ("tree", "binary_tree"):
@@ -56,6 +53,89 @@ def build_graph(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> nx.DiGr
     g.add_nodes_from(range(n))
     g.remove_edges_from(nx.selfloop_edges(g))
     return g
+
+
+def _period(n: int) -> int:
+    return max(1, math.ceil(math.log2(n)))
+
+
+def _hops(n: int, hops: list[int]) -> nx.DiGraph:
+    """i -> i + h (mod n) for each hop h (no networkx generator for these)."""
+    g = nx.DiGraph()
+    g.add_nodes_from(range(n))
+    g.add_edges_from((i, (i + h) % n) for i in range(n) for h in hops if h % n)
+    return g
+
+
+def role_graphs(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> list[nx.DiGraph]:
+    """The graph of `spec`, or for a time-varying kind its graphs in turn: one_peer_exponential
+    at a node's k-th update is i -> i + 2^(k mod ceil(log2 n)) (mod n)."""
+    if spec.kind == "one_peer_exponential":
+        return [_hops(n, [2**m]) for m in range(_period(n))]
+    return [build_graph(spec, n, role=role, seed=seed)]
+
+
+@dataclass(frozen=True)
+class Phases:
+    """Time-varying graphs as a list of phases, each a (pull, push) graph pair.
+
+    Schedule entry e (from time ``starts[e]``) has ``periods[e]`` phases starting at index
+    ``offsets[e]``; a node's k-th update at time t uses phase ``offsets[e] + k % periods[e]``.
+    """
+
+    starts: tuple[float, ...]
+    offsets: tuple[int, ...]
+    periods: tuple[int, ...]
+    pull: tuple[nx.DiGraph, ...]
+    push: tuple[nx.DiGraph, ...]
+
+    def __len__(self) -> int:
+        return len(self.pull)
+
+    def phase(self, k: int, t: float) -> int:
+        e = bisect.bisect_right(self.starts, t) - 1
+        return self.offsets[e] + k % self.periods[e]
+
+    def union(self, role: str) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for h in self.pull if role == "pull" else self.push:
+            g.add_nodes_from(h)
+            g.add_edges_from(h.edges)
+        return g
+
+    def entry_unions(self) -> list[tuple[nx.DiGraph, nx.DiGraph]]:
+        """Each schedule entry's pull and push graphs over one period (for the root check)."""
+        out = []
+        for off, per in zip(self.offsets, self.periods, strict=True):
+            part = Phases((0.0,), (0,), (per,), self.pull[off:off + per], self.push[off:off + per])
+            out.append((part.union("pull"), part.union("push")))
+        return out
+
+
+def graph_phases(graphs: Graphs, n: int, seed: int) -> Phases | None:
+    """The phases of time-varying pull/push graphs (a `schedule`, or a one_peer_exponential
+    kind); None for static graphs."""
+    entries = [(0.0, graphs.pull, graphs.push)]
+    for e in graphs.schedule:
+        pull, push = e.pull or entries[-1][1], e.push or entries[-1][2]
+        if e.at == 0.0:
+            entries = []
+        entries.append((e.at, pull, push))
+    if len(entries) == 1 and "one_peer_exponential" not in (graphs.pull.kind, graphs.push.kind):
+        return None
+    starts, offsets, periods = [], [], []
+    pulls: list[nx.DiGraph] = []
+    pushes: list[nx.DiGraph] = []
+    for at, pull, push in entries:
+        gr = role_graphs(pull, n, role="pull", seed=seed)
+        gc = role_graphs(push, n, role="push", seed=seed + 1)
+        per = max(len(gr), len(gc))
+        starts.append(at)
+        offsets.append(len(pulls))
+        periods.append(per)
+        pulls += [gr[m % len(gr)] for m in range(per)]
+        pushes += [gc[m % len(gc)] for m in range(per)]
+    return Phases(tuple(starts), tuple(offsets), tuple(periods), tuple(pulls), tuple(pushes))
 
 
 def _undirected(spec: GraphSpec, n: int, seed: int) -> nx.Graph:
@@ -159,10 +239,19 @@ class Channels:
     self_weight: np.ndarray  # [n_roles=3, n]: r_ii, c_ii, w_ii
     out_ch: np.ndarray
     in_ch: np.ndarray
+    # time-varying graphs: per phase, which channels are in its graphs and their weights
+    phases: Phases | None = None
+    phase_active: np.ndarray = field(default_factory=lambda: np.ones((1, 0), bool))  # [P, E]
+    phase_weight: np.ndarray = field(default_factory=lambda: np.ones((1, 0)))  # [P, E]
+    phase_self: np.ndarray = field(default_factory=lambda: np.ones((1, 3, 0)))  # [P, 3, n]
 
     @property
     def num(self) -> int:
         return len(self.src)
+
+    def phase(self, k: int, t: float) -> int:
+        """The phase of a node's k-th update at time t (0 for static graphs)."""
+        return 0 if self.phases is None else self.phases.phase(k, t)
 
 
 def _padded(lists: list[list[int]]) -> np.ndarray:
@@ -173,40 +262,68 @@ def _padded(lists: list[list[int]]) -> np.ndarray:
     return out
 
 
+def _weights(g: nx.DiGraph, role: int, src: np.ndarray, dst: np.ndarray,
+             n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel weights of `g` on channels src -> dst (0 where the edge is not in g) and
+    the self weights, in O(n + m): R (pull: 1/(in-degree + 1)), C (push: 1/(out-degree + 1)),
+    Metropolis (gossip). The same numbers as row_stochastic / column_stochastic / metropolis."""
+    deg_in = np.array([g.in_degree(i) if i in g else 0 for i in range(n)], dtype=np.float64)
+    deg_out = np.array([g.out_degree(i) if i in g else 0 for i in range(n)], dtype=np.float64)
+    has = np.array([g.has_edge(int(a), int(b)) for a, b in zip(src, dst, strict=True)], bool)
+    w: np.ndarray
+    self_w: np.ndarray
+    if role == ROLE_PULL:
+        w, self_w = 1.0 / (deg_in[dst] + 1), 1.0 / (deg_in + 1)
+    elif role == ROLE_PUSH:
+        w, self_w = 1.0 / (deg_out[src] + 1), 1.0 / (deg_out + 1)
+    else:
+        w = 1.0 / (1 + np.maximum(deg_out[src], deg_out[dst]))
+        self_w = 1.0 - np.bincount(src[has], weights=w[has], minlength=n)
+    return np.where(has, w, 0.0), self_w
+
+
 def make_channels(
     n: int,
     pull: nx.DiGraph | None = None,
     push: nx.DiGraph | None = None,
     gossip: nx.DiGraph | None = None,
+    phases: Phases | None = None,
 ) -> Channels:
-    """Channels of the given graphs with their weights (pull: R, push: C, gossip: Metropolis)."""
+    """Channels of the given graphs with their weights (pull: R, push: C, gossip: Metropolis).
+    With `phases`, pull and push are the unions of the phases' graphs and each phase gets its
+    own weights (a channel not in a phase's graph has weight 0 and sends nothing then)."""
+    if phases is not None:
+        pull = phases.union("pull") if pull is not None else None
+        push = phases.union("push") if push is not None else None
     src: list[int] = []
     dst: list[int] = []
     role: list[int] = []
-    weight: list[float] = []
-    self_w = np.ones((3, n))
     for r, g in ((ROLE_PULL, pull), (ROLE_PUSH, push), (ROLE_GOSSIP, gossip)):
-        if g is None:
-            continue
-        W = (row_stochastic, column_stochastic, metropolis)[r](g)
-        self_w[r] = np.diag(W)
-        for a, b in sorted(g.edges):
-            src.append(a)
-            dst.append(b)
-            role.append(r)
-            weight.append(W[b, a])
+        if g is not None:
+            for a, b in sorted(g.edges):
+                src.append(a)
+                dst.append(b)
+                role.append(r)
+    src_a, dst_a, role_a = (np.asarray(x, dtype=np.int32) for x in (src, dst, role))
+    phase_graphs = [(pull, push)] if phases is None else [
+        (p if pull is not None else None, q if push is not None else None)
+        for p, q in zip(phases.pull, phases.push, strict=True)]
+    P, E = len(phase_graphs), len(src)
+    pw, ps = np.zeros((P, E)), np.ones((P, 3, n))
+    for k, (gp, gq) in enumerate(phase_graphs):
+        for r, g in ((ROLE_PULL, gp), (ROLE_PUSH, gq), (ROLE_GOSSIP, gossip)):
+            if g is not None:
+                mine = role_a == r
+                w, self_w = _weights(g, r, src_a[mine], dst_a[mine], n)
+                pw[k, mine] = w
+                ps[k, r] = self_w
     outs: list[list[int]] = [[] for _ in range(n)]
     ins: list[list[int]] = [[] for _ in range(n)]
     for c, (a, b) in enumerate(zip(src, dst, strict=True)):
         outs[a].append(c)
         ins[b].append(c)
     return Channels(
-        n=n,
-        src=np.asarray(src, dtype=np.int32),
-        dst=np.asarray(dst, dtype=np.int32),
-        role=np.asarray(role, dtype=np.int32),
-        weight=np.asarray(weight, dtype=np.float64),
-        self_weight=self_w,
-        out_ch=_padded(outs),
-        in_ch=_padded(ins),
+        n=n, src=src_a, dst=dst_a, role=role_a, weight=pw[0], self_weight=ps[0],
+        out_ch=_padded(outs), in_ch=_padded(ins), phases=phases,
+        phase_active=pw > 0, phase_weight=pw, phase_self=ps,
     )

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rfast_sim.algorithms import Algorithm, Env, NetState
-from rfast_sim.algorithms.base import Compute
+from rfast_sim.algorithms.base import Compute, at_phase
 from rfast_sim.problems import ProblemOps
 
 Array = jax.Array
@@ -50,24 +50,36 @@ class Pending(NamedTuple):
 
 
 def compute_rows(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
-                 active: Array) -> Pending:
-    """Node i finished a computation: read its rows and compute, but write nothing."""
+                 active: Array, phase: Array | int = 0) -> Pending:
+    """Node i finished a computation (with the weights of `phase`): read its rows and compute,
+    but write nothing."""
     assert alg.on_compute is not None
+    env = env._replace(net=at_phase(env.net, jnp.asarray(phase)))
     node = jax.tree_util.tree_map(lambda a: a[i], state.nodes)
     out = alg.on_compute(env, i, key, node, _gather(state.chans, env.net.in_ch[i]),
                          _gather(state.chans, env.net.out_ch[i]))
     return Pending(i, active, out)
 
 
-def reset_rows(env: Env, state0: NetState, i: Array, active: Array, kout: int,
-               width: int, dtype: Any) -> Pending:
-    """Node i restarts (``rejoin: reset``): its row and its in- and out-channels' rows of the
-    initial state `state0` (model x0, tracker its first gradient, empty buffers and running
-    sums), written as a computation that sends nothing."""
+def reset_rows(alg: Algorithm, env: Env, state: NetState, state0: NetState, i: Array,
+               active: Array, dtype: Any) -> Pending:
+    """Node i restarts (``rejoin: reset``) from its row of the initial state `state0` (model
+    x0, tracker its first gradient): its node row, the receiver's fields of its in-channels
+    (receive buffers, absorbed sums) and the sender's fields of its out-channels (outgoing
+    running sums) go back to their initial values; what its neighbours hold stays. Written as
+    a computation that sends nothing."""
+    def rows(st: NetState, idx: Array) -> Any:
+        return _gather(st.chans, idx)
+
+    ins_now, ins0 = rows(state, env.net.in_ch[i]), rows(state0, env.net.in_ch[i])
+    outs_now, outs0 = rows(state, env.net.out_ch[i]), rows(state0, env.net.out_ch[i])
+    mine = alg.sender_fields
+    ins = ins0._replace(**{f: getattr(ins_now, f) for f in mine})
+    outs = outs_now._replace(**{f: getattr(outs0, f) for f in mine})
     node = jax.tree_util.tree_map(lambda a: a[i], state0.nodes)
-    return Pending(i, active, Compute(node, _gather(state0.chans, env.net.in_ch[i]),
-                                      _gather(state0.chans, env.net.out_ch[i]),
-                                      jnp.zeros((kout, width), dtype)))
+    kout = env.net.out_ch.shape[1]
+    return Pending(i, active, Compute(node, ins, outs,
+                                      jnp.zeros((kout, alg.payload_width), dtype)))
 
 
 def full_rows(env: Env, state: NetState, p: Pending) -> Pending:
@@ -89,9 +101,9 @@ def write_rows(env: Env, state: NetState, p: Pending) -> NetState:
 
 
 def apply_compute(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
-                  active: Array) -> tuple[NetState, Array]:
+                  active: Array, phase: Array | int = 0) -> tuple[NetState, Array]:
     """Node i finished a computation (no effect unless `active`): returns state and payloads."""
-    p = compute_rows(alg, env, state, i, key, active)
+    p = compute_rows(alg, env, state, i, key, active, phase)
     return write_rows(env, state, p), p.writes.payloads
 
 

@@ -10,6 +10,7 @@ from conftest import scenario
 from scipy import special, stats
 
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
+from rfast_sim.scenario.base import FILE_LAWS
 from rfast_sim.seeding import stream
 from rfast_sim.timing import TimingModel, sample
 
@@ -52,7 +53,8 @@ def test_constant_is_a_point_mass_and_explicit_uniform_bounds_are_used():
 
 
 def test_all_distributions_are_covered():
-    assert set(CDFS) | {"constant"} == set(DISTRIBUTIONS)
+    # the laws from data are tested in test_tracefiles.py
+    assert set(CDFS) | {"constant"} | set(FILE_LAWS) == set(DISTRIBUTIONS)
 
 
 def test_persistent_straggler_is_slowed_by_the_factor():

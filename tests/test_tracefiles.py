@@ -109,7 +109,8 @@ def test_bad_trace_files_exit_2_naming_the_file_and_line(tmp_path, content, law,
     result = runner.invoke(app, ["validate", str(p)])
     assert result.exit_code == 2, result.output
     err = result.stderr.strip()
-    assert message in err and len(err.splitlines()) == 1
+    assert message in err
+    assert len(err.splitlines()) == 1
     assert "t.csv" in err or "not allowed" in err
     assert "Traceback" not in result.output
 
@@ -143,14 +144,16 @@ def test_a_sweep_run_id_changes_with_the_trace_files_content(tmp_path):
     before = [p.run_id for p in expand(spec)]
     f.write_text(f.read_text() + "0,3.0\n")
     after = [p.run_id for p in expand(spec)]
-    assert len(set(before)) == 2 and not set(before) & set(after)
+    assert len(set(before)) == 2
+    assert not set(before) & set(after)
 
 
 def test_the_shipped_trace_matches_its_generating_script(tmp_path):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make", ROOT / "scenarios/traces/make_traces.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     make = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(make)
     make.HERE = tmp_path

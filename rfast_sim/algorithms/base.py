@@ -47,6 +47,15 @@ class Net(NamedTuple):
     self_weight: Array  # [3, n]: r_ii, c_ii, w_ii
     out_ch: Array  # [n, Kout], -1 padded
     in_ch: Array  # [n, Kin], -1 padded
+    phase_weight: Array  # [P, E] time-varying graphs: each phase's weights (P = 1: static)
+    phase_self: Array  # [P, 3, n]
+
+
+def at_phase(net: Net, phase: Array) -> Net:
+    """The weights of one phase of time-varying graphs (static graphs: unchanged)."""
+    if net.phase_weight.shape[0] == 1:
+        return net
+    return net._replace(weight=net.phase_weight[phase], self_weight=net.phase_self[phase])
 
 
 class Env(NamedTuple):
@@ -150,6 +159,9 @@ class Algorithm:
     description: str = ""
 
     supersedes: bool = False  # a newer packet on a channel makes an unsent older one useless
+    # channel fields the sender holds (the others are the receiver's): a node that restarts
+    # (rejoin: reset) clears these on its out-channels and the others on its in-channels
+    sender_fields: tuple[str, ...] = ()
 
     @property
     def per_round(self) -> bool:

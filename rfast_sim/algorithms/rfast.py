@@ -144,6 +144,7 @@ def rfast(ops: ProblemOps) -> Algorithm:
         on_receive=rfast_receive,
         invariant=mass_residual,
         supersedes=True,  # running sums and pulled parameters: only the newest one matters
+        sender_fields=("rho",),
         description="R-FAST: asynchronous gradient tracking with running-sum buffers",
     )
 
@@ -162,6 +163,7 @@ def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
         models=node_models,
         on_compute=on_compute,
         on_receive=_nonrobust_receive,
+        sender_fields=("rho",),
         description="async gradient tracking whose packets carry only new mass (no running sums)",
     )
 

@@ -117,5 +117,5 @@ def sync_gt(ops: ProblemOps) -> Algorithm:
         return tracking_init(ops, env, key)
 
     return Algorithm("sync_gt", "sync_neighbors", ("pull", "push"), ops.dim, init, node_models,
-                     on_compute=on_compute, on_receive=rfast_receive,
+                     on_compute=on_compute, on_receive=rfast_receive, sender_fields=("rho",),
                      description="synchronous push-pull gradient tracking (R-FAST with a barrier)")

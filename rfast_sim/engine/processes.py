@@ -145,21 +145,29 @@ def sampler(sim: Sim, every: float) -> Process:
 
 
 def async_node(sim: Sim, i: int, pattern: str) -> Process:
-    """Compute for a sampled time, then send on every out-channel ("all") or one ("one").
+    """Compute for a sampled time, then send on every out-channel ("all") or one ("one") of
+    the current phase's graphs (time-varying graphs: see `Channels.phase`).
     Computation never waits for sends: the NIC queues them."""
-    outs = [int(c) for c in sim.channels.out_ch[i] if c >= 0]
+    ch = sim.channels
+    outs = [(k, int(c)) for k, c in enumerate(ch.out_ch[i]) if c >= 0]
+    by_phase = [[(k, c) for k, c in outs if ch.phase_active[p, c]]
+                for p in range(ch.phase_active.shape[0])]
+    updates = 0
     while True:
         if not (yield from sim.compute(i)):
             return
         sim.updates += 1
+        phase = ch.phase(updates, sim.env.now)
+        updates += 1
+        live = by_phase[phase]
         slots = list(sim.rec.none)
         if pattern == "all":
-            for k, c in enumerate(outs):
+            for k, c in live:
                 slots[k] = sim.send(sim.packet(c))
-        elif outs:  # "one": a random out-neighbour
-            k = sim.timing.choose(i, len(outs))
-            slots[k] = sim.send(sim.packet(outs[k]))
-        sim.rec.add(sim.env.now, COMPUTE, i, out=tuple(slots))
+        elif live:  # "one": a random out-neighbour
+            k, c = live[sim.timing.choose(i, len(live))]
+            slots[k] = sim.send(sim.packet(c))
+        sim.rec.add(sim.env.now, COMPUTE, i, out=tuple(slots), phase=phase)
         if sim.updates >= sim.max_updates:
             sim.finish()
             return

@@ -29,6 +29,7 @@ class EventTrace:
     slot: np.ndarray
     seq: np.ndarray
     dropped: np.ndarray
+    phase: np.ndarray  # a computation's phase of time-varying graphs (0: static)
     out_slots: np.ndarray
     num_slots: int
     sample_time: np.ndarray
@@ -78,13 +79,14 @@ class Event:
     slot: int
     seq: int
     out_slots: tuple[int, ...]
+    phase: int = 0
 
 
 class Recorder:
     """Collects events as plain tuples (cheap per event) and converts them once at the end."""
 
     def __init__(self, kout: int, on_event: Callable[[Event], None] | None) -> None:
-        self.rows: list[tuple[float, int, int, int, int, int, int, bool]] = []
+        self.rows: list[tuple[float, int, int, int, int, int, int, bool, int]] = []
         self.out: list[tuple[int, ...]] = []
         self.none = (-1,) * kout
         self.kout = kout
@@ -94,18 +96,19 @@ class Recorder:
 
     def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
             slot: int = -1, seq: int = -1, dropped: bool = False,
-            out: tuple[int, ...] | None = None) -> None:
+            out: tuple[int, ...] | None = None, phase: int = 0) -> None:
         out = out if out is not None else self.none
-        self.rows.append((t, kind, node, peer, channel, slot, seq, dropped))
+        self.rows.append((t, kind, node, peer, channel, slot, seq, dropped, phase))
         self.out.append(out)
         if self.on_event is not None and kind != DROP:
-            self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out))
+            self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out,
+                                phase))
 
     def trace(self, num_slots: int, durations: dict[int, list[float]],
               network: dict[str, Any], node_down: dict[int, list[tuple[float, float]]],
               link_down: dict[tuple[int, int], list[tuple[float, float]]]) -> EventTrace:
         """One conversion of all rows (ints and times are exact in float64), typed columns."""
-        cols = np.array(self.rows, dtype=np.float64).reshape(-1, 8).T
+        cols = np.array(self.rows, dtype=np.float64).reshape(-1, 9).T
         st = np.asarray(self.samples, dtype=np.float64).reshape(-1, 6)
         rd = np.asarray(self.rounds, dtype=np.float64).reshape(-1, 4)
         return EventTrace(
@@ -117,6 +120,7 @@ class Recorder:
             slot=np.asarray(cols[5], dtype=np.int32),
             seq=np.asarray(cols[6], dtype=np.int32),
             dropped=np.asarray(cols[7], dtype=bool),
+            phase=np.asarray(cols[8], dtype=np.int32),
             out_slots=np.asarray(self.out, dtype=np.int32).reshape(-1, self.kout),
             num_slots=max(num_slots, 1),
             sample_time=st[:, 0],

@@ -7,6 +7,7 @@ lazy registry). Reading YAML, overrides and error formatting live in :mod:`rfast
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import re
 from pathlib import Path
@@ -33,6 +34,7 @@ GraphKind = Literal[
     "ring",
     "directed_ring",
     "exponential",
+    "one_peer_exponential",
     "binary_tree",
     "tree",
     "star",
@@ -65,12 +67,37 @@ class GraphSpec(Strict):
         return self
 
 
+class ScheduleEntry(Strict):
+    """From simulated time `at` on, the pull and/or push graph is this one (omitted: as
+    before)."""
+
+    at: float = Field(ge=0)
+    pull: GraphSpec | None = None
+    push: GraphSpec | None = None
+
+
 class Graphs(Strict):
     pull: GraphSpec = GraphSpec(kind="exponential")
     push: GraphSpec = GraphSpec(kind="exponential")
     undirected: GraphSpec | None = Field(
         None, description="graph for D-PSGD / AD-PSGD (default: pull, which must then be symmetric)"
     )
+    schedule: list[ScheduleEntry] = Field(
+        [], description="switch the pull / push graphs at given simulated times")
+
+    @model_validator(mode="after")
+    def _check(self) -> Graphs:
+        times = [e.at for e in self.schedule]
+        if any(b <= a for a, b in itertools.pairwise(times)):
+            raise ValueError(f"schedule: the 'at' times must increase (got {times})")
+        if self.undirected is not None and self.undirected.kind == "one_peer_exponential":
+            raise ValueError("undirected.kind: one_peer_exponential is directed and "
+                             "time-varying; the gossip graph must be undirected and static")
+        return self
+
+    @property
+    def time_varying(self) -> bool:
+        return bool(self.schedule) or "one_peer_exponential" in (self.pull.kind, self.push.kind)
 
 
 class Stragglers(Strict):
@@ -274,14 +301,16 @@ class Scenario(Strict):
 
     def _check_node_ids(self) -> None:
         n = self.nodes
-        for role in ("pull", "push", "undirected"):
-            g = getattr(self.graphs, role)
+        specs = [(f"graphs.{r}", getattr(self.graphs, r)) for r in ("pull", "push", "undirected")]
+        specs += [(f"graphs.schedule.{k}.{r}", getattr(e, r))
+                  for k, e in enumerate(self.graphs.schedule) for r in ("pull", "push")]
+        for role, g in specs:
             if g is None:
                 continue
             if g.edges and any(not (0 <= a < n and 0 <= b < n) for a, b in g.edges):
-                raise ValueError(f"graphs.{role}.edges: node ids must be in 0..{n - 1}")
+                raise ValueError(f"{role}.edges: node ids must be in 0..{n - 1}")
             if g.root >= n:
-                raise ValueError(f"graphs.{role}.root: must be < nodes={n} (got {g.root})")
+                raise ValueError(f"{role}.root: must be < nodes={n} (got {g.root})")
         st = self.timing.stragglers
         if st.count > n:
             raise ValueError(f"timing.stragglers.count: must be <= nodes={n} (got {st.count})")
@@ -363,6 +392,7 @@ __all__ = [
     "RunSpec",
     "Scenario",
     "ScenarioError",
+    "ScheduleEntry",
     "Stragglers",
     "Strict",
     "Timing",

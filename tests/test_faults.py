@@ -73,6 +73,7 @@ def test_a_down_node_neither_computes_nor_receives_and_loses_its_send_queue():
     drops = np.flatnonzero(tr.is_kind("drop"))
     assert any(is_down(int(tr.node[e]), float(tr.time[e])) for e in drops)
     assert sum(is_down(int(tr.peer[e]), float(tr.time[e])) for e in drops) > 0
+    assert tr.sample_dropped[-1] == tr.dropped.sum()  # every loss counted, whatever its cause
     assert tr.network["resets"] == 0
 
 

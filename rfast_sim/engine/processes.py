@@ -114,15 +114,18 @@ class Sim:
         return pkt.slot
 
     def count_departure(self, pkt: Packet, lost: bool) -> None:
+        """A packet left (or, unsent, was lost in its sender's queue): messages and bytes on
+        the wire. Losses are counted when known for sure, at arrival (a receiver that is down
+        then loses it too)."""
         if not pkt.unsent:
             self.messages += 1
             self.bytes += pkt.nbytes
-        self.dropped += lost
 
     def record_arrival(self, pkt: Packet, lost: bool) -> None:
         """The packet arrives (or is found lost): record it and free its slot."""
         if self.done.triggered:
             return
+        self.dropped += lost
         kind = DROP if lost else DELIVER
         self.rec.add(self.env.now, kind, pkt.dst, pkt.src, pkt.channel, pkt.slot, pkt.seq, lost)
         self.free.append(pkt.slot)

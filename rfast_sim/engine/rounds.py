@@ -60,6 +60,7 @@ class Barrier:
             return
         if lost:  # the sender resends the same packet (slot, sequence number) after a timeout
             sim.rec.add(sim.env.now, DROP, pkt.dst, pkt.src, pkt.channel, -1, pkt.seq, True)
+            sim.dropped += 1
             pkt.attempt += 1
             # retries every timeout; while an end is down they fail, so the first that can
             # get through is the first after both are up (inf: never)

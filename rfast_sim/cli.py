@@ -173,11 +173,16 @@ def list_() -> None:
     from rfast_sim.problems import ProblemOps
     from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS, PROBLEM_KINDS
 
-    console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS))
+    console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS)
+                  + " (time-varying: one_peer_exponential, graphs.schedule)")
     console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
+    console.print("[bold]timing sources:[/] laws by their mean; from data: empirical / trace "
+                  "(compute, CSV node,duration), matrix (latency, n x n CSV)")
     console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
     console.print("[bold]loss models:[/] bernoulli (timing.drop_prob), gilbert_elliott "
                   "(timing.loss); link timing: timing.links, timing.clusters")
+    console.print("[bold]faults:[/] timing.churn (nodes, rejoin keep|reset), timing.link_churn, "
+                  "timing.outages (node or link), timing.barrier_timeout")
     console.print("[bold]algorithms:[/]")
     for name in registry.names():
         alg = make(name, ProblemOps("least_squares", 1, None, False))

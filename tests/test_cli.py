@@ -87,7 +87,8 @@ def test_list_names_everything():
     result = runner.invoke(app, ["list"])
     assert result.exit_code == 0
     for word in ("exponential", "pareto", "logistic", "rfast", "osgp", "quickstart",
-                 "paper/mlp_straggler"):
+                 "paper/mlp_straggler", "one_peer_exponential", "gilbert_elliott", "empirical",
+                 "trace", "matrix", "churn", "faults_trace_cluster"):
         assert word in result.output
 
 

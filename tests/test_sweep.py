@@ -167,3 +167,38 @@ def test_summarize_gives_speedups_with_confidence_intervals(tmp_path):
     result = runner.invoke(app, ["plot", str(tmp_path / "sw"), "--x", "timing.drop_prob"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "sw" / "speedup_vs_timing_drop_prob.png").stat().st_size > 1000
+
+
+FAULT_AXES = {
+    "timing.churn.mtbf": [10.0, 40.0],
+    "timing.churn.rejoin": ["keep", "reset"],
+    "timing.loss.p_good_bad": [0.01, 0.1],
+    "timing.link_churn.mttr": [1.0, 3.0],
+    "timing.barrier_timeout": [0.5, 2.0],
+    "timing.outages": [[], [{"node": 1, "start": 5.0, "end": 15.0}]],
+    "graphs.push.kind": ["exponential", "one_peer_exponential"],
+    "graphs.schedule": [[], [{"at": 10.0, "pull": {"kind": "exponential"}}]],
+}
+
+
+@pytest.mark.parametrize("key", sorted(FAULT_AXES))
+def test_every_fault_key_can_be_swept(key):
+    base = {**TINY, "algorithms": [{"name": "rfast", "step_size": 0.2}], "compare": None,
+            "timing": {**TINY["timing"], "churn": {"mtbf": 20.0, "mttr": 2.0},
+                       "loss": {"p_good_bad": 0.05}, "link_churn": {"mtbf": 20.0, "mttr": 2.0}}}
+    points = expand({"scenario": base, "grid": {key: FAULT_AXES[key]}})
+    assert [p.error for p in points] == [None, None]
+    assert points[0].run_id != points[1].run_id
+
+
+def test_a_churn_sweep_runs(tmp_path):
+    base = {**TINY, "timing": {**TINY["timing"], "churn": {"mtbf": 20.0, "mttr": 4.0}}}
+    s = {"scenario": base, "grid": {"timing.churn.mtbf": [5.0, 50.0],
+                                    "timing.churn.rejoin": ["keep", "reset"]}}
+    frame = run_sweep(s, tmp_path / "sw", workers=1)
+    assert frame["run_id"].nunique() == 4
+    last = frame.sort_values("time").groupby(["run_id", "algorithm"]).tail(1)
+    # more failures, fewer updates in the same time
+    rf = last[last["algorithm"] == "rfast"].set_index(["timing.churn.mtbf",
+                                                       "timing.churn.rejoin"])["updates"]
+    assert rf[(5.0, "keep")] < rf[(50.0, "keep")]

@@ -49,7 +49,8 @@ def test_wheel_runs_shipped_scenarios_by_name_from_an_empty_folder(tmp_path):
     _run([cli, "run", "quickstart", "--set", "run.until=5", "--set", "seeds=1", "--out", "q"],
          empty)
     assert (empty / "q" / "metrics.parquet").exists()
-    for name in ("paper/mlp_homogeneous", "paper/linear_convergence"):  # what reproduce reads
+    # what reproduce reads, and a scenario whose trace files must ship with the wheel
+    for name in ("paper/mlp_homogeneous", "paper/linear_convergence", "faults_trace_cluster"):
         assert "ok" in _run([cli, "validate", name], empty).stdout
 
 

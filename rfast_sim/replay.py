@@ -151,9 +151,13 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
         return [r for k, s in enumerate(setups)
                 for r in run_replay([s], step_sizes, None if traces is None else [traces[k]])]
     first = setups[0]
-    t0 = _time.perf_counter()
-    traces = traces or [record_trace(s) for s in setups]
-    t_trace = _time.perf_counter() - t0
+    trace_s = [0.0] * len(setups)
+    if traces is None:
+        traces = []
+        for k, s in enumerate(setups):
+            t0 = _time.perf_counter()
+            traces.append(record_trace(s))
+            trace_s[k] = _time.perf_counter() - t0
     resets = any(bool(tr.is_kind("reset").any()) for tr in traces)
     comp = compiled_replay(first.name, first.ops, resets and not first.algorithm.per_round)
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
@@ -180,9 +184,11 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
         mets = list(np.asarray(metrics_b))
         finals = [jax.tree_util.tree_map(lambda a, j=j: a[j], final_b) for j in range(len(pairs))]
     jax.block_until_ready(finals)
-    wall = (_time.perf_counter() - t1) / len(pairs) + t_trace / len(setups)
+    replay_s = (_time.perf_counter() - t1) / len(pairs)
+    per_setup = len(pairs) // len(setups)  # a setup's trace serves all its step sizes
     return [
         Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
-            wall, setups[k].timing.message_bytes)
+            replay_s + trace_s[k] / per_setup, setups[k].timing.message_bytes,
+            timings={"trace_s": trace_s[k] / per_setup, "replay_s": replay_s})
         for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
     ]

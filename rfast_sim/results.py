@@ -29,6 +29,9 @@ class Run:
     wall_seconds: float
     message_bytes: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # where the time went: trace_s (building the trace; online: engine and updates together),
+    # replay_s, metrics_s (the tidy frame), set by the runners
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def run_frame_of(r: Run) -> pd.DataFrame:
@@ -67,10 +70,19 @@ class Result:
         per_run = metrics_mod.run_summaries(self.metrics, self.target)
         runs = []
         for r, row in zip(self.runs, per_run.to_dict("records"), strict=True):
+            net = {k: v for k, v in r.trace.network.items()
+                   if k not in ("engine", "engine_reason")}
             row.update(events=len(r.trace), max_in_flight=r.trace.num_slots,
                        wall_seconds=r.wall_seconds,
                        straggler_nodes=r.extra.get("straggler_nodes", []),
-                       network=r.trace.network)
+                       engine=r.trace.network.get("engine"),
+                       engine_reason=r.trace.network.get("engine_reason"),
+                       timings={"trace_s": r.timings.get("trace_s"),
+                                "replay_s": r.timings.get("replay_s"),
+                                "metrics_s": r.timings.get("metrics_s"),
+                                "events": len(r.trace),
+                                "peak_rss_bytes": r.extra.get("peak_rss_bytes")},
+                       network=net)
             runs.append(row)
         return {"scenario": self.scenario.name, "runs": runs}
 

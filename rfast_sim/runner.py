@@ -6,6 +6,9 @@ Online (:mod:`rfast_sim.online`) calls the jitted update as SimPy fires each eve
 
 from __future__ import annotations
 
+import resource
+import sys
+import time
 from collections.abc import Callable
 
 import pandas as pd
@@ -16,6 +19,12 @@ from rfast_sim.replay import run_replay
 from rfast_sim.results import Result, Run, run_frame_of
 from rfast_sim.scenario import Scenario
 from rfast_sim.setup import prepare, scenario_graphs
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
 def run(sc: Scenario, *, mode: str | None = None,
@@ -47,6 +56,11 @@ def run(sc: Scenario, *, mode: str | None = None,
         by_seed = {s.seed: s for s in setups}
         for r in new:
             r.extra["straggler_nodes"] = by_seed[r.seed].timing.straggler_nodes
+            r.extra["peak_rss_bytes"] = peak_rss_bytes()
         runs.extend(new)
-    frame = pd.concat([run_frame_of(r) for r in runs], ignore_index=True)
-    return Result(sc, runs, frame)
+    frames = []
+    for r in runs:
+        t0 = time.perf_counter()
+        frames.append(run_frame_of(r))
+        r.timings["metrics_s"] = time.perf_counter() - t0
+    return Result(sc, runs, pd.concat(frames, ignore_index=True))

@@ -10,6 +10,7 @@ import networkx as nx
 
 from rfast_sim import engine
 from rfast_sim.algorithms import Algorithm, Env, Net, make
+from rfast_sim.engine import vector
 from rfast_sim.problems import ProblemData, ProblemOps, make_problem
 from rfast_sim.scenario import Scenario, ScenarioError
 from rfast_sim.timing import TimingModel
@@ -127,13 +128,42 @@ def prepare(sc: Scenario, name: str, seed: int,
     return Setup(sc, name, seed, ops, data, ch, timing, alg)
 
 
+def choose_engine(setup: Setup, timing: TimingModel, online: bool) -> tuple[str, str]:
+    """(engine, why): ``run.engine``, or for auto the vector builder where it covers the run
+    and simultaneous events have probability zero; SimPy otherwise (and online, always)."""
+    run, alg = setup.scenario.run, setup.algorithm
+    if online:
+        return "simpy", "online mode fires each event as SimPy does"
+    gap = vector.covers(timing, setup.channels, alg.pattern, run.max_updates, alg.supersedes)
+    if run.engine == "vector":
+        if gap is not None:
+            raise ScenarioError(f"run.engine: the vector builder does not cover {gap}; use "
+                                "engine: simpy or auto")
+        return "vector", "run.engine: vector"
+    if run.engine == "simpy":
+        return "simpy", "run.engine: simpy"
+    if gap is not None:
+        return "simpy", f"auto: the vector builder does not cover {gap}"
+    if not vector.ties_unlikely(timing):
+        return "simpy", "auto: point-mass or data-driven times can tie events"
+    return "vector", "auto: covered, continuous compute times"
+
+
 def record_trace(setup: Setup,
                  on_event: Callable[[engine.Event], None] | None = None) -> engine.EventTrace:
     """Run the event engine for one setup (a fresh timing model: every trace of a setup is the
     same, since the model's streams are consumed as it runs)."""
     run = setup.scenario.run
     timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
-    return engine.simulate(timing, setup.channels, setup.algorithm.pattern,
-                           until=run.until, max_updates=run.max_updates,
-                           sample_every=run.sample_every, on_event=on_event,
-                           supersedes=setup.algorithm.supersedes)
+    name, why = choose_engine(setup, timing, on_event is not None)
+    if name == "vector":
+        assert run.until is not None
+        trace = vector.build(timing, setup.channels, until=run.until,
+                             sample_every=run.sample_every)
+    else:
+        trace = engine.simulate(timing, setup.channels, setup.algorithm.pattern,
+                                until=run.until, max_updates=run.max_updates,
+                                sample_every=run.sample_every, on_event=on_event,
+                                supersedes=setup.algorithm.supersedes)
+    trace.network.update(engine=name, engine_reason=why)
+    return trace

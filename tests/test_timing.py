@@ -137,3 +137,14 @@ def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use(
     assert "drop_prob" not in timing
     assert timing["loss"]["p_good_bad"] == 0.1
     assert "loss" not in scenario_to_dict(scenario())["timing"]
+
+
+@pytest.mark.parametrize("dist", sorted(CDFS))
+def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
+    from rfast_sim.timing import _sampler, law
+
+    d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
+    for k in (1, 16, 1000):
+        fast = _sampler(d)(stream(3, "f", k), k)
+        ref = law(d).rvs(size=k, random_state=stream(3, "f", k))
+        np.testing.assert_array_equal(fast, ref)

@@ -214,6 +214,10 @@ class RunSpec(Strict):
     max_updates: int | None = Field(None, ge=1, description="stop after this many computations")
     sample_every: float = Field(1.0, gt=0, description="metric grid, simulated seconds")
     mode: Literal["replay", "online"] = "replay"
+    engine: Literal["auto", "simpy", "vector"] = Field(
+        "auto", description="trace builder: the SimPy reference, the vectorised builder "
+        "(asynchronous methods on static graphs without faults), or auto: vector where it "
+        "covers the run and compute times are continuous, else SimPy")
 
     @model_validator(mode="after")
     def _check(self) -> RunSpec:

@@ -1,0 +1,273 @@
+"""The vectorised trace builder: the asynchronous engine as array arithmetic.
+
+Timing never depends on values, so for asynchronous methods on static graphs the whole trace
+is numpy: a node's completion times are the cumulative sums of its compute draws; it sends on
+every out-channel then; a FIFO egress departs packet m at ``max(sent_m, done_{m-1}) + s_m``;
+each link draws latency and loss in departure order; a packet arrives at departure + latency.
+Random numbers come from the same named streams, read in the same order, as the SimPy engine
+(:mod:`rfast_sim.engine.processes`), so the two traces are equal event for event (times to
+rounding) wherever no two events happen at the same instant; simultaneous events are ordered
+by (time, kind, node, channel, seq) here and by scheduling order in SimPy (see `ties_unlikely`).
+Slot numbers come from a free list as in SimPy.
+
+It covers what :func:`covers` accepts; everything else runs in SimPy, the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace
+from rfast_sim.scenario import Dist
+from rfast_sim.timing import TimingModel, law
+from rfast_sim.topology import Channels
+
+
+def covers(timing: TimingModel, channels: Channels, pattern: str, max_updates: int | None,
+           supersedes: bool) -> str | None:
+    """None when the vector builder covers this run, else why not (one phrase)."""
+    t = timing.timing
+    nic = t.nic
+    checks = [
+        (pattern != "all", f"pattern {pattern!r} (only asynchronous send-to-all methods)"),
+        (max_updates is not None, "run.max_updates (only run.until)"),
+        (channels.phases is not None, "time-varying graphs"),
+        (t.churn is not None or t.link_churn is not None or bool(t.outages),
+         "node or link faults"),
+        (t.loss is not None, "a Gilbert-Elliott loss model"),
+        (nic is not None and nic.ingress is not None, "a modelled ingress"),
+        (nic is not None and nic.queue == "latest" and supersedes, "queue: latest"),
+    ]
+    return next((why for bad, why in checks if bad), None)
+
+
+def ties_unlikely(timing: TimingModel) -> bool:
+    """Simultaneous events (which the two engines order differently: SimPy by when they were
+    scheduled) have probability zero: continuous compute times, and without a NIC (where the
+    packets of one computation leave together) continuous latencies. `engine: auto` uses the
+    vector builder only then."""
+    t = timing.timing
+
+    def continuous(d: Dist | None) -> bool:
+        return d is None or (d.file is None and law(d) is not None)
+
+    latencies = [t.latency, *(ln.latency for ln in t.links)]
+    if t.clusters is not None:
+        latencies += [t.clusters.intra.latency, t.clusters.inter.latency]
+    return continuous(t.compute) and (t.nic is not None or all(map(continuous, latencies)))
+
+
+def _end_time(until: float, every: float) -> np.ndarray:
+    """The sampler's grid (as processes.sampler computes it): k * every up to until."""
+    k = np.arange(math.floor(until / every) + 2)
+    times = k * every
+    return times[times <= until + 1e-12 * max(1.0, until)]
+
+
+def _computes(timing: TimingModel, n: int, end: float) -> tuple[list[np.ndarray], ...]:
+    """Each node's compute durations and completion times up to `end` (plus the one in
+    progress, which SimPy has drawn too)."""
+    durations, times = [], []
+    for i in range(n):
+        parts: list[np.ndarray] = []
+        total = 0.0
+        while total <= end:
+            d = timing.compute_times(i, 64)
+            parts.append(d)
+            total += float(d.sum())
+        d = np.concatenate(parts)
+        t = np.cumsum(d)
+        k = int(np.searchsorted(t, end, side="right"))
+        durations.append(d[: k + 1])
+        times.append(t[:k])
+    return durations, times
+
+
+def _departures(sent: np.ndarray, service: np.ndarray,
+                fifo: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each packet's transfer (one node's packets in send order)."""
+    if not fifo:
+        return sent.copy(), sent + service
+    start = np.empty_like(sent)
+    done = np.empty_like(sent)
+    free = -math.inf
+    for m, (a, s) in enumerate(zip(sent.tolist(), service.tolist(), strict=True)):
+        b = a if a > free else free
+        start[m] = b
+        free = b + s
+        done[m] = free
+    return start, done
+
+
+def _slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
+    """A slot per packet from a last-in-first-out free list, in time order (a send before a
+    release at the same instant, as the trace orders them): what SimPy's engine does, so the
+    store is as small (the most packets ever in flight)."""
+    count = len(sent)
+    when = np.concatenate([sent, freed])
+    release = np.repeat([False, True], count)
+    order = np.lexsort((release, when))
+    ids = np.concatenate([np.arange(count), np.arange(count)])[order].tolist()
+    slot = [0] * count
+    free: list[int] = []
+    top = 0
+    for pid, rel in zip(ids, release[order].tolist(), strict=True):
+        if rel:
+            free.append(slot[pid])
+        elif free:
+            slot[pid] = free.pop()
+        else:
+            slot[pid] = top
+            top += 1
+    return np.asarray(slot, dtype=np.int64), top
+
+
+def build(timing: TimingModel, channels: Channels, *, until: float,
+          sample_every: float) -> EventTrace:
+    """The trace of one asynchronous run (see the module docstring)."""
+    n, t = channels.n, timing.timing
+    samples = _end_time(until, sample_every)
+    end = float(samples[-1])
+    durations, ctimes = _computes(timing, n, end)
+    outs = [[(k, int(c)) for k, c in enumerate(channels.out_ch[i]) if c >= 0] for i in range(n)]
+    kout = channels.out_ch.shape[1]
+    # packets, node by node in send order: computation k, then out-channel order
+    p_node = np.concatenate([np.repeat(i, len(ctimes[i]) * len(outs[i])) for i in range(n)]
+                            + [np.zeros(0, np.int64)]).astype(np.int64)
+    p_sent = np.concatenate([np.repeat(ctimes[i], len(outs[i])) for i in range(n)] + [[]])
+    p_k = np.concatenate([np.repeat(np.arange(len(ctimes[i])), len(outs[i])) for i in range(n)]
+                         + [np.zeros(0, np.int64)]).astype(np.int64)
+    p_out = np.concatenate([np.tile([k for k, _ in outs[i]], len(ctimes[i])) for i in range(n)]
+                           + [np.zeros(0, np.int64)]).astype(np.int64)
+    p_ch = np.concatenate([np.tile([c for _, c in outs[i]], len(ctimes[i])) for i in range(n)]
+                          + [np.zeros(0, np.int64)]).astype(np.int64)
+    p_dst = channels.dst[p_ch].astype(np.int64)
+    nbytes = timing.message_bytes
+    nic = t.nic
+    egress = (nic.egress or t.bandwidth) if nic is not None else math.inf
+    link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
+    rates = np.array([min(timing.link_rate(int(k // n), int(k % n)), egress) for k in link_ids])
+    service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
+    p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
+    bounds = np.searchsorted(p_node, np.arange(n + 1))
+    for i in range(n):
+        lo, hi = bounds[i], bounds[i + 1]
+        p_start[lo:hi], p_done[lo:hi] = _departures(p_sent[lo:hi], service[lo:hi],
+                                                     nic is not None)
+    # each link's latency and loss draws, in departure order
+    creation = np.arange(len(p_sent))
+    order = np.lexsort((creation, p_done, link_of))
+    latency = np.empty_like(p_sent)
+    lost = np.empty(len(p_sent), dtype=bool)
+    lb = np.searchsorted(link_of[order], np.arange(len(link_ids) + 1))
+    for j, key in enumerate(link_ids.tolist()):
+        sel = order[lb[j]:lb[j + 1]]
+        # SimPy draws for the packets that left before the end (without a NIC: when sent)
+        departed = (p_done[sel] if nic is not None else p_sent[sel]) <= end
+        m = int(departed.sum())
+        latency[sel[:m]], lost[sel[:m]] = timing.link_fates(key // n, key % n, m)
+        latency[sel[m:]] = math.inf
+        lost[sel[m:]] = False
+    # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
+    arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
+    p_seq = p_k + 1
+    slot, num_slots = _slots(p_sent, arrive)
+    return _assemble(channels, timing, samples, durations, ctimes, outs, kout, dict(
+        node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
+        ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, k=p_k, slot=slot, latency=latency),
+        num_slots, end)
+
+
+def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
+              durations: list[np.ndarray], ctimes: list[np.ndarray], outs: list,
+              kout: int, p: dict[str, np.ndarray], num_slots: int, end: float) -> EventTrace:
+    n = channels.n
+    nbytes = timing.message_bytes
+    # compute rows and their out-slots
+    c_node = np.concatenate([np.full(len(ctimes[i]), i) for i in range(n)] + [[]]).astype(int)
+    c_time = np.concatenate([*ctimes, []])
+    c_first = np.concatenate([[0], np.cumsum([len(x) for x in ctimes])])
+    out_slots = -np.ones((len(c_time), kout), dtype=np.int32)
+    row = c_first[p["node"]] + p["k"]
+    out_slots[row, p["out"]] = p["slot"]
+    arrived = p["arrive"] <= end
+    a = {k: v[arrived] for k, v in p.items()}
+    # without a NIC SimPy counts a packet as it is handed over (its draws happen then too)
+    leave = p["sent"] if timing.timing.nic is None else p["done"]
+    s_count = len(samples)
+    time = np.concatenate([c_time, a["arrive"], samples])
+    kind = np.concatenate([np.full(len(c_time), COMPUTE), np.where(a["lost"], DROP, DELIVER),
+                           np.full(s_count, SAMPLE)]).astype(np.int8)
+    node = np.concatenate([c_node, a["dst"], np.arange(s_count)]).astype(np.int32)
+    peer = np.concatenate([-np.ones(len(c_time)), a["node"], -np.ones(s_count)]).astype(np.int32)
+    chan = np.concatenate([-np.ones(len(c_time)), a["ch"], -np.ones(s_count)]).astype(np.int32)
+    seq = np.concatenate([-np.ones(len(c_time)), a["seq"], -np.ones(s_count)]).astype(np.int32)
+    slot = np.concatenate([-np.ones(len(c_time)), a["slot"], -np.ones(s_count)]).astype(np.int32)
+    dropped = np.concatenate([np.zeros(len(c_time), bool), a["lost"], np.zeros(s_count, bool)])
+    outs_all = np.concatenate([out_slots, -np.ones((len(a["arrive"]) + s_count, kout),
+                                                   np.int32)])
+    order = _event_order(time, kind, node, chan, seq)
+    departed = leave <= end
+    dep_times = np.sort(leave[departed])
+    drop_times = np.sort(a["arrive"][a["lost"]])
+    messages = np.searchsorted(dep_times, samples, side="right")
+    return EventTrace(
+        time=time[order], kind=kind[order], node=node[order], peer=peer[order],
+        channel=chan[order], slot=slot[order], seq=seq[order], dropped=dropped[order],
+        phase=np.zeros(len(time), np.int32), out_slots=outs_all[order],
+        num_slots=max(num_slots, 1), sample_time=samples,
+        sample_updates=np.searchsorted(np.sort(c_time), samples, side="right").astype(np.int64),
+        sample_messages=messages.astype(np.int64),
+        sample_dropped=np.searchsorted(drop_times, samples, side="right").astype(np.int64),
+        sample_superseded=np.zeros(s_count, np.int64),
+        sample_bytes=messages * float(nbytes),
+        round_node=np.zeros(0, np.int32), round_start=np.zeros(0), round_compute=np.zeros(0),
+        round_end=np.zeros(0),
+        compute_durations={i: durations[i].tolist() for i in range(n)},
+        network=_network_stats(timing, p, departed, end, n),
+        node_down={}, link_down={},
+    )
+
+
+def _event_order(time: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+    """Order by time, simultaneous events by (kind, node, channel, seq): one stable sort, then
+    a full sort of only the tied ones (rare: none where compute times are continuous)."""
+    order = np.argsort(time, kind="stable")
+    t = time[order]
+    tied = np.flatnonzero(t[1:] == t[:-1])
+    if len(tied):
+        pos = np.union1d(tied, tied + 1)
+        sub = order[pos]
+        kind, node, chan, seq = (k[sub] for k in keys)
+        order[pos] = sub[np.lexsort((seq, chan, node, kind, time[sub]))]
+    return order
+
+
+def _network_stats(timing: TimingModel, p: dict[str, np.ndarray], departed: np.ndarray,
+                   end: float, n: int) -> dict[str, Any]:
+    """The NetStats summary SimPy reports, from the packet arrays."""
+    nic = timing.timing.nic
+    k = max(int(departed.sum()), 1)
+    sent = p["sent"] <= end
+    if nic is None:
+        area, max_queue = 0.0, 0
+    else:
+        area = float((np.minimum(p["start"][sent], end) - p["sent"][sent]).sum())
+        max_queue = 0
+        bounds = np.searchsorted(p["node"], np.arange(n + 1))
+        for i in range(n):
+            lo, hi = bounds[i], bounds[i + 1]
+            if hi > lo:  # waiting after packet m is queued: queued so far - started before
+                m = np.arange(hi - lo)
+                started = np.minimum(np.searchsorted(p["start"][lo:hi], p["sent"][lo:hi],
+                                                     side="right"), m)
+                max_queue = max(max_queue, int((m + 1 - started).max()))
+    return {"packets": int(departed.sum()), "superseded": 0,
+            "mean_queue": area / max(end * n, 1e-300), "max_queue": max_queue,
+            "mean_queueing_delay": float((p["start"] - p["sent"])[departed].sum()) / k,
+            "mean_transfer_delay": float((p["done"] - p["start"])[departed].sum()) / k,
+            "mean_latency": float(p["latency"][departed].sum()) / k,
+            "queue": "fifo" if nic is not None else "none", "resets": 0}

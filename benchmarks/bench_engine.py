@@ -2,6 +2,7 @@
 
     python benchmarks/bench_engine.py            # full table (a few minutes on 2 cores)
     python benchmarks/bench_engine.py --quick    # tiny sizes, a smoke run
+    python benchmarks/bench_engine.py --scale    # n = 64, 1024, 10000: SimPy vs vector, memory
 
 Every number in a row is measured in the same process, one after the other, on the same event
 trace, so the ratios are meaningful even on a noisy machine; absolute rates are not. Replay
@@ -120,6 +121,74 @@ def trace_rate(n: int, events: int) -> tuple[int, float]:
     return len(trace), len(trace) / (time.perf_counter() - t0)
 
 
+SCALE_CHILD = """
+import json, sys, time
+import numpy as np
+import rfast_sim
+from rfast_sim import engine
+from rfast_sim.engine import vector
+from rfast_sim.loading import parse_scenario
+from rfast_sim.replay import run_replay
+from rfast_sim.runner import peak_rss_bytes
+from rfast_sim.setup import prepare
+from rfast_sim.timing import TimingModel
+n, events, simpy_too = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
+until = events / (n * 21.0)  # exponential graphs: a computation and ~20 packets per update
+t0 = time.perf_counter()
+sc = parse_scenario({"name": "scale", "nodes": n,
+    "graphs": {"pull": {"kind": "exponential"}, "push": {"kind": "exponential"}},
+    "timing": {"compute": {"dist": "exponential", "mean": 1.0},
+               "latency": {"dist": "lognormal", "mean": 0.05, "sigma": 0.5}, "drop_prob": 0.1},
+    "problem": {"kind": "least_squares", "dim": 100, "samples_per_node": 20, "batch_size": None},
+    "algorithm": {"name": "rfast", "step_size": 0.01},
+    "run": {"until": until, "sample_every": until / 10}})
+setup = prepare(sc, "rfast", 0)
+t_setup = time.perf_counter() - t0
+def timing():
+    return TimingModel(sc, 0, setup.timing.message_bytes)
+t0 = time.perf_counter()
+vec = vector.build(timing(), setup.channels, until=until, sample_every=until / 10)
+t_vec = time.perf_counter() - t0
+t_simpy = float("nan")
+if simpy_too:
+    t0 = time.perf_counter()
+    ref = engine.simulate(timing(), setup.channels, "all", until=until, max_updates=None,
+                          sample_every=until / 10, supersedes=True)
+    t_simpy = time.perf_counter() - t0
+    assert len(ref) == len(vec) and (ref.kind == vec.kind).all() and (ref.node == vec.node).all()
+    del ref
+t0 = time.perf_counter()
+run_replay([setup], [0.01], [vec])
+t_replay = time.perf_counter() - t0
+print(json.dumps({"n": n, "events": len(vec), "setup": t_setup, "vector": t_vec,
+                  "simpy": t_simpy, "replay": t_replay, "rss": peak_rss_bytes()}))
+"""
+
+
+def scale_rows(quick: bool) -> None:
+    """Each size in its own process (its peak memory is its own): set-up, the trace from
+    SimPy and from the vector builder (checked equal), replay with compilation, peak RSS."""
+    import json
+    import subprocess
+    import sys
+
+    rows = [(64, 20_000, True)] if quick else [(64, 100_000, True), (1024, 1_000_000, True),
+                                               (10_000, 1_000_000, False)]
+    print(f"{'n':>6} {'events':>9} {'setup':>7} {'SimPy':>8} {'vector':>7} {'ratio':>6} "
+          f"{'replay':>7} {'end to end':>10} {'peak RSS':>9}")
+    for n, events, simpy_too in rows:
+        out = subprocess.run([sys.executable, "-c", SCALE_CHILD, str(n), str(events),
+                              "1" if simpy_too else "0"], capture_output=True, text=True,
+                             check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        total = r["setup"] + r["vector"] + r["replay"]
+        simpy = f"{r['simpy']:.1f}s" if simpy_too else "-"
+        ratio = f"{r['simpy'] / r['vector']:.1f}x" if simpy_too else "-"
+        print(f"{n:>6} {r['events']:>9} {r['setup']:>6.1f}s {simpy:>8} {r['vector']:>6.1f}s "
+              f"{ratio:>6} {r['replay']:>6.1f}s {total:>9.1f}s {r['rss'] / 2**30:>7.2f}GB",
+              flush=True)
+
+
 def fmt(v: float) -> str:
     return f"{v / 1e6:.2f}M" if v >= 1e6 else f"{v / 1e3:.1f}k" if v >= 1e3 else f"{v:.0f}"
 
@@ -127,7 +196,12 @@ def fmt(v: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    ap.add_argument("--scale", action="store_true", help="the scale rows (n = 64, 1024, "
+                    "10000): SimPy vs the vector builder, end to end, peak memory")
     args = ap.parse_args()
+    if args.scale:
+        scale_rows(args.quick)
+        return
     if args.quick:
         sizes, batch, scale = [(8, 10)], 4, 0.05
     else:

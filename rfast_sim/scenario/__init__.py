@@ -7,7 +7,6 @@ lazy registry). Reading YAML, overrides and error formatting live in :mod:`rfast
 from __future__ import annotations
 
 import difflib
-import itertools
 import math
 import re
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import Field, model_validator
 
 from rfast_sim import registry
 from rfast_sim.scenario.base import DISTRIBUTIONS, Dist, DistName, ScenarioError, Strict
+from rfast_sim.scenario.graphs import GRAPH_KINDS, Graphs, GraphSpec, ScheduleEntry
 from rfast_sim.scenario.network import (
     Churn,
     Clusters,
@@ -29,75 +29,6 @@ from rfast_sim.scenario.network import (
     Outage,
 )
 from rfast_sim.tracefiles import read_durations
-
-GraphKind = Literal[
-    "ring",
-    "directed_ring",
-    "exponential",
-    "one_peer_exponential",
-    "binary_tree",
-    "tree",
-    "star",
-    "complete",
-    "erdos_renyi",
-    "grid",
-    "edges",
-]
-GRAPH_KINDS: tuple[str, ...] = GraphKind.__args__  # type: ignore[attr-defined]
-
-
-class GraphSpec(Strict):
-    """A directed graph on the nodes. Undirected kinds contain both directions of each edge."""
-
-    kind: GraphKind = "exponential"
-    p: float = Field(0.3, gt=0, le=1, description="edge probability (erdos_renyi)")
-    arity: int = Field(2, ge=1, description="children per node (tree)")
-    direction: Literal["away", "toward"] | None = Field(
-        None, description="tree edges point away from / toward the root (default by role)"
-    )
-    root: int = Field(0, ge=0, description="tree / star centre")
-    edges: list[tuple[int, int]] | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> GraphSpec:
-        if self.kind == "edges" and not self.edges:
-            raise ValueError("edges: kind 'edges' needs a list of [src, dst] pairs")
-        if self.kind != "edges" and self.edges is not None:
-            raise ValueError(f"edges: only allowed with kind 'edges' (kind is {self.kind!r})")
-        return self
-
-
-class ScheduleEntry(Strict):
-    """From simulated time `at` on, the pull and/or push graph is this one (omitted: as
-    before)."""
-
-    at: float = Field(ge=0)
-    pull: GraphSpec | None = None
-    push: GraphSpec | None = None
-
-
-class Graphs(Strict):
-    pull: GraphSpec = GraphSpec(kind="exponential")
-    push: GraphSpec = GraphSpec(kind="exponential")
-    undirected: GraphSpec | None = Field(
-        None, description="graph for D-PSGD / AD-PSGD (default: pull, which must then be symmetric)"
-    )
-    schedule: list[ScheduleEntry] = Field(
-        [], description="switch the pull / push graphs at given simulated times")
-
-    @model_validator(mode="after")
-    def _check(self) -> Graphs:
-        times = [e.at for e in self.schedule]
-        if any(b <= a for a, b in itertools.pairwise(times)):
-            raise ValueError(f"schedule: the 'at' times must increase (got {times})")
-        if self.undirected is not None and self.undirected.kind == "one_peer_exponential":
-            raise ValueError("undirected.kind: one_peer_exponential is directed and "
-                             "time-varying; the gossip graph must be undirected and static")
-        return self
-
-    @property
-    def time_varying(self) -> bool:
-        return bool(self.schedule) or "one_peer_exponential" in (self.pull.kind, self.push.kind)
 
 
 class Stragglers(Strict):

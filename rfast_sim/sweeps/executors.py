@@ -54,10 +54,22 @@ def make_tasks(points: list[Point], out: Path) -> list[Task]:
     return tasks
 
 
+def use_compile_cache(folder: Path) -> None:
+    """Share compiled replays between the sweep's worker processes through JAX's persistent
+    compilation cache in `folder` (a point compiles once per shape, not once per process)."""
+    import jax
+
+    if jax.config.values.get("jax_compilation_cache_dir") != str(folder):
+        jax.config.update("jax_compilation_cache_dir", str(folder))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def run_task(task: Task) -> list[tuple[str, str | None]]:
     """Run a task's points and write each point's rows atomically; (run_id, error) per point."""
     import rfast_sim
 
+    use_compile_cache(Path(task.out) / "jax_cache")
     try:
         res = rfast_sim.run(task.scenario)
     except Exception as err:  # a failing point must never stop the sweep

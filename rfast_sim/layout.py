@@ -34,6 +34,7 @@ class Steps(NamedTuple):
     d_slot: Array
     d_seq: Array
     d_active: Array
+    d_fresh: Array  # newer than every packet delivered before it on its channel
 
 
 class Schedule(NamedTuple):
@@ -134,6 +135,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
         "c_phase": np.zeros(nq_alloc, np.int32),
         "d_channel": np.zeros(total_d, np.int32), "d_slot": np.zeros(total_d, np.int32),
         "d_seq": np.zeros(total_d, np.int32), "d_active": np.zeros(total_d, bool),
+        "d_fresh": np.zeros(total_d, bool),
     }
     ce = r.math[r.c]
     q = b.goff[r.seg[r.c]] + r.g[r.c]
@@ -156,7 +158,20 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     st["d_slot"][pos] = tr.slot[de]
     st["d_seq"][pos] = tr.seq[de]
     st["d_active"][pos] = True
+    st["d_fresh"][pos] = _fresh(tr.channel[de], tr.seq[de])
     return Steps(**{k: jnp.asarray(v) for k, v in st.items()})
+
+
+def _fresh(channel: np.ndarray, seq: np.ndarray) -> np.ndarray:
+    """Is each delivery (in trace order) newer than all before it on its channel?"""
+    if not len(channel):
+        return np.zeros(0, bool)
+    order = np.lexsort((np.arange(len(channel)), channel))
+    key = channel[order].astype(np.int64) * 2**32 + seq[order]  # channels never mix
+    before = np.concatenate([[np.iinfo(np.int64).min], np.maximum.accumulate(key)[:-1]])
+    fresh = np.empty(len(channel), bool)
+    fresh[order] = key > before
+    return fresh
 
 
 def build_layout(traces: list[engine.EventTrace],

@@ -56,39 +56,40 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, en
     `resets`: the trace holds node resets (a compute slot flagged ``c_reset``)."""
     init_key, ev_key = jax.random.split(key)
     state = alg.init(env, init_key)
-    last0 = -jnp.ones(max(env.net.src.shape[0], 1), jnp.int32)
 
     def deliver(e: Array, carry: tuple) -> tuple:
         if alg.per_round:  # per-round traces hold no deliveries
             return carry
-        st, store, last = carry
-        c, seq, active = steps.d_channel[e], steps.d_seq[e], steps.d_active[e]
-        fresh = seq > last[c]
-        st = apply_receive(alg, env, st, c, store[steps.d_slot[e]], fresh, active)
-        return st, store, last.at[c].set(jnp.where(active, jnp.maximum(last[c], seq), last[c]))
+        st, store = carry
+        # freshness (newer than every packet applied before on the channel) comes from the
+        # layout: kept here as a per-channel array, its read-and-write made XLA copy the whole
+        # array at every delivery
+        st = apply_receive(alg, env, st, steps.d_channel[e], store[steps.d_slot[e]],
+                           steps.d_fresh[e], steps.d_active[e])
+        return st, store
 
     def compute(q: Array, carry: tuple) -> tuple:
-        st, store, last, pend = carry
+        st, store, pend = carry
         k = jax.random.fold_in(ev_key, steps.c_index[q])
         active = steps.c_active[q]
         if alg.per_round:
-            return apply_round(alg, env, st, k, active), store, last, pend
+            return apply_round(alg, env, st, k, active), store, pend
         pend = _node_step(alg, env, state if resets else None, st, steps.c_node[q], k, active,
                           steps.c_reset[q], steps.c_phase[q], store.dtype)
         slots = steps.c_out_slots[q]
         where = jnp.where(active & (slots >= 0), slots, store.shape[0])
         store = store.at[where].set(pend.writes.payloads.astype(store.dtype), mode="drop")
-        return st, store, last, pend
+        return st, store, pend
 
     def flush(carry: tuple) -> tuple:
-        st, store, last, pend = carry
+        st, store, pend = carry
         if alg.per_round:
             return carry
-        return write_rows(env, st, pend), store, last, pend._replace(active=jnp.bool_(False))
+        return write_rows(env, st, pend), store, pend._replace(active=jnp.bool_(False))
 
     def deliveries(lo: Array, hi: Array, carry: tuple) -> tuple:
-        out = jax.lax.fori_loop(lo, hi, deliver, carry[:3])
-        return (*out, carry[3])
+        out = jax.lax.fori_loop(lo, hi, deliver, carry[:2])
+        return (*out, carry[2])
 
     def group(q: Array, carry: tuple) -> tuple:
         # A computation's writes land at the start of the next group, not in its own step:
@@ -108,7 +109,7 @@ def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, en
         alg, env, state if resets else None, state, jnp.int32(0), ev_key, jnp.bool_(False),
         jnp.bool_(False), jnp.int32(0), store0.dtype)
     bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
-    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, last0, pend0), bounds)
+    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, pend0), bounds)
     return out[0][0], out[1]
 
 

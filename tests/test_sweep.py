@@ -80,6 +80,8 @@ def test_bad_sweeps_are_refused_with_the_key(bad, message):
 def test_local_and_dask_give_identical_results(tmp_path):
     local = run_sweep(spec(), tmp_path / "local", workers=2)
     dask = run_sweep(spec(), tmp_path / "dask", executor="dask", workers=2)
+    # the worker processes shared their compiled code through JAX's persistent cache
+    assert any((tmp_path / "local" / "jax_cache").iterdir())
     assert local["run_id"].nunique() == 12
     key = ["run_id", "algorithm", "time"]
     a = local.sort_values(key).reset_index(drop=True)

@@ -69,7 +69,6 @@ def run_task(task: Task) -> list[tuple[str, str | None]]:
     """Run a task's points and write each point's rows atomically; (run_id, error) per point."""
     import rfast_sim
 
-    use_compile_cache(Path(task.out) / "jax_cache")
     try:
         res = rfast_sim.run(task.scenario)
     except Exception as err:  # a failing point must never stop the sweep
@@ -87,6 +86,13 @@ def run_task(task: Task) -> list[tuple[str, str | None]]:
     return results
 
 
+def run_task_in_worker(task: Task) -> list[tuple[str, str | None]]:
+    """`run_task` in a worker process, which shares compiled code through the cache (in the
+    calling process compiled functions are reused anyway)."""
+    use_compile_cache(Path(task.out) / "jax_cache")
+    return run_task(task)
+
+
 def submit_local(tasks: list[Task], workers: int) -> Iterable[list[tuple[str, str | None]]]:
     if workers <= 1:
         for t in tasks:
@@ -94,7 +100,7 @@ def submit_local(tasks: list[Task], workers: int) -> Iterable[list[tuple[str, st
         return
     # spawn, not fork: JAX's runtime threads do not survive a fork
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        futures: list[Future[Any]] = [pool.submit(run_task, t) for t in tasks]
+        futures: list[Future[Any]] = [pool.submit(run_task_in_worker, t) for t in tasks]
         try:
             for f in as_completed(futures):
                 yield f.result()
@@ -117,7 +123,7 @@ def submit_dask(tasks: list[Task], workers: int,
                                dashboard_address=None)
     try:
         with Client(address or cluster) as client:
-            futures = [client.submit(run_task, t, pure=False) for t in tasks]
+            futures = [client.submit(run_task_in_worker, t, pure=False) for t in tasks]
             for f in dask_completed(futures):
                 yield f.result()
     finally:

@@ -12,6 +12,9 @@ store holds at most the maximum number of packets in flight.
 Faults (`timing.churn`, `outages`, `link_churn`, `loss`): a down node does not compute (a
 computation it was doing is lost) and sends nothing; its unsent packets are lost; packets that
 reach it are lost; with ``rejoin: reset`` its return is a RESET event of the trace.
+
+`vector.py` builds the same trace with numpy for the asynchronous runs it covers
+(``run.engine``); SimPy stays the reference.
 """
 
 from rfast_sim.engine.simulation import simulate

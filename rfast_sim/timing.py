@@ -322,7 +322,7 @@ def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
         if o.node is not None:
             spans.setdefault(o.node, []).append((o.start, o.end if o.end is not None
                                                  else math.inf))
-    if t.churn is not None:
+    if t.churn is not None and t.churn.random:
         horizon = sc.run.until if sc.run.until is not None else math.inf
         up_law, down_law = _sampler(t.churn.law("mtbf")), _sampler(t.churn.law("mttr"))
         for i in range(sc.nodes):

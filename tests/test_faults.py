@@ -187,9 +187,25 @@ def test_all_reduce_waits_until_every_member_is_up():
     ({"timing.churn": {"mtbf": 5.0, "mttr": 1.0}, "run.until": None, "run.max_updates": 10},
      "run.until"),
     ({"timing.churn": {"mtbf": 0.0, "mttr": 1.0}}, "mtbf"),
+    ({"timing.churn": {"mtbf": 5.0}}, "give mtbf and mttr together"),
     ({"timing.churn": {"mtbf": 5.0, "mttr": 1.0, "rejoin": "later"}}, "rejoin"),
     ({"timing.barrier_timeout": -1.0}, "barrier_timeout"),
 ])
 def test_bad_fault_entries_name_the_field(over, field):
     with pytest.raises(ScenarioError, match=field.replace(".", r"\.")):
         scenario(**over)
+
+
+def test_a_reset_is_recorded_even_when_the_node_was_only_waiting_at_a_barrier():
+    # node 0 computes 0..1, then waits for its 5x slower neighbour 1 until about 5; it is down
+    # 2..3, inside that wait: no computation is lost, but with rejoin: reset its state is
+    base = {"nodes": 4, "graphs.undirected": {"kind": "ring"}, "algorithm.name": "dpsgd",
+            "timing.compute": {"dist": "constant", "mean": 1.0},
+            "timing.stragglers": {"nodes": [1], "slowdown": 5.0}, "timing.drop_prob": 0.0,
+            "timing.outages": [{"node": 0, "start": 2.0, "end": 3.0}],
+            "timing.churn": {"rejoin": "reset"}, "run.until": 8.0}  # no random failures
+    tr = record_trace(prepare(scenario(**base), "dpsgd", 0))
+    resets = tr.is_kind("reset")
+    assert list(zip(tr.node[resets], tr.time[resets], strict=True)) == [(0, 3.0)]
+    comp = tr.is_kind("compute") & (tr.node == 0)
+    np.testing.assert_allclose(tr.time[comp][:1], [1.0])  # its first computation was not cut

@@ -65,7 +65,7 @@ class Sim:
         """When node i's computation, starting now, finishes (inf: never).
 
         A computation that a down period of the node cuts is lost: the node starts a fresh one
-        when it is back (and, with ``rejoin: reset``, records a reset then)."""
+        when it is back."""
         t = self.env.now
         while True:
             d = self.timing.compute_time(i)
@@ -76,8 +76,16 @@ class Sim:
             t = down[1]
             if math.isinf(t):
                 return t
-            if self.reset_on_rejoin:
-                call_at(self, t - self.env.now, functools.partial(self.rejoined, i))
+
+    def schedule_resets(self) -> None:
+        """With ``rejoin: reset``, a RESET event at the end of every down period of every node
+        (whatever it was doing: computing, or waiting at a barrier)."""
+        if not self.reset_on_rejoin:
+            return
+        for i, periods in self.timing.node_down.items():
+            for _start, end in periods.spans():
+                if not math.isinf(end):
+                    call_at(self, end, functools.partial(self.rejoined, i))
 
     def rejoined(self, i: int) -> None:
         if not self.done.triggered:

@@ -41,6 +41,7 @@ def simulate(
               limit=until if until is not None else np.inf,
               max_updates=max_updates if max_updates is not None else np.inf)
     env.process(sampler(sim, sample_every))
+    sim.schedule_resets()
     if pattern in ("all", "one"):
         for i in range(channels.n):
             env.process(async_node(sim, i, pattern))

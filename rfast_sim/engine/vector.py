@@ -35,7 +35,7 @@ def covers(timing: TimingModel, channels: Channels, pattern: str, max_updates: i
         (pattern != "all", f"pattern {pattern!r} (only asynchronous send-to-all methods)"),
         (max_updates is not None, "run.max_updates (only run.until)"),
         (channels.phases is not None, "time-varying graphs"),
-        (t.churn is not None or t.link_churn is not None or bool(t.outages),
+        ((t.churn is not None and t.churn.random) or t.link_churn is not None or bool(t.outages),
          "node or link faults"),
         (t.loss is not None, "a Gilbert-Elliott loss model"),
         (nic is not None and nic.ingress is not None, "a modelled ingress"),

@@ -178,7 +178,7 @@ class Scenario(Strict):
         self._check_node_ids()
         self._check_files()
         t = self.timing
-        if (t.churn or t.link_churn or t.outages) and self.run.until is None:
+        if ((t.churn and t.churn.random) or t.link_churn or t.outages) and self.run.until is None:
             raise ValueError("run.until: scenarios with faults (churn, link_churn, outages) "
                              "need a finite run.until (a node that never returns could stall "
                              "a max_updates run)")
@@ -203,7 +203,7 @@ class Scenario(Strict):
                          "timing.clusters.inter.latency": t.clusters.inter.latency})
         for key in ("churn", "link_churn"):
             churn = getattr(t, key)
-            if churn is not None:
+            if churn is not None and churn.mtbf is not None:
                 laws.update({f"timing.{key}.{f}": churn.law(f) for f in ("mtbf", "mttr")})
         return {k: v for k, v in laws.items() if v is not None}
 

@@ -81,12 +81,36 @@ class LinkChurn(Strict):
         return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
 
 
-class Churn(LinkChurn):
+class Churn(Strict):
     """Random node failures: every node alternates up and down periods, independently (all
-    start up). A rejoining node keeps its state (`keep`) or restarts from the initial one
-    (`reset`: its variables, its receive buffers and its outgoing running sums)."""
+    start up); a number is the mean of an exponential law, or give a law. A rejoining node
+    keeps its state (`keep`) or restarts from the initial one (`reset`: its variables, its
+    receive buffers and its outgoing running sums); `rejoin` also applies to node outages, and
+    may be given alone (`churn: {rejoin: reset}`: no random failures)."""
 
+    mtbf: float | Dist | None = Field(None, description="mean up time (s) or its law")
+    mttr: float | Dist | None = Field(None, description="mean down time (s) or its law")
     rejoin: Literal["keep", "reset"] = "keep"
+
+    @model_validator(mode="after")
+    def _check(self) -> Churn:
+        if (self.mtbf is None) != (self.mttr is None):
+            raise ValueError("mtbf: give mtbf and mttr together (or neither, for rejoin alone)")
+        for name in ("mtbf", "mttr"):
+            v = getattr(self, name)
+            mean = v.expected() if isinstance(v, Dist) else v
+            if mean is not None and not mean > 0:
+                raise ValueError(f"{name}: must be > 0 (got {mean})")
+        return self
+
+    @property
+    def random(self) -> bool:
+        return self.mtbf is not None
+
+    def law(self, name: str) -> Dist:
+        v = getattr(self, name)
+        assert v is not None
+        return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
 
 
 class Outage(Strict):

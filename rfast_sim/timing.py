@@ -70,19 +70,23 @@ class _Blocked:
 
     rng: np.random.Generator
     draw: Callable[[np.random.Generator, int], np.ndarray]
-    buf: list[float] = field(default_factory=list)
+    block: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the current block
+    buf: list[float] | None = None  # the same as Python floats, made when `next` needs them
     pos: int = 0
     size: int = 16
 
     def _refill(self) -> None:
-        # Python floats: indexing a list is several times cheaper than a numpy scalar.
-        self.buf = self.draw(self.rng, self.size).tolist()
+        self.block = np.asarray(self.draw(self.rng, self.size), dtype=np.float64)
+        self.buf = None
         self.pos = 0
         self.size = min(2 * self.size, _BLOCK)
 
     def next(self) -> float:
-        if self.pos == len(self.buf):
+        if self.pos == len(self.block):
             self._refill()
+        if self.buf is None:
+            # Python floats: indexing a list is several times cheaper than a numpy scalar.
+            self.buf = self.block.tolist()
         self.pos += 1
         return self.buf[self.pos - 1]
 
@@ -90,13 +94,13 @@ class _Blocked:
         """The next k values, as `next` would give them one by one."""
         parts = []
         while k > 0:
-            if self.pos == len(self.buf):
+            if self.pos == len(self.block):
                 self._refill()
-            got = self.buf[self.pos:self.pos + k]
+            got = self.block[self.pos:self.pos + k]
             self.pos += len(got)
             k -= len(got)
             parts.append(got)
-        return np.asarray([v for p in parts for v in p], dtype=np.float64)
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 class TimingModel:

@@ -159,7 +159,7 @@ def record_trace(setup: Setup,
     if name == "vector":
         assert run.until is not None
         trace = vector.build(timing, setup.channels, until=run.until,
-                             sample_every=run.sample_every)
+                             sample_every=run.sample_every, pattern=setup.algorithm.pattern)
     else:
         trace = engine.simulate(timing, setup.channels, setup.algorithm.pattern,
                                 until=run.until, max_updates=run.max_updates,

@@ -169,6 +169,10 @@ class TimingModel:
         link = self._link(src, dst)
         return link.latency.take(k), link.drop.take(k) < link.drop_prob
 
+    def choices(self, node: int, count: int, k: int) -> np.ndarray:
+        """The node's next `count` choices among k, as `choose` makes them one by one."""
+        return np.minimum((self._choice[node].take(count) * k).astype(np.int64), k - 1)
+
     def choose(self, node: int, k: int) -> int:
         """A uniform index in 0..k-1 from the node's choice stream (AD-PSGD's random peer)."""
         return min(int(self._choice[node].next() * k), k - 1)

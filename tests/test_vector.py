@@ -31,7 +31,8 @@ def _both(setup: Setup) -> tuple[engine.EventTrace, engine.EventTrace]:
     simpy = engine.simulate(timing(), setup.channels, setup.algorithm.pattern, until=run.until,
                             max_updates=None, sample_every=run.sample_every,
                             supersedes=setup.algorithm.supersedes)
-    vec = vector.build(timing(), setup.channels, until=run.until, sample_every=run.sample_every)
+    vec = vector.build(timing(), setup.channels, until=run.until, sample_every=run.sample_every,
+                       pattern=setup.algorithm.pattern)
     return simpy, vec
 
 
@@ -84,13 +85,15 @@ def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
                                 "shifted_exponential"]),
        latency=st.sampled_from(["constant", "exponential", "lognormal"]),
        drop=st.floats(0.0, 0.5), nic=st.sampled_from(["none", "fifo", "slow"]),
-       straggle=st.booleans(), algorithm=st.sampled_from(["rfast", "osgp", "rfast_nonrobust"]))
+       straggle=st.booleans(),
+       algorithm=st.sampled_from(["rfast", "osgp", "rfast_nonrobust", "adpsgd"]))
 def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, nic, straggle,
                                       algorithm):
     over = {"seed": seed, "nodes": n, "graphs.pull.kind": graph, "graphs.push.kind": graph,
             "timing.compute": {"dist": compute, "mean": 1.0},
             "timing.latency": {"dist": latency, "mean": 0.2}, "timing.drop_prob": drop,
-            "algorithm.name": algorithm, "run.until": 25.0, "run.sample_every": 2.5}
+            "algorithm.name": algorithm, "run.until": 25.0, "run.sample_every": 2.5,
+            "graphs.undirected": {"kind": "ring"}}  # AD-PSGD's: one random neighbour a time
     if nic == "none":
         over["timing.nic"] = None
     if nic == "slow":  # queues that grow: the FIFO departure recursion matters

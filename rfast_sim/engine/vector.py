@@ -2,8 +2,9 @@
 
 Timing never depends on values, so for asynchronous methods on static graphs the whole trace
 is numpy: a node's completion times are the cumulative sums of its compute draws; it sends on
-every out-channel then; a FIFO egress departs packet m at ``max(sent_m, done_{m-1}) + s_m``;
-each link draws latency and loss in departure order; a packet arrives at departure + latency.
+every out-channel then (or on one, drawn from its choice stream: AD-PSGD); a FIFO egress
+departs packet m at ``max(sent_m, done_{m-1}) + s_m``; each link draws latency and loss in
+departure order; a packet arrives at departure + latency.
 Random numbers come from the same named streams, read in the same order, as the SimPy engine
 (:mod:`rfast_sim.engine.processes`), so the two traces are equal event for event (times to
 rounding) wherever no two events happen at the same instant; simultaneous events are ordered
@@ -32,7 +33,7 @@ def covers(timing: TimingModel, channels: Channels, pattern: str, max_updates: i
     t = timing.timing
     nic = t.nic
     checks = [
-        (pattern != "all", f"pattern {pattern!r} (only asynchronous send-to-all methods)"),
+        (pattern not in ("all", "one"), f"pattern {pattern!r} (only asynchronous methods)"),
         (max_updates is not None, "run.max_updates (only run.until)"),
         (channels.phases is not None, "time-varying graphs"),
         ((t.churn is not None and t.churn.random) or t.link_churn is not None or bool(t.outages),
@@ -125,25 +126,58 @@ def _slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
     return np.asarray(slot, dtype=np.int64), top
 
 
+def _first(ctimes: list[np.ndarray]) -> np.ndarray:
+    """Index of each node's first computation in the node-major list of computations."""
+    return np.concatenate([[0], np.cumsum([len(x) for x in ctimes])[:-1]]).astype(np.int64)
+
+
+def _packets(timing: TimingModel, channels: Channels, counts: list[int],
+             pattern: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(node, computation index, out-channel position) of every packet, node by node in send
+    order: after each computation, every out-channel in order ("all"), or one drawn from the
+    node's choice stream as SimPy draws it ("one", AD-PSGD)."""
+    nodes, ks, outs = [], [], []
+    for i, count in enumerate(counts):
+        mine = np.flatnonzero(channels.out_ch[i] >= 0)
+        if not len(mine) or not count:
+            continue
+        if pattern == "all":
+            nodes.append(np.full(count * len(mine), i))
+            ks.append(np.repeat(np.arange(count), len(mine)))
+            outs.append(np.tile(mine, count))
+        else:
+            pick = timing.choices(i, count, len(mine))
+            nodes.append(np.full(count, i))
+            ks.append(np.arange(count))
+            outs.append(mine[pick])
+    if not nodes:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return (np.concatenate(nodes).astype(np.int64), np.concatenate(ks).astype(np.int64),
+            np.concatenate(outs).astype(np.int64))
+
+
+def _per_channel_count(channel: np.ndarray) -> np.ndarray:
+    """Sequence numbers: 1, 2, ... per channel, in send order."""
+    order = np.argsort(channel, kind="stable")
+    sorted_ch = channel[order]
+    start = np.searchsorted(sorted_ch, sorted_ch, side="left")
+    seq = np.empty(len(channel), np.int64)
+    seq[order] = np.arange(len(channel)) - start + 1
+    return seq
+
+
 def build(timing: TimingModel, channels: Channels, *, until: float,
-          sample_every: float) -> EventTrace:
+          sample_every: float, pattern: str = "all") -> EventTrace:
     """The trace of one asynchronous run (see the module docstring)."""
     n, t = channels.n, timing.timing
     samples = _end_time(until, sample_every)
     end = float(samples[-1])
     durations, ctimes = _computes(timing, n, end)
-    outs = [[(k, int(c)) for k, c in enumerate(channels.out_ch[i]) if c >= 0] for i in range(n)]
     kout = channels.out_ch.shape[1]
-    # packets, node by node in send order: computation k, then out-channel order
-    p_node = np.concatenate([np.repeat(i, len(ctimes[i]) * len(outs[i])) for i in range(n)]
-                            + [np.zeros(0, np.int64)]).astype(np.int64)
-    p_sent = np.concatenate([np.repeat(ctimes[i], len(outs[i])) for i in range(n)] + [[]])
-    p_k = np.concatenate([np.repeat(np.arange(len(ctimes[i])), len(outs[i])) for i in range(n)]
-                         + [np.zeros(0, np.int64)]).astype(np.int64)
-    p_out = np.concatenate([np.tile([k for k, _ in outs[i]], len(ctimes[i])) for i in range(n)]
-                           + [np.zeros(0, np.int64)]).astype(np.int64)
-    p_ch = np.concatenate([np.tile([c for _, c in outs[i]], len(ctimes[i])) for i in range(n)]
-                          + [np.zeros(0, np.int64)]).astype(np.int64)
+    p_node, p_k, p_out = _packets(timing, channels, [len(x) for x in ctimes], pattern)
+    p_sent = np.concatenate([*ctimes, []])[_first(ctimes)[p_node] + p_k] if len(p_node) \
+        else np.zeros(0)
+    p_ch = channels.out_ch[p_node, p_out].astype(np.int64)
     p_dst = channels.dst[p_ch].astype(np.int64)
     nbytes = timing.message_bytes
     nic = t.nic
@@ -173,17 +207,17 @@ def build(timing: TimingModel, channels: Channels, *, until: float,
         lost[sel[m:]] = False
     # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
     arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
-    p_seq = p_k + 1
+    p_seq = _per_channel_count(p_ch)
     slot, num_slots = _slots(p_sent, arrive)
-    return _assemble(channels, timing, samples, durations, ctimes, outs, kout, dict(
+    return _assemble(channels, timing, samples, durations, ctimes, kout, dict(
         node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
         ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, k=p_k, slot=slot, latency=latency),
         num_slots, end)
 
 
 def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
-              durations: list[np.ndarray], ctimes: list[np.ndarray], outs: list,
-              kout: int, p: dict[str, np.ndarray], num_slots: int, end: float) -> EventTrace:
+              durations: list[np.ndarray], ctimes: list[np.ndarray], kout: int,
+              p: dict[str, np.ndarray], num_slots: int, end: float) -> EventTrace:
     n = channels.n
     nbytes = timing.message_bytes
     # compute rows and their out-slots

@@ -134,7 +134,7 @@ def choose_engine(setup: Setup, timing: TimingModel, online: bool) -> tuple[str,
     run, alg = setup.scenario.run, setup.algorithm
     if online:
         return "simpy", "online mode fires each event as SimPy does"
-    gap = vector.covers(timing, setup.channels, alg.pattern, run.max_updates, alg.supersedes)
+    gap = vector.covers(timing, setup.channels, alg.pattern, alg.supersedes)
     if run.engine == "vector":
         if gap is not None:
             raise ScenarioError(f"run.engine: the vector builder does not cover {gap}; use "
@@ -157,9 +157,9 @@ def record_trace(setup: Setup,
     timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
     name, why = choose_engine(setup, timing, on_event is not None)
     if name == "vector":
-        assert run.until is not None
         trace = vector.build(timing, setup.channels, until=run.until,
-                             sample_every=run.sample_every, pattern=setup.algorithm.pattern)
+                             sample_every=run.sample_every, pattern=setup.algorithm.pattern,
+                             max_updates=run.max_updates)
     else:
         trace = engine.simulate(timing, setup.channels, setup.algorithm.pattern,
                                 until=run.until, max_updates=run.max_updates,

@@ -23,16 +23,15 @@ from rfast_sim.timing import TimingModel
 
 def _both(setup: Setup) -> tuple[engine.EventTrace, engine.EventTrace]:
     sc, run = setup.scenario, setup.scenario.run
-    assert run.until is not None
 
     def timing() -> TimingModel:
         return TimingModel(sc, setup.seed, setup.timing.message_bytes)
 
     simpy = engine.simulate(timing(), setup.channels, setup.algorithm.pattern, until=run.until,
-                            max_updates=None, sample_every=run.sample_every,
+                            max_updates=run.max_updates, sample_every=run.sample_every,
                             supersedes=setup.algorithm.supersedes)
     vec = vector.build(timing(), setup.channels, until=run.until, sample_every=run.sample_every,
-                       pattern=setup.algorithm.pattern)
+                       pattern=setup.algorithm.pattern, max_updates=run.max_updates)
     return simpy, vec
 
 
@@ -69,8 +68,7 @@ def _shipped_cases() -> list[tuple[str, str]]:
 def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
     sc = load_scenario(name, overrides=["run.until=20", "run.sample_every=2"])
     setup = prepare(sc, algorithm, sc.seed, scenario_graphs(sc, [algorithm]))
-    run = sc.run
-    gap = vector.covers(setup.timing, setup.channels, setup.algorithm.pattern, run.max_updates,
+    gap = vector.covers(setup.timing, setup.channels, setup.algorithm.pattern,
                         setup.algorithm.supersedes)
     if gap is not None:
         assert choose_engine(setup, setup.timing, False)[0] == "simpy"
@@ -86,14 +84,18 @@ def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
        latency=st.sampled_from(["constant", "exponential", "lognormal"]),
        drop=st.floats(0.0, 0.5), nic=st.sampled_from(["none", "fifo", "slow"]),
        straggle=st.booleans(),
-       algorithm=st.sampled_from(["rfast", "osgp", "rfast_nonrobust", "adpsgd"]))
+       algorithm=st.sampled_from(["rfast", "osgp", "rfast_nonrobust", "adpsgd"]),
+       stop=st.sampled_from(["until", "updates", "both"]))
 def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, nic, straggle,
-                                      algorithm):
+                                      algorithm, stop):
     over = {"seed": seed, "nodes": n, "graphs.pull.kind": graph, "graphs.push.kind": graph,
             "timing.compute": {"dist": compute, "mean": 1.0},
             "timing.latency": {"dist": latency, "mean": 0.2}, "timing.drop_prob": drop,
             "algorithm.name": algorithm, "run.until": 25.0, "run.sample_every": 2.5,
             "graphs.undirected": {"kind": "ring"}}  # AD-PSGD's: one random neighbour a time
+    if stop != "until":  # the run ends at its max_updates-th computation (or at until)
+        over.update({"run.max_updates": 15 * n,
+                     "run.until": None if stop == "updates" else 25.0})
     if nic == "none":
         over["timing.nic"] = None
     if nic == "slow":  # queues that grow: the FIFO departure recursion matters

@@ -27,14 +27,13 @@ from rfast_sim.timing import TimingModel, law
 from rfast_sim.topology import Channels
 
 
-def covers(timing: TimingModel, channels: Channels, pattern: str, max_updates: int | None,
+def covers(timing: TimingModel, channels: Channels, pattern: str,
            supersedes: bool) -> str | None:
     """None when the vector builder covers this run, else why not (one phrase)."""
     t = timing.timing
     nic = t.nic
     checks = [
         (pattern not in ("all", "one"), f"pattern {pattern!r} (only asynchronous methods)"),
-        (max_updates is not None, "run.max_updates (only run.until)"),
         (channels.phases is not None, "time-varying graphs"),
         ((t.churn is not None and t.churn.random) or t.link_churn is not None or bool(t.outages),
          "node or link faults"),
@@ -62,29 +61,62 @@ def ties_unlikely(timing: TimingModel) -> bool:
 
 
 def _end_time(until: float, every: float) -> np.ndarray:
-    """The sampler's grid (as processes.sampler computes it): k * every up to until."""
+    """The sampler's grid (as processes.sampler computes it): k * every up to until (finite)."""
     k = np.arange(math.floor(until / every) + 2)
     times = k * every
     return times[times <= until + 1e-12 * max(1.0, until)]
 
 
-def _computes(timing: TimingModel, n: int, end: float) -> tuple[list[np.ndarray], ...]:
-    """Each node's compute durations and completion times up to `end` (plus the one in
-    progress, which SimPy has drawn too)."""
-    durations, times = [], []
-    for i in range(n):
-        parts: list[np.ndarray] = []
-        total = 0.0
-        while total <= end:
-            d = timing.compute_times(i, 64)
-            parts.append(d)
-            total += float(d.sum())
-        d = np.concatenate(parts)
-        t = np.cumsum(d)
-        k = int(np.searchsorted(t, end, side="right"))
-        durations.append(d[: k + 1])
-        times.append(t[:k])
-    return durations, times
+class _Clock:
+    """Each node's compute durations drawn so far and their cumulative sums (completion times,
+    computed over the whole sequence so they equal SimPy's successive additions)."""
+
+    def __init__(self, timing: TimingModel, n: int) -> None:
+        self.timing = timing
+        self.d = [np.zeros(0) for _ in range(n)]
+        self.t = [np.zeros(0) for _ in range(n)]
+
+    def reach(self, horizon: float) -> None:
+        """Draw until every node's last completion is past `horizon`."""
+        for i, t in enumerate(self.t):
+            if len(t) and t[-1] > horizon:
+                continue
+            parts = [self.d[i]]
+            total = float(t[-1]) if len(t) else 0.0
+            while total <= horizon:
+                parts.append(self.timing.compute_times(i, 64))
+                total += float(parts[-1].sum())
+            self.d[i] = np.concatenate(parts)
+            self.t[i] = np.cumsum(self.d[i])
+
+    def stop(self, limit: float, max_updates: int | None) -> tuple[float, bool]:
+        """When the run ends: at `limit`, or at the max_updates-th completion if earlier
+        (then True)."""
+        if max_updates is None:
+            self.reach(limit)
+            return limit, False
+        n = len(self.t)
+        horizon = limit if math.isfinite(limit) else 2.0 * max_updates / n
+        while True:
+            self.reach(horizon)
+            done = np.concatenate([t[t <= horizon] for t in self.t])
+            if len(done) >= max_updates:
+                t_stop = float(np.partition(done, max_updates - 1)[max_updates - 1])
+                return (t_stop, True) if t_stop <= limit else (limit, False)
+            if horizon >= limit:
+                return limit, False
+            horizon = min(2.0 * horizon, limit)
+
+    def upto(self, end: float, by_updates: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(durations SimPy has drawn, completion times) per node up to `end`: the completed
+        ones and the one in progress (none for the node whose completion ended the run)."""
+        durations, times = [], []
+        for d, t in zip(self.d, self.t, strict=True):
+            k = int(np.searchsorted(t, end, side="right"))
+            last = by_updates and k and t[k - 1] == end
+            durations.append(d[: k if last else k + 1])
+            times.append(t[:k])
+        return durations, times
 
 
 def _departures(sent: np.ndarray, service: np.ndarray,
@@ -166,13 +198,20 @@ def _per_channel_count(channel: np.ndarray) -> np.ndarray:
     return seq
 
 
-def build(timing: TimingModel, channels: Channels, *, until: float,
-          sample_every: float, pattern: str = "all") -> EventTrace:
-    """The trace of one asynchronous run (see the module docstring)."""
+def build(timing: TimingModel, channels: Channels, *, until: float | None,
+          sample_every: float, pattern: str = "all",
+          max_updates: int | None = None) -> EventTrace:
+    """The trace of one asynchronous run (see the module docstring), to `until` or to the
+    max_updates-th computation, whichever comes first."""
     n, t = channels.n, timing.timing
-    samples = _end_time(until, sample_every)
-    end = float(samples[-1])
-    durations, ctimes = _computes(timing, n, end)
+    limit = until if until is not None else math.inf
+    clock = _Clock(timing, n)
+    end, by_updates = clock.stop(float(_end_time(limit, sample_every)[-1])
+                                 if math.isfinite(limit) else limit, max_updates)
+    samples = _end_time(end, sample_every)
+    if by_updates and samples[-1] < end:  # SimPy's final sample, when the last update ends it
+        samples = np.append(samples, end)
+    durations, ctimes = clock.upto(end, by_updates)
     kout = channels.out_ch.shape[1]
     p_node, p_k, p_out = _packets(timing, channels, [len(x) for x in ctimes], pattern)
     p_sent = np.concatenate([*ctimes, []])[_first(ctimes)[p_node] + p_k] if len(p_node) \

@@ -12,7 +12,6 @@ import bisect
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +19,6 @@ from scipy import stats
 
 from rfast_sim.scenario import Dist, LinkTiming, Outage, Scenario
 from rfast_sim.seeding import stream
-from rfast_sim.tracefiles import read_durations
 
 _BLOCK = 1024
 
@@ -383,7 +381,7 @@ def _node_sampler(dist: Dist, node: int, shared: Draw) -> Draw:
     order), else the shared law."""
     if dist.file is None or dist.dist not in ("empirical", "trace"):
         return shared
-    values = read_durations(str(Path(dist.file).resolve())).of(node)
+    values = dist.durations().of(node)
     if dist.dist == "empirical":
         return lambda rng, k: rng.choice(values, size=k)
     pos = [0]

@@ -290,11 +290,9 @@ def make_channels(
     phases: Phases | None = None,
 ) -> Channels:
     """Channels of the given graphs with their weights (pull: R, push: C, gossip: Metropolis).
-    With `phases`, pull and push are the unions of the phases' graphs and each phase gets its
-    own weights (a channel not in a phase's graph has weight 0 and sends nothing then)."""
-    if phases is not None:
-        pull = phases.union("pull") if pull is not None else None
-        push = phases.union("push") if push is not None else None
+    With `phases`, pull and push must be the unions of the phases' graphs (`Phases.union`) and
+    each phase gets its own weights (a channel not in a phase's graph has weight 0 and sends
+    nothing then)."""
     src: list[int] = []
     dst: list[int] = []
     role: list[int] = []

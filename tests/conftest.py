@@ -36,6 +36,25 @@ def scenario(**overrides: Any) -> Scenario:
     return parse_scenario(data)
 
 
+def reference_run(sc: Scenario, step: float = 0.05) -> tuple[Any, Any, Any, Any]:
+    """(setup, trace, JAX replay run, numpy RFastReference replayed on the same trace) of
+    R-FAST on a least-squares scenario with l2 = 0.01."""
+    import numpy as np
+
+    from rfast_sim.reference import RFastReference, least_squares_grad
+    from rfast_sim.replay import run_replay
+    from rfast_sim.setup import prepare, record_trace
+
+    setup = prepare(sc, "rfast", sc.seed)
+    trace = record_trace(setup)
+    (run,) = run_replay([setup], [step], [trace])
+    d = setup.data
+    ref = RFastReference(setup.channels, np.asarray(d.x0), step,
+                         least_squares_grad(np.asarray(d.feats), np.asarray(d.targets), 0.01))
+    ref.replay(trace)
+    return setup, trace, run, ref
+
+
 @pytest.fixture
 def make_scenario():
     return scenario

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import scenario
+from conftest import reference_run, scenario
 
-from rfast_sim.reference import RFastReference, least_squares_grad
 from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare, record_trace, scenario_graphs
+from rfast_sim.setup import prepare, scenario_graphs
 from rfast_sim.topology import common_roots
 
 
@@ -38,13 +37,7 @@ def test_exact_convergence_under_delays_and_30pct_loss(pull, push, step):
 def test_jax_matches_numpy_reference():
     sc = scenario(**{"graphs.pull.kind": "exponential", "graphs.push.kind": "ring",
                      "run.until": 60.0})
-    setup = prepare(sc, "rfast", sc.seed)
-    trace = record_trace(setup)
-    (run,) = run_replay([setup], [0.05], [trace])
-    d = setup.data
-    ref = RFastReference(setup.channels, np.asarray(d.x0), 0.05,
-                         least_squares_grad(np.asarray(d.feats), np.asarray(d.targets), 0.01))
-    ref.replay(trace)
+    _, _, run, ref = reference_run(sc)
     np.testing.assert_allclose(np.asarray(run.final_state.nodes.x), ref.x, rtol=0, atol=1e-10)
     np.testing.assert_allclose(np.asarray(run.final_state.nodes.z), ref.z, rtol=0, atol=1e-10)
 

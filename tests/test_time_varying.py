@@ -6,12 +6,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import scenario
+from conftest import reference_run, scenario
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rfast_sim.online import run_online
-from rfast_sim.reference import RFastReference, least_squares_grad
 from rfast_sim.replay import run_replay
 from rfast_sim.scenario import Graphs, GraphSpec, ScenarioError
 from rfast_sim.setup import prepare, record_trace
@@ -89,17 +88,6 @@ def test_a_schedule_switches_the_graphs_at_its_times():
             assert tr.phase[e] == 1
 
 
-def _reference_run(sc, name="rfast"):
-    setup = prepare(sc, name, sc.seed)
-    trace = record_trace(setup)
-    (run,) = run_replay([setup], [0.05], [trace])
-    d = setup.data
-    ref = RFastReference(setup.channels, np.asarray(d.x0), 0.05,
-                         least_squares_grad(np.asarray(d.feats), np.asarray(d.targets), 0.01))
-    ref.replay(trace)
-    return setup, trace, run, ref
-
-
 @pytest.mark.parametrize("case", ["one_peer", "schedule", "reset", "reset_one_peer"])
 def test_replay_equals_the_numpy_reference_and_online(case):
     over: dict = {"run.until": 60.0, "timing.drop_prob": 0.2}
@@ -111,7 +99,7 @@ def test_replay_equals_the_numpy_reference_and_online(case):
     if "reset" in case:
         over["timing.churn"] = {"mtbf": 8.0, "mttr": 2.0, "rejoin": "reset"}
     sc = scenario(**over)
-    setup, trace, run, ref = _reference_run(sc)
+    setup, trace, run, ref = reference_run(sc)
     if "reset" in case:
         assert trace.is_kind("reset").sum() >= 5
     np.testing.assert_allclose(np.asarray(run.final_state.nodes.x), ref.x, rtol=0, atol=1e-10)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -28,7 +27,6 @@ from rfast_sim.scenario.network import (
     Nic,
     Outage,
 )
-from rfast_sim.tracefiles import read_durations
 
 
 class Stragglers(Strict):
@@ -203,7 +201,7 @@ class Scenario(Strict):
                          "timing.clusters.inter.latency": t.clusters.inter.latency})
         for key in ("churn", "link_churn"):
             churn = getattr(t, key)
-            if churn is not None and churn.mtbf is not None:
+            if churn is not None and churn.random:
                 laws.update({f"timing.{key}.{f}": churn.law(f) for f in ("mtbf", "mttr")})
         return {k: v for k, v in laws.items() if v is not None}
 
@@ -222,8 +220,7 @@ class Scenario(Strict):
             if d.dist == "matrix" and d.data().shape != (n, n):
                 raise ValueError(f"{where}.file: {d.file} holds a {len(d.data())} x "
                                  f"{len(d.data())} matrix; nodes={n} needs {n} x {n}")
-            per_node = read_durations(str(Path(d.file).resolve())).per_node \
-                if d.dist != "matrix" else None
+            per_node = d.durations().per_node if d.dist != "matrix" else None
             if per_node is not None:
                 bad = sorted(set(per_node) - set(range(n)))
                 missing = sorted(set(range(n)) - set(per_node))

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rfast_sim.tracefiles import TraceFileError, read_durations, read_matrix
+from rfast_sim.tracefiles import Durations, TraceFileError, read_durations, read_matrix
 
 
 class ScenarioError(ValueError):
@@ -70,11 +70,17 @@ class Dist(Strict):
             raise ValueError(f"low: must be <= high (got {self.low} > {self.high})")
         return self
 
+    def durations(self) -> Durations:
+        """A durations file's contents (empirical, trace)."""
+        assert self.file is not None
+        return read_durations(str(Path(self.file).resolve()))
+
     def data(self) -> np.ndarray:
         """The file's numbers: every duration (empirical, trace) or the latency matrix."""
         assert self.file is not None
-        path = str(Path(self.file).resolve())
-        return read_matrix(path) if self.dist == "matrix" else read_durations(path).pooled
+        if self.dist == "matrix":
+            return read_matrix(str(Path(self.file).resolve()))
+        return self.durations().pooled
 
     def expected(self) -> float:
         """The distribution's mean (from data: the mean of the file's values)."""

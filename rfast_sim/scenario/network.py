@@ -60,42 +60,17 @@ class Clusters(Strict):
         return self
 
 
-class LinkChurn(Strict):
-    """Random link failures: every link alternates up and down periods, independently; a
-    number is the mean of an exponential law, or give a law."""
-
-    mtbf: float | Dist = Field(description="mean up time (s) or its law")
-    mttr: float | Dist = Field(description="mean down time (s) or its law")
-
-    @model_validator(mode="after")
-    def _check(self) -> LinkChurn:
-        for name in ("mtbf", "mttr"):
-            v = getattr(self, name)
-            mean = v.expected() if isinstance(v, Dist) else v
-            if not mean > 0:
-                raise ValueError(f"{name}: must be > 0 (got {mean})")
-        return self
-
-    def law(self, name: str) -> Dist:
-        v = getattr(self, name)
-        return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
-
-
-class Churn(Strict):
-    """Random node failures: every node alternates up and down periods, independently (all
-    start up); a number is the mean of an exponential law, or give a law. A rejoining node
-    keeps its state (`keep`) or restarts from the initial one (`reset`: its variables, its
-    receive buffers and its outgoing running sums); `rejoin` also applies to node outages, and
-    may be given alone (`churn: {rejoin: reset}`: no random failures)."""
+class UpDown(Strict):
+    """Alternating up and down periods: a number is the mean of an exponential law, or give a
+    law."""
 
     mtbf: float | Dist | None = Field(None, description="mean up time (s) or its law")
     mttr: float | Dist | None = Field(None, description="mean down time (s) or its law")
-    rejoin: Literal["keep", "reset"] = "keep"
 
     @model_validator(mode="after")
-    def _check(self) -> Churn:
+    def _check_periods(self) -> UpDown:
         if (self.mtbf is None) != (self.mttr is None):
-            raise ValueError("mtbf: give mtbf and mttr together (or neither, for rejoin alone)")
+            raise ValueError("mtbf: give mtbf and mttr together")
         for name in ("mtbf", "mttr"):
             v = getattr(self, name)
             mean = v.expected() if isinstance(v, Dist) else v
@@ -111,6 +86,26 @@ class Churn(Strict):
         v = getattr(self, name)
         assert v is not None
         return v if isinstance(v, Dist) else Dist(dist="exponential", mean=v)
+
+
+class LinkChurn(UpDown):
+    """Random link failures: every link alternates up and down periods, independently."""
+
+    @model_validator(mode="after")
+    def _check(self) -> LinkChurn:
+        if not self.random:
+            raise ValueError("mtbf: link_churn needs mtbf and mttr")
+        return self
+
+
+class Churn(UpDown):
+    """Random node failures: every node alternates up and down periods, independently (all
+    start up). A rejoining node keeps its state (`keep`) or restarts from the initial one
+    (`reset`: its variables, its receive buffers and its outgoing running sums); `rejoin` also
+    applies to node outages, and may be given alone (`churn: {rejoin: reset}`: no random
+    failures)."""
+
+    rejoin: Literal["keep", "reset"] = "keep"
 
 
 class Outage(Strict):

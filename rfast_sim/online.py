@@ -26,6 +26,7 @@ from rfast_sim.updates import (
     apply_compute,
     apply_receive,
     apply_round,
+    compiler_options,
     measure,
     reset_rows,
     write_rows,
@@ -68,10 +69,10 @@ def compiled_online(name: str, ops: ProblemOps) -> CompiledOnline:
 
     # Online calls donate the state: the update then writes in place instead of copying the
     # whole network state per event.
-    return CompiledOnline(alg, jax.jit(alg.init), jax.jit(compute, donate_argnums=1),
-                          jax.jit(receive, donate_argnums=1), jax.jit(round_, donate_argnums=1),
-                          jax.jit(reset, donate_argnums=1),
-                          jax.jit(functools.partial(measure, ops, alg)))
+    jit = functools.partial(jax.jit, compiler_options=compiler_options())
+    return CompiledOnline(alg, jit(alg.init), jit(compute, donate_argnums=1),
+                          jit(receive, donate_argnums=1), jit(round_, donate_argnums=1),
+                          jit(reset, donate_argnums=1), jit(functools.partial(measure, ops, alg)))
 
 
 @dataclass

@@ -28,6 +28,7 @@ from rfast_sim.updates import (
     Pending,
     apply_receive,
     apply_round,
+    compiler_options,
     compute_rows,
     full_rows,
     measure,
@@ -130,9 +131,9 @@ def compiled_replay(name: str, ops: ProblemOps, resets: bool = False) -> Compile
     # step sizes of one trace: the event indices stay unbatched, so row reads and writes stay
     # plain slices instead of batched gathers/scatters
     step_axes = Env(None, None, 0)  # type: ignore[arg-type]
-    return CompiledReplay(alg, jax.jit(replay),
-                          jax.jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))),
-                          jax.jit(jax.vmap(replay, in_axes=(None, step_axes, None, None, None))))
+    jit = functools.partial(jax.jit, compiler_options=compiler_options())
+    return CompiledReplay(alg, jit(replay), jit(jax.vmap(replay, in_axes=(None, 0, 0, 0, None))),
+                          jit(jax.vmap(replay, in_axes=(None, step_axes, None, None, None))))
 
 
 def run_replay(setups: list[Setup], step_sizes: list[float],

@@ -14,7 +14,8 @@ of its ``RunningSums``); only those fields are written, and :class:`NoWrite` wri
   of ``chans`` for its in- / out-channels (``env.net.in_ch[i]``, ``out_ch[i]``, -1 padded);
   ``payloads[k]`` is the packet sent on out-channel k.
 - ``on_receive(env, c, payload, fresh, dst, src, chan) -> Receive(dst, src, chan)``: a packet
-  arrived on channel c (``fresh`` is False if a newer packet on c was already applied).
+  arrived on channel c (``fresh`` is False if a newer packet on c was already applied). With
+  ``supersedes`` a stale packet changes nothing: it is not passed on at all (``fresh`` is True).
 
 Synchronous gossip methods (D-PSGD, synchronous gradient tracking) use the same per-node
 functions; the engine's barrier decides when they fire. All-reduce gets the whole state once per
@@ -158,7 +159,9 @@ class Algorithm:
     invariant: InvariantFn | None = None
     description: str = ""
 
-    supersedes: bool = False  # a newer packet on a channel makes an unsent older one useless
+    # a newer packet on a channel makes an older one useless: an unsent one is dropped from the
+    # queue (queue: latest) and a stale arrival is ignored
+    supersedes: bool = False
     # channel fields the sender holds (the others are the receiver's): a node that restarts
     # (rejoin: reset) clears these on its out-channels and the others on its in-channels
     sender_fields: tuple[str, ...] = ()

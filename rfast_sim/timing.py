@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from rfast_sim.scenario import Dist, LinkTiming, Outage, Scenario
-from rfast_sim.seeding import stream
+from rfast_sim.seeding import stream, streams
 
 _BLOCK = 1024
 
@@ -72,9 +72,13 @@ class _Blocked:
     buf: list[float] | None = None  # the same as Python floats, made when `next` needs them
     pos: int = 0
     size: int = 16
+    # `draw` reads the generator value by value (see `_chunk_free`): `take` may then draw
+    # what it needs in one call, the same values in fewer calls
+    chunk_free: bool = False
 
-    def _refill(self) -> None:
-        self.block = np.asarray(self.draw(self.rng, self.size), dtype=np.float64)
+    def _refill(self, want: int = 0) -> None:
+        size = max(want, self.size) if self.chunk_free else self.size
+        self.block = np.asarray(self.draw(self.rng, size), dtype=np.float64)
         self.buf = None
         self.pos = 0
         self.size = min(2 * self.size, _BLOCK)
@@ -93,7 +97,7 @@ class _Blocked:
         parts = []
         while k > 0:
             if self.pos == len(self.block):
-                self._refill()
+                self._refill(k)
             got = self.block[self.pos:self.pos + k]
             self.pos += len(got)
             k -= len(got)
@@ -123,16 +127,14 @@ class TimingModel:
         self._seed = seed
         compute_law = _sampler(t.compute)
         self._compute = [
-            _Blocked(stream(seed, "compute", i), _node_sampler(t.compute, i, compute_law))
-            for i in range(n)
+            _Blocked(rng_i, _node_sampler(t.compute, i, compute_law),
+                     chunk_free=_chunk_free(t.compute))
+            for i, rng_i in enumerate(streams(seed, "compute", np.arange(n)))
         ]
-        self._transient = [
-            _Blocked(stream(seed, "transient", i), lambda r, k: r.random(k)) for i in range(n)
-        ]
-        self._choice = [
-            _Blocked(stream(seed, "choice", i), lambda r, k: r.random(k)) for i in range(n)
-        ]
+        self._transient = [_uniforms(r) for r in streams(seed, "transient", np.arange(n))]
+        self._choice = [_uniforms(r) for r in streams(seed, "choice", np.arange(n))]
         self._latency = _sampler(t.latency)
+        self._latency_free = _chunk_free(t.latency)
         self._links: dict[tuple[int, int], _Link] = {}
         self._outages: dict[tuple[int, int], list[Outage]] = {}
         for o in t.outages:
@@ -215,6 +217,8 @@ class TimingModel:
         intra/inter timing, else the scenario's; each field falls back separately."""
         t = self.timing
         own = self._link_specs.get((src, dst))
+        if own is None and t.clusters is None:
+            return t.latency, t.bandwidth
         layers: list[LinkTiming] = [own] if own is not None else []
         if t.clusters is not None and src in self._group and dst in self._group:
             same = self._group[src] == self._group[dst]
@@ -227,27 +231,49 @@ class TimingModel:
         """A link's state, made when its first packet leaves (O(links used) in memory)."""
         link = self._links.get((src, dst))
         if link is None:
-            law, rate = self._link_timing(src, dst)
-            if law.dist == "matrix":
-                sampler = _constant(float(law.data()[src, dst]))
-            else:
-                sampler = self._latency if law == self.timing.latency else _sampler(law)
-            churn = self.timing.link_churn
-            link = self._links[(src, dst)] = _Link(
-                _Blocked(stream(self._seed, "latency", src, dst), sampler),
-                _Blocked(stream(self._seed, "drop", src, dst), lambda r, k: r.random(k)),
-                self.drop_prob(src, dst), rate, self._outages.get((src, dst), []))
-            if churn is not None:
-                link.up_times = _Blocked(stream(self._seed, "link_up", src, dst),
-                                         _sampler(churn.law("mtbf")))
-                link.down_times = _Blocked(stream(self._seed, "link_down", src, dst),
-                                           _sampler(churn.law("mttr")))
-                link.toggle = link.up_times.next()
+            link = self._new_link(src, dst, stream(self._seed, "latency", src, dst),
+                                  stream(self._seed, "drop", src, dst))
+        return link
+
+    def open_links(self, src: np.ndarray, dst: np.ndarray) -> None:
+        """Make the state of every given link now (the same as one by one, made faster)."""
+        new = [(a, b) for a, b in zip(src.tolist(), dst.tolist(), strict=True)
+               if (a, b) not in self._links]
+        ids = np.array(new, dtype=np.int64).reshape(-1, 2)
+        for (a, b), lat, drop in zip(new, streams(self._seed, "latency", ids),
+                                     streams(self._seed, "drop", ids), strict=True):
+            self._new_link(a, b, lat, drop)
+
+    def _new_link(self, src: int, dst: int, latency_rng: np.random.Generator,
+                  drop_rng: np.random.Generator) -> _Link:
+        law, rate = self._link_timing(src, dst)
+        if law.dist == "matrix":
+            sampler = _constant(float(law.data()[src, dst]))
+        else:
+            sampler = self._latency if law is self.timing.latency else _sampler(law)
+        free = self._latency_free if law is self.timing.latency else _chunk_free(law)
+        link = self._links[(src, dst)] = _Link(
+            _Blocked(latency_rng, sampler, chunk_free=free), _uniforms(drop_rng),
+            self.drop_prob(src, dst), rate, self._outages.get((src, dst), []))
+        churn = self.timing.link_churn
+        if churn is not None:
+            link.up_times = _Blocked(stream(self._seed, "link_up", src, dst),
+                                     _sampler(churn.law("mtbf")))
+            link.down_times = _Blocked(stream(self._seed, "link_down", src, dst),
+                                       _sampler(churn.law("mttr")))
+            link.toggle = link.up_times.next()
         return link
 
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
         return self._link(src, dst).rate
+
+    def link_rates(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """`link_rate` of many links, without making their state."""
+        if not self._link_specs and self.timing.clusters is None:
+            return np.full(len(src), float(self.timing.bandwidth))
+        return np.array([self._link_timing(a, b)[1] for a, b in zip(src.tolist(), dst.tolist(),
+                                                                     strict=True)], float)
 
     def link_up(self, src: int, dst: int, t: float) -> bool:
         """Is link src->dst up at time t? Ask in increasing t per link (departures are)."""
@@ -342,6 +368,20 @@ def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
     return {i: _merge(s) for i, s in spans.items()}
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _uniforms(rng: np.random.Generator) -> _Blocked:
+    return _Blocked(rng, lambda r, k: r.random(k), chunk_free=True)
+
+
+def _chunk_free(dist: Dist) -> bool:
+    """Whether `dist`'s draws read the generator value by value, so that k values drawn in any
+    chunks are the same: numpy's continuous samplers do; its bounded integers (behind
+    `empirical`) buffer within one call, and scipy's own samplers are not relied on."""
+    if dist.file is not None or dist.dist == "empirical":
+        return False
+    frozen = law(dist)
+    return frozen is None or _fast(frozen) is not None
 
 
 def _constant(value: float) -> Draw:

@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 from conftest import scenario
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import special, stats
 
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
 from rfast_sim.scenario.base import FILE_LAWS
-from rfast_sim.seeding import stream
+from rfast_sim.seeding import stream, streams
 from rfast_sim.timing import TimingModel, sample
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,
@@ -148,3 +150,27 @@ def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
         fast = _sampler(d)(stream(3, "f", k), k)
         ref = law(d).rvs(size=k, random_state=stream(3, "f", k))
         np.testing.assert_array_equal(fast, ref)
+
+
+@pytest.mark.parametrize("dist", sorted(CDFS))
+def test_a_chunk_free_law_gives_the_same_values_in_any_chunks(dist):
+    # `take` draws what it needs in one call where the law reads the generator value by
+    # value; the engine's `next` reads blocks of 16, 32, ...: the values must not differ
+    from rfast_sim.timing import _Blocked, _chunk_free, _sampler
+
+    d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
+    one_by_one = _Blocked(stream(4, "c"), _sampler(d), chunk_free=_chunk_free(d))
+    in_chunks = _Blocked(stream(4, "c"), _sampler(d), chunk_free=_chunk_free(d))
+    expected = [one_by_one.next() for _ in range(3000)]
+    got = np.concatenate([in_chunks.take(k) for k in (5, 2000, 1, 994)])
+    np.testing.assert_array_equal(got, expected)
+    assert _chunk_free(d) == (dist != "pareto")  # scipy's own sampler is not relied on
+
+
+@given(seed=st.integers(0, 2**32 - 1), tag=st.text(max_size=8),
+       ids=st.lists(st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=6),
+                    min_size=1, max_size=5).filter(lambda r: len({len(x) for x in r}) == 1))
+def test_batched_streams_are_the_named_streams(seed, tag, ids):
+    made = streams(seed, tag, np.array(ids, dtype=np.int64))
+    for rng, row in zip(made, ids, strict=True):
+        np.testing.assert_array_equal(rng.random(5), stream(seed, tag, *row).random(5))

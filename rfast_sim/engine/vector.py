@@ -9,7 +9,7 @@ Random numbers come from the same named streams, read in the same order, as the 
 (:mod:`rfast_sim.engine.processes`), so the two traces are equal event for event (times to
 rounding) wherever no two events happen at the same instant; simultaneous events are ordered
 by (time, kind, node, channel, seq) here and by scheduling order in SimPy (see `ties_unlikely`).
-Slot numbers come from a free list as in SimPy.
+Slot numbers come from a free list as in SimPy (from time windows in large runs: `_slots`).
 
 It covers what :func:`covers` accepts; everything else runs in SimPy, the reference.
 """
@@ -121,24 +121,64 @@ class _Clock:
 
 def _departures(sent: np.ndarray, service: np.ndarray,
                 fifo: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end of each packet's transfer (one node's packets in send order)."""
-    if not fifo:
+    """Start and end of each packet's transfer (one node's packets in send order). A FIFO
+    egress starts packet m at max(sent_m, done_{m-1}); unrolled, done_m = S_m + max over
+    j <= m of (sent_j - S_{j-1}) with S the prefix sums of the service times: a cumulative
+    max (equal to the sequential recursion up to rounding)."""
+    if not fifo or not len(sent):
         return sent.copy(), sent + service
-    start = np.empty_like(sent)
-    done = np.empty_like(sent)
-    free = -math.inf
-    for m, (a, s) in enumerate(zip(sent.tolist(), service.tolist(), strict=True)):
-        b = a if a > free else free
-        start[m] = b
-        free = b + s
-        done[m] = free
-    return start, done
+    total = np.cumsum(service)
+    done = total + np.maximum.accumulate(sent - (total - service))
+    start = np.maximum(sent, np.concatenate([[-math.inf], done[:-1]]))
+    return start, start + service
 
 
-def _slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
-    """A slot per packet from a last-in-first-out free list, in time order (a send before a
-    release at the same instant, as the trace orders them): what SimPy's engine does, so the
-    store is as small (the most packets ever in flight)."""
+_LIFO_MAX = 100_000  # packets up to which slots come from SimPy's free list (a Python loop)
+
+
+def _slots(sent: np.ndarray, freed: np.ndarray, end: float,
+           lifo_max: int | None = None) -> tuple[np.ndarray, int]:
+    """A store slot per packet, never shared by two packets in flight at once: a packet holds
+    its slot from its send to its release (arrival or loss), both ends included (a send and a
+    release at the same instant must not share, as the replay writes before it reads).
+
+    Up to `lifo_max` (default `_LIFO_MAX`) packets: SimPy's own last-in-first-out free list,
+    so the store is as small (the most packets ever in flight) and the slots the same. Above
+    it, the free list's Python loop is a good part of the builder's time, so slots come from
+    time windows of width w (the 99th percentile of the packets' lifetimes): a packet sent in
+    window k that is released before window k + 2 begins takes slot (its rank in window k) in
+    half k mod 2 of the store; the rest (1%) use the free list in a region of their own;
+    packets never read in the run (released after `end`) share one slot. The store is then a
+    few times the most packets in flight: still small next to the channel state."""
+    count = len(sent)
+    lifo_max = _LIFO_MAX if lifo_max is None else lifo_max
+    life = (freed - sent)[freed <= end]
+    width = float(np.quantile(life, 0.99)) if len(life) else 0.0
+    if count <= lifo_max or not width > 0:
+        return _lifo_slots(sent, freed)
+    slot = np.empty(count, np.int64)
+    window = np.floor(sent / width)
+    unread = freed > end
+    # compared as quotients: rounded division is monotonic, so a later window's sends are
+    # strictly after these releases (a product (k + 2) * width could round across one)
+    short = ~unread & (freed / width < window + 2)
+    idx = np.flatnonzero(short)
+    win = window[idx].astype(np.int64)
+    order = np.lexsort((sent[idx], win))
+    win_sorted = win[order]
+    rank = np.arange(len(idx)) - np.searchsorted(win_sorted, win_sorted, side="left")
+    half = int(rank.max()) + 1 if len(idx) else 0
+    slot[idx[order]] = (win_sorted % 2) * half + rank
+    rest = np.flatnonzero(~short & ~unread)
+    rest_slot, rest_count = _lifo_slots(sent[rest], freed[rest])
+    slot[rest] = 2 * half + rest_slot
+    slot[unread] = 2 * half + rest_count
+    return slot, 2 * half + rest_count + int(unread.any())
+
+
+def _lifo_slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
+    """Slots from a last-in-first-out free list, in time order (a send before a release at
+    the same instant, as the trace orders them): what SimPy's engine does."""
     count = len(sent)
     when = np.concatenate([sent, freed])
     release = np.repeat([False, True], count)
@@ -222,7 +262,8 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     nic = t.nic
     egress = (nic.egress or t.bandwidth) if nic is not None else math.inf
     link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
-    rates = np.array([min(timing.link_rate(int(k // n), int(k % n)), egress) for k in link_ids])
+    timing.open_links(link_ids // n, link_ids % n)
+    rates = np.minimum(timing.link_rates(link_ids // n, link_ids % n), egress)
     service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
     p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
     bounds = np.searchsorted(p_node, np.arange(n + 1))
@@ -247,7 +288,7 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
     arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
     p_seq = _per_channel_count(p_ch)
-    slot, num_slots = _slots(p_sent, arrive)
+    slot, num_slots = _slots(p_sent, arrive, end)
     return _assemble(channels, timing, samples, durations, ctimes, kout, dict(
         node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
         ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, k=p_k, slot=slot, latency=latency),
@@ -263,9 +304,6 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     c_node = np.concatenate([np.full(len(ctimes[i]), i) for i in range(n)] + [[]]).astype(int)
     c_time = np.concatenate([*ctimes, []])
     c_first = np.concatenate([[0], np.cumsum([len(x) for x in ctimes])])
-    out_slots = -np.ones((len(c_time), kout), dtype=np.int32)
-    row = c_first[p["node"]] + p["k"]
-    out_slots[row, p["out"]] = p["slot"]
     arrived = p["arrive"] <= end
     a = {k: v[arrived] for k, v in p.items()}
     # without a NIC SimPy counts a packet as it is handed over (its draws happen then too)
@@ -280,9 +318,12 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     seq = np.concatenate([-np.ones(len(c_time)), a["seq"], -np.ones(s_count)]).astype(np.int32)
     slot = np.concatenate([-np.ones(len(c_time)), a["slot"], -np.ones(s_count)]).astype(np.int32)
     dropped = np.concatenate([np.zeros(len(c_time), bool), a["lost"], np.zeros(s_count, bool)])
-    outs_all = np.concatenate([out_slots, -np.ones((len(a["arrive"]) + s_count, kout),
-                                                   np.int32)])
     order = _event_order(time, kind, node, chan, seq)
+    # the out-slots of each computation, written straight into its row of the sorted trace
+    position = np.empty(len(order), np.int64)
+    position[order] = np.arange(len(order))
+    out_slots = np.full((len(order), kout), -1, np.int32)
+    out_slots[position[c_first[p["node"]] + p["k"]], p["out"]] = p["slot"]
     departed = leave <= end
     dep_times = np.sort(leave[departed])
     drop_times = np.sort(a["arrive"][a["lost"]])
@@ -290,7 +331,7 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     return EventTrace(
         time=time[order], kind=kind[order], node=node[order], peer=peer[order],
         channel=chan[order], slot=slot[order], seq=seq[order], dropped=dropped[order],
-        phase=np.zeros(len(time), np.int32), out_slots=outs_all[order],
+        phase=np.zeros(len(time), np.int32), out_slots=out_slots,
         num_slots=max(num_slots, 1), sample_time=samples,
         sample_updates=np.searchsorted(np.sort(c_time), samples, side="right").astype(np.int64),
         sample_messages=messages.astype(np.int64),

@@ -125,16 +125,15 @@ class TimingModel:
         self.node_factor = speed * np.where(slow, st.slowdown, 1.0)
         self.message_bytes = message_bytes
         self._seed = seed
-        compute_law = _sampler(t.compute)
+        compute_law, free = _sampler(t.compute), _chunk_free(t.compute)
         self._compute = [
-            _Blocked(rng_i, _node_sampler(t.compute, i, compute_law),
-                     chunk_free=_chunk_free(t.compute))
+            _Blocked(rng_i, _node_sampler(t.compute, i, compute_law), chunk_free=free)
             for i, rng_i in enumerate(streams(seed, "compute", np.arange(n)))
         ]
         self._transient = [_uniforms(r) for r in streams(seed, "transient", np.arange(n))]
         self._choice = [_uniforms(r) for r in streams(seed, "choice", np.arange(n))]
-        self._latency = _sampler(t.latency)
-        self._latency_free = _chunk_free(t.latency)
+        # each latency law's sampler, made once (not per link): keyed by the law's identity
+        self._samplers: dict[int, tuple[Dist, Draw, bool]] = {}
         self._links: dict[tuple[int, int], _Link] = {}
         self._outages: dict[tuple[int, int], list[Outage]] = {}
         for o in t.outages:
@@ -248,10 +247,9 @@ class TimingModel:
                   drop_rng: np.random.Generator) -> _Link:
         law, rate = self._link_timing(src, dst)
         if law.dist == "matrix":
-            sampler = _constant(float(law.data()[src, dst]))
+            sampler, free = _constant(float(law.data()[src, dst])), True
         else:
-            sampler = self._latency if law is self.timing.latency else _sampler(law)
-        free = self._latency_free if law is self.timing.latency else _chunk_free(law)
+            sampler, free = self._sampler(law)
         link = self._links[(src, dst)] = _Link(
             _Blocked(latency_rng, sampler, chunk_free=free), _uniforms(drop_rng),
             self.drop_prob(src, dst), rate, self._outages.get((src, dst), []))
@@ -263,6 +261,13 @@ class TimingModel:
                                        _sampler(churn.law("mttr")))
             link.toggle = link.up_times.next()
         return link
+
+    def _sampler(self, law: Dist) -> tuple[Draw, bool]:
+        """(sampler, chunk-free) of a latency law."""
+        got = self._samplers.get(id(law))
+        if got is None:
+            got = self._samplers[id(law)] = (law, _sampler(law), _chunk_free(law))
+        return got[1], got[2]
 
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""

@@ -162,11 +162,15 @@ class TimingModel:
         return d
 
     def link_fates(self, src: int, dst: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The next k packets' (latency, lost) on a link with Bernoulli loss, as k calls of
-        `link_fate` give them."""
-        assert self.timing.loss is None
+        """The next k packets' (latency, lost) on a link, as k calls of `link_fate` give them."""
         link = self._link(src, dst)
-        return link.latency.take(k), link.drop.take(k) < link.drop_prob
+        loss = self.timing.loss
+        if loss is None:
+            return link.latency.take(k), link.drop.take(k) < link.drop_prob
+        u = link.drop.take(2 * k)  # per packet: its loss draw, then the state's move
+        bad, link.bad = gilbert_elliott_states(u[1::2], loss.p_good_bad, loss.p_bad_good,
+                                               link.bad)
+        return link.latency.take(k), u[0::2] < np.where(bad, loss.loss_bad, loss.loss_good)
 
     def choices(self, node: int, count: int, k: int) -> np.ndarray:
         """The node's next `count` choices among k, as `choose` makes them one by one."""
@@ -373,6 +377,26 @@ def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
     return {i: _merge(s) for i, s in spans.items()}
 
 Draw = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def gilbert_elliott_states(move: np.ndarray, p_good_bad: float, p_bad_good: float,
+                           bad0: bool) -> tuple[np.ndarray, bool]:
+    """The Gilbert-Elliott chain without a loop: (is the link bad at each packet, is it bad
+    after the last), from each packet's move draw (`move[k] < p` moves on) and the state
+    before the first. Each packet's move is one of four maps of {good, bad}: identity,
+    swap, constant good, constant bad; the state at packet k is the value of the last
+    constant map before it (else `bad0`), flipped once per swap since."""
+    m = len(move)
+    if not m:
+        return np.zeros(0, bool), bad0
+    to_bad, to_good = move < p_good_bad, move < p_bad_good
+    const = to_bad != to_good  # a constant map: its value is bad where only to_bad holds
+    last = np.maximum.accumulate(np.where(const, np.arange(m), -1))
+    swaps = np.cumsum(to_bad & to_good)
+    at = np.maximum(last, 0)
+    base = np.where(last >= 0, to_bad[at], bad0)
+    after = base ^ ((swaps - np.where(last >= 0, swaps[at], 0)) % 2 == 1)  # after map k
+    return np.concatenate([[bad0], after[:-1]]).astype(bool), bool(after[-1])
 
 
 def _uniforms(rng: np.random.Generator) -> _Blocked:

@@ -82,12 +82,13 @@ def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
        compute=st.sampled_from(["exponential", "lognormal", "gamma", "uniform",
                                 "shifted_exponential"]),
        latency=st.sampled_from(["constant", "exponential", "lognormal"]),
-       drop=st.floats(0.0, 0.5), nic=st.sampled_from(["none", "fifo", "slow"]),
+       drop=st.floats(0.0, 0.5), bursty=st.booleans(),
+       nic=st.sampled_from(["none", "fifo", "slow"]),
        straggle=st.booleans(),
        algorithm=st.sampled_from(["rfast", "osgp", "rfast_nonrobust", "adpsgd"]),
        stop=st.sampled_from(["until", "updates", "both"]))
-def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, nic, straggle,
-                                      algorithm, stop):
+def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, bursty, nic,
+                                      straggle, algorithm, stop):
     over = {"seed": seed, "nodes": n, "graphs.pull.kind": graph, "graphs.push.kind": graph,
             "timing.compute": {"dist": compute, "mean": 1.0},
             "timing.latency": {"dist": latency, "mean": 0.2}, "timing.drop_prob": drop,
@@ -96,6 +97,9 @@ def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, ni
     if stop != "until":  # the run ends at its max_updates-th computation (or at until)
         over.update({"run.max_updates": 15 * n,
                      "run.until": None if stop == "updates" else 25.0})
+    if bursty:  # Gilbert-Elliott loss instead of independent drops
+        over.update({"timing.drop_prob": None, "timing.loss": {
+            "p_good_bad": 0.05 + drop, "p_bad_good": 0.3, "loss_good": drop / 4}})
     if nic == "none":
         over["timing.nic"] = None
     if nic == "slow":  # queues that grow: the FIFO departure recursion matters
@@ -207,3 +211,18 @@ def test_replay_is_unchanged_by_windowed_slots(monkeypatch):
     (a,) = run_replay([setup], [0.05], [simpy])
     (b,) = run_replay([setup], [0.05], [windowed])
     np.testing.assert_allclose(a.metrics, b.metrics, rtol=1e-12, atol=1e-12)
+
+
+@given(moves=st.lists(st.floats(0, 1, exclude_max=True), max_size=60),
+       p=st.floats(0.01, 1), r=st.floats(0.01, 1), bad0=st.booleans())
+def test_gilbert_elliott_states_without_a_loop_follow_the_chain(moves, p, r, bad0):
+    from rfast_sim.timing import gilbert_elliott_states
+
+    expected, bad = [], bad0
+    for u in moves:  # the chain as SimPy's link_fate walks it, packet by packet
+        expected.append(bad)
+        if u < (r if bad else p):
+            bad = not bad
+    states, after = gilbert_elliott_states(np.array(moves), p, r, bad0)
+    assert states.tolist() == expected
+    assert after == bad

@@ -37,7 +37,6 @@ def covers(timing: TimingModel, channels: Channels, pattern: str,
         (channels.phases is not None, "time-varying graphs"),
         ((t.churn is not None and t.churn.random) or t.link_churn is not None or bool(t.outages),
          "node or link faults"),
-        (t.loss is not None, "a Gilbert-Elliott loss model"),
         (nic is not None and nic.ingress is not None, "a modelled ingress"),
         (nic is not None and nic.queue == "latest" and supersedes, "queue: latest"),
     ]

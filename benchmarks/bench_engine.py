@@ -52,7 +52,7 @@ def setup_for(n: int, dim: int, events: int, seed: int = 0) -> Setup:
     return prepare(sc, "rfast", seed)
 
 
-def timed(fn: Any, repeats: int = 3) -> float:
+def timed(fn: Any, repeats: int = 5) -> float:
     """Best wall time of up to `repeats` calls (fewer when one call takes over 2 s): the
     minimum is the least noisy estimate on a shared machine."""
     best = float("inf")
@@ -114,11 +114,11 @@ def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict
     }
 
 
-def trace_rate(n: int, events: int) -> tuple[int, float]:
+def trace_rate(n: int, events: int) -> tuple[int, float, str]:
     setup = setup_for(n, 100, events)
     t0 = time.perf_counter()
     trace = record_trace(setup)
-    return len(trace), len(trace) / (time.perf_counter() - t0)
+    return len(trace), len(trace) / (time.perf_counter() - t0), trace.network["engine"]
 
 
 SCALE_CHILD = """
@@ -209,7 +209,8 @@ def main() -> None:
         batch, scale = 32, 1.0
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}. Rates in events/s; vmap: "
           f"a batch of B seeds (one trace each), steps: B step sizes on one trace (events of "
-          f"all runs / wall time); gain = batched rate / single replay rate")
+          f"all runs / wall time); gain = batched rate / single replay rate; trace: the "
+          f"engine run.engine: auto picks (the vector builder for these scenarios)")
     head = (f"{'n':>4} {'dim':>6} {'events':>7} {'trace':>7} {'online':>7} {'replay':>7} "
             f"{'vmap':>11} {'steps':>7} {'numpy':>7} | {'replay/online':>13} "
             f"{'vmap gain':>9} {'steps gain':>10} {'replay/numpy':>12}")
@@ -227,9 +228,9 @@ def main() -> None:
               f"{r['replay'] / r['online']:>12.1f}x {r['vmap'] / r['replay']:>8.2f}x "
               f"{r['vmap_steps'] / r['replay']:>9.2f}x {r['replay'] / r['numpy']:>11.1f}x",
               flush=True)
-    events, rate = trace_rate(64 if not args.quick else 8, int(scale * 200_000))
-    print(f"trace generation (SimPy engine), n={64 if not args.quick else 8}: "
-          f"{events} events at {fmt(rate)} events/s")
+    events, rate, used = trace_rate(64 if not args.quick else 8, int(scale * 200_000))
+    print(f"trace generation ({used} engine, run.engine: auto), n={64 if not args.quick else 8}"
+          f": {events} events at {fmt(rate)} events/s")
 
 
 if __name__ == "__main__":

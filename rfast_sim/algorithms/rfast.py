@@ -95,7 +95,7 @@ def rfast_compute(ops: ProblemOps, env: Env, i: Array, key: Array, node: Tracker
 def rfast_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: TrackerNodes,
                    src: TrackerNodes, chan: RunningSums) -> Receive:
     # keep only the newest packet per channel (a stale one carries an older running sum;
-    # with `supersedes` it never gets here)
+    # with `supersedes` the runners apply fresh ones only)
     return Receive(NoWrite(), NoWrite(), Received(jnp.where(fresh, payload, chan.recv)))
 
 

@@ -1,7 +1,7 @@
 """Timing model: compute times, per-node speeds, stragglers, link latency and packet drops.
 
-Every law is a frozen ``scipy.stats`` distribution parameterised by its mean (see
-:class:`rfast_sim.scenario.Dist`). Every random quantity comes from its own named stream
+Laws come from :mod:`rfast_sim.laws` (frozen ``scipy.stats`` distributions by their mean).
+Every random quantity comes from its own named stream
 (:mod:`rfast_sim.seeding`), so node i's k-th compute time and link (a, b)'s k-th packet fate are
 the same in every algorithm's run: common random numbers make comparisons fair.
 """
@@ -10,99 +10,23 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from scipy import stats
 
+from rfast_sim.laws import (
+    Blocked,
+    Draw,
+    chunk_free,
+    constant,
+    gilbert_elliott_states,
+    node_sampler,
+    sample,
+    sampler,
+    uniforms,
+)
 from rfast_sim.scenario import Dist, LinkTiming, Outage, Scenario
 from rfast_sim.seeding import stream, streams
-
-_BLOCK = 1024
-
-
-def law(dist: Dist) -> Any:
-    """The frozen scipy.stats law of `dist`, or None where it is a point mass (constant).
-
-    uniform: low..high (default 0..2*mean); exponential: scale = mean; shifted_exponential:
-    shift + Exp(mean - shift) (shift defaults to mean/2); lognormal: sigma of the log and
-    scale = exp(log(mean) - sigma^2/2); gamma: shape, scale = mean/shape; pareto (shape b > 1):
-    scale x_m = mean (b - 1)/b.
-    """
-    m = dist.mean
-    kind = dist.dist
-    if kind == "uniform":
-        low, high = (dist.low, dist.high) if dist.low is not None else (0.0, 2.0 * m)
-        assert high is not None
-        return stats.uniform(loc=low, scale=high - low) if high > low else None
-    if kind == "exponential":
-        return stats.expon(scale=m) if m > 0 else None
-    if kind == "shifted_exponential":
-        shift = dist.shift if dist.shift is not None else 0.5 * m
-        return stats.expon(loc=shift, scale=m - shift) if m > shift else None
-    if kind == "lognormal":
-        if m == 0 or dist.sigma == 0:
-            return None
-        return stats.lognorm(s=dist.sigma, scale=np.exp(np.log(m) - 0.5 * dist.sigma**2))
-    if kind == "gamma":
-        return stats.gamma(a=dist.shape, scale=m / dist.shape) if m > 0 else None
-    if kind == "pareto":
-        return stats.pareto(b=dist.shape, scale=m * (dist.shape - 1) / dist.shape) if m > 0 \
-            else None
-    return None  # constant
-
-
-def sample(dist: Dist, rng: np.random.Generator, size: int) -> np.ndarray:
-    """Draw `size` non-negative values of `dist` from `rng`."""
-    return np.asarray(_sampler(dist)(rng, size), dtype=np.float64)
-
-
-@dataclass
-class _Blocked:
-    """Serves values one at a time (`next`) or many (`take`) from blocks drawn by
-    `draw(rng, size)`; blocks grow from 16 to 1024 values (hundreds of thousands of links each
-    hold one), and both ways of reading consume the very same blocks, so the order never
-    changes."""
-
-    rng: np.random.Generator
-    draw: Callable[[np.random.Generator, int], np.ndarray]
-    block: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the current block
-    buf: list[float] | None = None  # the same as Python floats, made when `next` needs them
-    pos: int = 0
-    size: int = 16
-    # `draw` reads the generator value by value (see `_chunk_free`): `take` may then draw
-    # what it needs in one call, the same values in fewer calls
-    chunk_free: bool = False
-
-    def _refill(self, want: int = 0) -> None:
-        size = max(want, self.size) if self.chunk_free else self.size
-        self.block = np.asarray(self.draw(self.rng, size), dtype=np.float64)
-        self.buf = None
-        self.pos = 0
-        self.size = min(2 * self.size, _BLOCK)
-
-    def next(self) -> float:
-        if self.pos == len(self.block):
-            self._refill()
-        if self.buf is None:
-            # Python floats: indexing a list is several times cheaper than a numpy scalar.
-            self.buf = self.block.tolist()
-        self.pos += 1
-        return self.buf[self.pos - 1]
-
-    def take(self, k: int) -> np.ndarray:
-        """The next k values, as `next` would give them one by one."""
-        parts = []
-        while k > 0:
-            if self.pos == len(self.block):
-                self._refill(k)
-            got = self.block[self.pos:self.pos + k]
-            self.pos += len(got)
-            k -= len(got)
-            parts.append(got)
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
 
 
 class TimingModel:
@@ -125,13 +49,13 @@ class TimingModel:
         self.node_factor = speed * np.where(slow, st.slowdown, 1.0)
         self.message_bytes = message_bytes
         self._seed = seed
-        compute_law, free = _sampler(t.compute), _chunk_free(t.compute)
+        compute_law, free = sampler(t.compute), chunk_free(t.compute)
         self._compute = [
-            _Blocked(rng_i, _node_sampler(t.compute, i, compute_law), chunk_free=free)
+            Blocked(rng_i, node_sampler(t.compute, i, compute_law), chunk_free=free)
             for i, rng_i in enumerate(streams(seed, "compute", np.arange(n)))
         ]
-        self._transient = [_uniforms(r) for r in streams(seed, "transient", np.arange(n))]
-        self._choice = [_uniforms(r) for r in streams(seed, "choice", np.arange(n))]
+        self._transient = [uniforms(r) for r in streams(seed, "transient", np.arange(n))]
+        self._choice = [uniforms(r) for r in streams(seed, "choice", np.arange(n))]
         # each latency law's sampler, made once (not per link): keyed by the law's identity
         self._samplers: dict[int, tuple[Dist, Draw, bool]] = {}
         self._links: dict[tuple[int, int], _Link] = {}
@@ -251,26 +175,26 @@ class TimingModel:
                   drop_rng: np.random.Generator) -> _Link:
         law, rate = self._link_timing(src, dst)
         if law.dist == "matrix":
-            sampler, free = _constant(float(law.data()[src, dst])), True
+            draw, free = constant(float(law.data()[src, dst])), True
         else:
-            sampler, free = self._sampler(law)
+            draw, free = self._law_sampler(law)
         link = self._links[(src, dst)] = _Link(
-            _Blocked(latency_rng, sampler, chunk_free=free), _uniforms(drop_rng),
+            Blocked(latency_rng, draw, chunk_free=free), uniforms(drop_rng),
             self.drop_prob(src, dst), rate, self._outages.get((src, dst), []))
         churn = self.timing.link_churn
         if churn is not None:
-            link.up_times = _Blocked(stream(self._seed, "link_up", src, dst),
-                                     _sampler(churn.law("mtbf")))
-            link.down_times = _Blocked(stream(self._seed, "link_down", src, dst),
-                                       _sampler(churn.law("mttr")))
+            link.up_times = Blocked(stream(self._seed, "link_up", src, dst),
+                                     sampler(churn.law("mtbf")))
+            link.down_times = Blocked(stream(self._seed, "link_down", src, dst),
+                                       sampler(churn.law("mttr")))
             link.toggle = link.up_times.next()
         return link
 
-    def _sampler(self, law: Dist) -> tuple[Draw, bool]:
+    def _law_sampler(self, law: Dist) -> tuple[Draw, bool]:
         """(sampler, chunk-free) of a latency law."""
         got = self._samplers.get(id(law))
         if got is None:
-            got = self._samplers[id(law)] = (law, _sampler(law), _chunk_free(law))
+            got = self._samplers[id(law)] = (law, sampler(law), chunk_free(law))
         return got[1], got[2]
 
     def link_rate(self, src: int, dst: int) -> float:
@@ -318,16 +242,16 @@ class TimingModel:
 class _Link:
     """One link's random streams and state."""
 
-    latency: _Blocked
-    drop: _Blocked
+    latency: Blocked
+    drop: Blocked
     drop_prob: float
     rate: float
     outages: list[Outage]
     bad: bool = False  # Gilbert-Elliott state
     up: bool = True  # link churn: the current period and when it ends
     toggle: float = 0.0
-    up_times: _Blocked | None = None
-    down_times: _Blocked | None = None
+    up_times: Blocked | None = None
+    down_times: Blocked | None = None
     history: list[tuple[float, float]] = field(default_factory=list)  # churn down periods
 
 
@@ -365,101 +289,13 @@ def _node_down_periods(sc: Scenario, seed: int) -> dict[int, Periods]:
                                                  else math.inf))
     if t.churn is not None and t.churn.random:
         horizon = sc.run.until if sc.run.until is not None else math.inf
-        up_law, down_law = _sampler(t.churn.law("mtbf")), _sampler(t.churn.law("mttr"))
+        up_law, down_law = sampler(t.churn.law("mtbf")), sampler(t.churn.law("mttr"))
         for i in range(sc.nodes):
-            up = _Blocked(stream(seed, "node_up", i), up_law)
-            down = _Blocked(stream(seed, "node_down", i), down_law)
+            up = Blocked(stream(seed, "node_up", i), up_law)
+            down = Blocked(stream(seed, "node_down", i), down_law)
             clock = up.next()
             while clock < horizon:
                 end = clock + down.next()
                 spans.setdefault(i, []).append((clock, end))
                 clock = end + up.next()
     return {i: _merge(s) for i, s in spans.items()}
-
-Draw = Callable[[np.random.Generator, int], np.ndarray]
-
-
-def gilbert_elliott_states(move: np.ndarray, p_good_bad: float, p_bad_good: float,
-                           bad0: bool) -> tuple[np.ndarray, bool]:
-    """The Gilbert-Elliott chain without a loop: (is the link bad at each packet, is it bad
-    after the last), from each packet's move draw (`move[k] < p` moves on) and the state
-    before the first. Each packet's move is one of four maps of {good, bad}: identity,
-    swap, constant good, constant bad; the state at packet k is the value of the last
-    constant map before it (else `bad0`), flipped once per swap since."""
-    m = len(move)
-    if not m:
-        return np.zeros(0, bool), bad0
-    to_bad, to_good = move < p_good_bad, move < p_bad_good
-    const = to_bad != to_good  # a constant map: its value is bad where only to_bad holds
-    last = np.maximum.accumulate(np.where(const, np.arange(m), -1))
-    swaps = np.cumsum(to_bad & to_good)
-    at = np.maximum(last, 0)
-    base = np.where(last >= 0, to_bad[at], bad0)
-    after = base ^ ((swaps - np.where(last >= 0, swaps[at], 0)) % 2 == 1)  # after map k
-    return np.concatenate([[bad0], after[:-1]]).astype(bool), bool(after[-1])
-
-
-def _uniforms(rng: np.random.Generator) -> _Blocked:
-    return _Blocked(rng, lambda r, k: r.random(k), chunk_free=True)
-
-
-def _chunk_free(dist: Dist) -> bool:
-    """Whether `dist`'s draws read the generator value by value, so that k values drawn in any
-    chunks are the same: numpy's continuous samplers do; its bounded integers (behind
-    `empirical`) buffer within one call, and scipy's own samplers are not relied on."""
-    if dist.file is not None or dist.dist == "empirical":
-        return False
-    frozen = law(dist)
-    return frozen is None or _fast(frozen) is not None
-
-
-def _constant(value: float) -> Draw:
-    return lambda rng, k: np.full(k, value)
-
-
-def _sampler(dist: Dist) -> Draw:
-    if dist.dist == "empirical":
-        values = dist.data()
-        return lambda rng, k: rng.choice(values, size=k)
-    frozen = law(dist)
-    if frozen is None:
-        return _constant(dist.expected())
-    return _fast(frozen) or (lambda rng, k: frozen.rvs(size=k, random_state=rng))
-
-
-def _fast(frozen: Any) -> Draw | None:
-    """scipy's own arithmetic for the common laws without its per-call checking (which costs
-    more than the draw for small blocks): the same values, bit for bit (tested)."""
-    name = frozen.dist.name
-    scale, loc = frozen.kwds.get("scale", 1.0), frozen.kwds.get("loc", 0.0)
-    if name == "expon":
-        return lambda rng, k: rng.standard_exponential(k) * scale + loc
-    if name == "lognorm":
-        s = frozen.kwds["s"]
-        return lambda rng, k: np.exp(s * rng.standard_normal(k)) * scale + loc
-    if name == "gamma":
-        a = frozen.kwds["a"]
-        return lambda rng, k: rng.standard_gamma(a, k) * scale + loc
-    if name == "uniform":
-        return lambda rng, k: rng.uniform(0.0, 1.0, k) * scale + loc
-    return None
-
-
-def _node_sampler(dist: Dist, node: int, shared: Draw) -> Draw:
-    """Node `node`'s compute law: its own rows of a durations file (drawn from, or replayed in
-    order), else the shared law."""
-    if dist.file is None or dist.dist not in ("empirical", "trace"):
-        return shared
-    values = dist.durations().of(node)
-    if dist.dist == "empirical":
-        return lambda rng, k: rng.choice(values, size=k)
-    pos = [0]
-
-    def replay(rng: np.random.Generator, k: int) -> np.ndarray:
-        idx = pos[0] + np.arange(k)
-        pos[0] += k
-        if dist.loop:
-            return values[idx % len(values)]
-        return np.where(idx < len(values), values[np.minimum(idx, len(values) - 1)], np.inf)
-
-    return replay

@@ -78,3 +78,16 @@ def test_64_node_dim_1000_200k_event_replay_fits_in_2_gb():
     assert stats["events"] >= 200_000
     assert stats["slots"] < stats["events"] / 100, "slots are reused, not one per packet"
     assert stats["rss"] < 2 * 1024**3, f"peak RSS {stats['rss'] / 1e9:.2f} GB"
+
+
+def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
+    from rfast_sim import updates
+
+    known = updates.compiler_options()
+    assert known in ({}, updates._CPU_OPTIONS)  # the YNNPACK fusions off where it can
+    updates.compiler_options.cache_clear()
+    monkeypatch.setattr(updates, "_CPU_OPTIONS", {"xla_no_such_option_anywhere": "1"})
+    try:
+        assert updates.compiler_options() == {}  # an unknown option: the jaxlib's defaults
+    finally:
+        updates.compiler_options.cache_clear()

@@ -14,7 +14,8 @@ from scipy import special, stats
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
 from rfast_sim.scenario.base import FILE_LAWS
 from rfast_sim.seeding import stream, streams
-from rfast_sim.timing import TimingModel, sample
+from rfast_sim.laws import sample
+from rfast_sim.timing import TimingModel
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,
 # shape 3), independently of the scipy.stats objects the code builds.
@@ -143,11 +144,11 @@ def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use(
 
 @pytest.mark.parametrize("dist", sorted(CDFS))
 def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
-    from rfast_sim.timing import _sampler, law
+    from rfast_sim.laws import law, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     for k in (1, 16, 1000):
-        fast = _sampler(d)(stream(3, "f", k), k)
+        fast = sampler(d)(stream(3, "f", k), k)
         ref = law(d).rvs(size=k, random_state=stream(3, "f", k))
         np.testing.assert_array_equal(fast, ref)
 
@@ -156,15 +157,15 @@ def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
 def test_a_chunk_free_law_gives_the_same_values_in_any_chunks(dist):
     # `take` draws what it needs in one call where the law reads the generator value by
     # value; the engine's `next` reads blocks of 16, 32, ...: the values must not differ
-    from rfast_sim.timing import _Blocked, _chunk_free, _sampler
+    from rfast_sim.laws import Blocked, chunk_free, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
-    one_by_one = _Blocked(stream(4, "c"), _sampler(d), chunk_free=_chunk_free(d))
-    in_chunks = _Blocked(stream(4, "c"), _sampler(d), chunk_free=_chunk_free(d))
+    one_by_one = Blocked(stream(4, "c"), sampler(d), chunk_free=chunk_free(d))
+    in_chunks = Blocked(stream(4, "c"), sampler(d), chunk_free=chunk_free(d))
     expected = [one_by_one.next() for _ in range(3000)]
     got = np.concatenate([in_chunks.take(k) for k in (5, 2000, 1, 994)])
     np.testing.assert_array_equal(got, expected)
-    assert _chunk_free(d) == (dist != "pareto")  # scipy's own sampler is not relied on
+    assert chunk_free(d) == (dist != "pareto")  # scipy's own sampler is not relied on
 
 
 @given(seed=st.integers(0, 2**32 - 1), tag=st.text(max_size=8),

@@ -216,7 +216,7 @@ def test_replay_is_unchanged_by_windowed_slots(monkeypatch):
 @given(moves=st.lists(st.floats(0, 1, exclude_max=True), max_size=60),
        p=st.floats(0.01, 1), r=st.floats(0.01, 1), bad0=st.booleans())
 def test_gilbert_elliott_states_without_a_loop_follow_the_chain(moves, p, r, bad0):
-    from rfast_sim.timing import gilbert_elliott_states
+    from rfast_sim.laws import gilbert_elliott_states
 
     expected, bad = [], bad0
     for u in moves:  # the chain as SimPy's link_fate walks it, packet by packet

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 
 from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace
+from rfast_sim.laws import law
 from rfast_sim.scenario import Dist
-from rfast_sim.timing import TimingModel, law
+from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
 
@@ -133,6 +134,7 @@ def _departures(sent: np.ndarray, service: np.ndarray,
 
 
 _LIFO_MAX = 100_000  # packets up to which slots come from SimPy's free list (a Python loop)
+_WINDOWS = 8  # windows per lifetime span (the store is about (1 + 1/_WINDOWS) of that span's sends)
 
 
 def _slots(sent: np.ndarray, freed: np.ndarray, end: float,
@@ -144,35 +146,37 @@ def _slots(sent: np.ndarray, freed: np.ndarray, end: float,
     Up to `lifo_max` (default `_LIFO_MAX`) packets: SimPy's own last-in-first-out free list,
     so the store is as small (the most packets ever in flight) and the slots the same. Above
     it, the free list's Python loop is a good part of the builder's time, so slots come from
-    time windows of width w (the 99th percentile of the packets' lifetimes): a packet sent in
-    window k that is released before window k + 2 begins takes slot (its rank in window k) in
-    half k mod 2 of the store; the rest (1%) use the free list in a region of their own;
-    packets never read in the run (released after `end`) share one slot. The store is then a
-    few times the most packets in flight: still small next to the channel state."""
+    time windows: with L the 95th percentile of the packets' lifetimes and windows of width
+    L / K (K = `_WINDOWS`), a packet sent in window k that is released before window k + K + 1
+    begins takes slot (its rank in window k) in region k mod (K + 1) of the store; the rest
+    (5%) use the free list in a region of their own; packets never read in the run (released
+    after `end`) share one slot. The store is then about the most packets sent within one
+    lifetime L, a few times the most in flight: small next to the channel state."""
     count = len(sent)
     lifo_max = _LIFO_MAX if lifo_max is None else lifo_max
     life = (freed - sent)[freed <= end]
-    width = float(np.quantile(life, 0.99)) if len(life) else 0.0
+    width = float(np.quantile(life, 0.95)) / _WINDOWS if len(life) else 0.0
     if count <= lifo_max or not width > 0:
         return _lifo_slots(sent, freed)
     slot = np.empty(count, np.int64)
     window = np.floor(sent / width)
     unread = freed > end
     # compared as quotients: rounded division is monotonic, so a later window's sends are
-    # strictly after these releases (a product (k + 2) * width could round across one)
-    short = ~unread & (freed / width < window + 2)
+    # strictly after these releases (a product of the window's start could round across one)
+    short = ~unread & (freed / width < window + _WINDOWS + 1)
     idx = np.flatnonzero(short)
     win = window[idx].astype(np.int64)
     order = np.lexsort((sent[idx], win))
     win_sorted = win[order]
     rank = np.arange(len(idx)) - np.searchsorted(win_sorted, win_sorted, side="left")
-    half = int(rank.max()) + 1 if len(idx) else 0
-    slot[idx[order]] = (win_sorted % 2) * half + rank
+    region = int(rank.max()) + 1 if len(idx) else 0
+    slot[idx[order]] = (win_sorted % (_WINDOWS + 1)) * region + rank
+    base = (_WINDOWS + 1) * region
     rest = np.flatnonzero(~short & ~unread)
     rest_slot, rest_count = _lifo_slots(sent[rest], freed[rest])
-    slot[rest] = 2 * half + rest_slot
-    slot[unread] = 2 * half + rest_count
-    return slot, 2 * half + rest_count + int(unread.any())
+    slot[rest] = base + rest_slot
+    slot[unread] = base + rest_count
+    return slot, base + rest_count + int(unread.any())
 
 
 def _lifo_slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:

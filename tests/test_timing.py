@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
+from rfast_sim.laws import sample
 from rfast_sim.scenario import DISTRIBUTIONS, Dist
 from rfast_sim.scenario.base import FILE_LAWS
 from rfast_sim.seeding import stream, streams
-from rfast_sim.laws import sample
 from rfast_sim.timing import TimingModel
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,

@@ -162,14 +162,16 @@ class TimingModel:
                                   stream(self._seed, "drop", src, dst))
         return link
 
-    def open_links(self, src: np.ndarray, dst: np.ndarray) -> None:
-        """Make the state of every given link now (the same as one by one, made faster)."""
-        new = [(a, b) for a, b in zip(src.tolist(), dst.tolist(), strict=True)
-               if (a, b) not in self._links]
+    def open_links(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Make the state of every given link now (the same as one by one, made faster); their
+        rates (`link_rate`)."""
+        pairs = list(zip(src.tolist(), dst.tolist(), strict=True))
+        new = [key for key in pairs if key not in self._links]
         ids = np.array(new, dtype=np.int64).reshape(-1, 2)
         for (a, b), lat, drop in zip(new, streams(self._seed, "latency", ids),
                                      streams(self._seed, "drop", ids), strict=True):
             self._new_link(a, b, lat, drop)
+        return np.array([self._links[key].rate for key in pairs], dtype=float)
 
     def _new_link(self, src: int, dst: int, latency_rng: np.random.Generator,
                   drop_rng: np.random.Generator) -> _Link:
@@ -200,13 +202,6 @@ class TimingModel:
     def link_rate(self, src: int, dst: int) -> float:
         """Bytes/s the link src->dst carries (a cap on every transfer on it)."""
         return self._link(src, dst).rate
-
-    def link_rates(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-        """`link_rate` of many links, without making their state."""
-        if not self._link_specs and self.timing.clusters is None:
-            return np.full(len(src), float(self.timing.bandwidth))
-        return np.array([self._link_timing(a, b)[1] for a, b in zip(src.tolist(), dst.tolist(),
-                                                                     strict=True)], float)
 
     def link_up(self, src: int, dst: int, t: float) -> bool:
         """Is link src->dst up at time t? Ask in increasing t per link (departures are)."""

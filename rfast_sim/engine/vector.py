@@ -201,11 +201,6 @@ def _lifo_slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
     return np.asarray(slot, dtype=np.int64), top
 
 
-def _first(ctimes: list[np.ndarray]) -> np.ndarray:
-    """Index of each node's first computation in the node-major list of computations."""
-    return np.concatenate([[0], np.cumsum([len(x) for x in ctimes])[:-1]]).astype(np.int64)
-
-
 def _packets(timing: TimingModel, channels: Channels, counts: list[int],
              pattern: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(node, computation index, out-channel position) of every packet, node by node in send
@@ -257,16 +252,18 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     durations, ctimes = clock.upto(end, by_updates)
     kout = channels.out_ch.shape[1]
     p_node, p_k, p_out = _packets(timing, channels, [len(x) for x in ctimes], pattern)
-    p_sent = np.concatenate([*ctimes, []])[_first(ctimes)[p_node] + p_k] if len(p_node) \
-        else np.zeros(0)
+    c_time = np.concatenate([*ctimes, []])  # node-major: node i's computations in order
+    c_node = np.repeat(np.arange(n), [len(x) for x in ctimes])
+    c_first = np.concatenate([[0], np.cumsum([len(x) for x in ctimes])[:-1]]).astype(np.int64)
+    p_row = c_first[p_node] + p_k  # each packet's computation in c_time
+    p_sent = c_time[p_row]
     p_ch = channels.out_ch[p_node, p_out].astype(np.int64)
     p_dst = channels.dst[p_ch].astype(np.int64)
     nbytes = timing.message_bytes
     nic = t.nic
     egress = (nic.egress or t.bandwidth) if nic is not None else math.inf
     link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
-    timing.open_links(link_ids // n, link_ids % n)
-    rates = np.minimum(timing.link_rates(link_ids // n, link_ids % n), egress)
+    rates = np.minimum(timing.open_links(link_ids // n, link_ids % n), egress)
     service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
     p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
     bounds = np.searchsorted(p_node, np.arange(n + 1))
@@ -292,21 +289,17 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
     p_seq = _per_channel_count(p_ch)
     slot, num_slots = _slots(p_sent, arrive, end)
-    return _assemble(channels, timing, samples, durations, ctimes, kout, dict(
+    return _assemble(channels, timing, samples, durations, c_node, c_time, kout, dict(
         node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
-        ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, k=p_k, slot=slot, latency=latency),
+        ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, row=p_row, slot=slot, latency=latency),
         num_slots, end)
 
 
 def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
-              durations: list[np.ndarray], ctimes: list[np.ndarray], kout: int,
+              durations: list[np.ndarray], c_node: np.ndarray, c_time: np.ndarray, kout: int,
               p: dict[str, np.ndarray], num_slots: int, end: float) -> EventTrace:
     n = channels.n
     nbytes = timing.message_bytes
-    # compute rows and their out-slots
-    c_node = np.concatenate([np.full(len(ctimes[i]), i) for i in range(n)] + [[]]).astype(int)
-    c_time = np.concatenate([*ctimes, []])
-    c_first = np.concatenate([[0], np.cumsum([len(x) for x in ctimes])])
     arrived = p["arrive"] <= end
     a = {k: v[arrived] for k, v in p.items()}
     # without a NIC SimPy counts a packet as it is handed over (its draws happen then too)
@@ -326,7 +319,7 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     position = np.empty(len(order), np.int64)
     position[order] = np.arange(len(order))
     out_slots = np.full((len(order), kout), -1, np.int32)
-    out_slots[position[c_first[p["node"]] + p["k"]], p["out"]] = p["slot"]
+    out_slots[position[p["row"]], p["out"]] = p["slot"]
     departed = leave <= end
     dep_times = np.sort(leave[departed])
     drop_times = np.sort(a["arrive"][a["lost"]])

@@ -89,6 +89,7 @@ def _edges(spec: GraphSpec, n: int) -> tuple[float, float]:
     hops = max(1, math.ceil(math.log2(n)))
     return {
         "ring": (2 * n, 2), "directed_ring": (n, 1), "exponential": (n * hops, hops),
+        "one_peer_exponential": (n * hops, hops),
         "binary_tree": (n, 3), "tree": (n, spec.arity + 1), "star": (2 * n, n),
         "complete": (n * (n - 1), n - 1), "grid": (4 * n, 4),
         "erdos_renyi": (spec.p * n * (n - 1), spec.p * n + 3 * math.sqrt(n) + 1),

@@ -99,7 +99,9 @@ class Blocked:
             self.pos += len(got)
             k -= len(got)
             parts.append(got)
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 

@@ -92,7 +92,7 @@ def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFr
     for k, ((alg, step), g) in enumerate(runs.groupby(["algorithm", "step_size"], sort=False)):
         c = stats.summarize_times(g[ttt].to_numpy(), stream(seed, "bootstrap", k))
         finals = {f"final_{m}": float(np.nanmedian(g[f"final_{m}"])) if g[f"final_{m}"].notna()
-                  .any() else float("nan") for m in ("loss", "opt_gap", "accuracy", "dist_opt")}
+                  .any() else float("nan") for m in METRIC_COLUMNS}
         rows.append({
             "algorithm": alg, "step_size": step, "seeds": c.seeds, "reached": c.fraction,
             ttt: c.median, f"{ttt}_ci_low": c.ci_low, f"{ttt}_ci_high": c.ci_high,

@@ -24,7 +24,10 @@ def streams(seed: int, tag: str, ids: np.ndarray) -> list[np.random.Generator]:
     generators, made several times faster: numpy's SeedSequence hashing runs on all rows at
     once (`_seed_words`) and each PCG64 starts from its words (hundreds of thousands of links
     each need two streams)."""
-    ids = np.asarray(ids, dtype=np.int64).reshape(len(ids), -1)
+    ids = np.asarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return []
+    ids = ids.reshape(len(ids), -1)
     if seed < 0 or seed > _MASK32 or (ids.size and (ids.min() < 0 or ids.max() > _MASK32)):
         return [stream(seed, tag, *map(int, row)) for row in ids]  # multi-word entropy
     entropy = np.concatenate([np.full((len(ids), 1), seed, np.uint32),

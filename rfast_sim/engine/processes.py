@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from rfast_sim.engine.network import Network, Packet
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, RESET, SAMPLE, Recorder
+from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, RESET, SAMPLE, Recorder, sample_times
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
@@ -141,17 +141,12 @@ class Sim:
 
 def sampler(sim: Sim, every: float) -> Process:
     """Record a metric sample every `every` simulated seconds, then end the run at the limit."""
-    k = 0
-    while True:
-        t = k * every
-        if t > sim.limit + 1e-12 * max(1.0, sim.limit):
-            break
+    for t in sample_times(sim.limit, every):
         if t > sim.env.now:
             yield sim.env.timeout(t - sim.env.now)
         if sim.done.triggered:
             return
         sim.sample_now()
-        k += 1
     sim.finish()
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,23 @@ import numpy as np
 
 COMPUTE, DELIVER, ROUND, DROP, SAMPLE, RESET = 0, 1, 2, 3, 4, 5
 KIND_NAMES = ("compute", "deliver", "round", "drop", "sample", "reset")
+
+
+def sample_times(until: float, every: float) -> Iterator[float]:
+    """The metric sample grid of both trace builders: 0, every, 2 every, ... up to `until`,
+    then `until` itself where the grid stops short of it (a run shorter than one interval, or
+    one that is not a multiple of it, still samples its final state). Endless for an infinite
+    `until` (a max_updates stop ends the run)."""
+    tol = 1e-12 * max(1.0, until) if until < np.inf else 0.0
+    last = -np.inf
+    for k in itertools.count():
+        t = k * every
+        if t > until + tol:
+            break
+        last = t
+        yield t
+    if last < until - tol:
+        yield until
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace
+from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace, sample_times
 from rfast_sim.laws import law
 from rfast_sim.scenario import Dist
 from rfast_sim.timing import TimingModel
@@ -60,11 +60,9 @@ def ties_unlikely(timing: TimingModel) -> bool:
     return continuous(t.compute) and (t.nic is not None or all(map(continuous, latencies)))
 
 
-def _end_time(until: float, every: float) -> np.ndarray:
-    """The sampler's grid (as processes.sampler computes it): k * every up to until (finite)."""
-    k = np.arange(math.floor(until / every) + 2)
-    times = k * every
-    return times[times <= until + 1e-12 * max(1.0, until)]
+def _grid(until: float, every: float) -> np.ndarray:
+    """The sample grid (`sample_times`) of a finite `until`."""
+    return np.fromiter(sample_times(until, every), np.float64)
 
 
 class _Clock:
@@ -244,11 +242,8 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     n, t = channels.n, timing.timing
     limit = until if until is not None else math.inf
     clock = _Clock(timing, n)
-    end, by_updates = clock.stop(float(_end_time(limit, sample_every)[-1])
-                                 if math.isfinite(limit) else limit, max_updates)
-    samples = _end_time(end, sample_every)
-    if by_updates and samples[-1] < end:  # SimPy's final sample, when the last update ends it
-        samples = np.append(samples, end)
+    end, by_updates = clock.stop(limit, max_updates)
+    samples = _grid(end, sample_every)  # ends at `end`: SimPy's final sample
     durations, ctimes = clock.upto(end, by_updates)
     kout = channels.out_ch.shape[1]
     p_node, p_k, p_out = _packets(timing, channels, [len(x) for x in ctimes], pattern)

@@ -1,0 +1,433 @@
+"""Hypothesis strategies of *valid* scenarios: plain dicts that satisfy the schema's cross-field
+rules by construction (graph conditions per algorithm, exclusive keys, node ids in range, laws
+allowed per field, the vector builder only where it covers the run, faults with a finite
+`run.until`), so a draw that is refused points at a rule the generator does not know or at a
+bug.
+
+Files (durations and latency matrices) are drawn as :class:`DataFile` values; `materialize`
+writes them into a folder and puts their names in place.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+from hypothesis import strategies as st
+
+ALGORITHMS = ("rfast", "rfast_nonrobust", "osgp", "adpsgd", "allreduce_sgd", "dpsgd", "sync_gt")
+PULL_PUSH = {"rfast", "rfast_nonrobust", "sync_gt"}  # a common root of G_R and G_C
+PUSH_STRONG = {"osgp"}  # a strongly connected G_C
+GOSSIP = {"adpsgd", "dpsgd"}  # a connected undirected graph
+ASYNC = {"rfast", "rfast_nonrobust", "osgp", "adpsgd"}
+# graph kinds strongly connected on every n >= 2, and those that are symmetric too
+STRONG_KINDS = ("ring", "directed_ring", "exponential", "star", "complete", "grid")
+SYMMETRIC_KINDS = ("ring", "star", "complete", "grid")
+PLAIN_LAWS = ("constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma",
+              "pareto")
+TARGETS = ("opt_gap", "loss", "grad_norm", "accuracy")
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """A CSV file to write: `rows` of values under `header` (None: no header line)."""
+
+    header: tuple[str, ...] | None
+    rows: tuple[tuple[float, ...], ...]
+
+    def text(self) -> str:
+        lines = [",".join(self.header)] if self.header else []
+        lines += [",".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row)
+                  for row in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def materialize(data: Any, folder: Path, *, absolute: bool = True) -> Any:
+    """`data` with every DataFile written into `folder` (a fresh name each: file reads are
+    cached by path, size and time) and replaced by its path (relative to `folder` unless
+    `absolute`)."""
+    if isinstance(data, DataFile):
+        path = folder / f"data_{uuid.uuid4().hex[:12]}.csv"
+        path.write_text(data.text())
+        return str(path) if absolute else path.name
+    if isinstance(data, dict):
+        return {k: materialize(v, folder, absolute=absolute) for k, v in data.items()}
+    if isinstance(data, list):
+        return [materialize(v, folder, absolute=absolute) for v in data]
+    return data
+
+
+# --- laws -------------------------------------------------------------------------------------
+
+def _num(low: float, high: float) -> st.SearchStrategy[float]:
+    return st.floats(low, high, allow_nan=False, allow_infinity=False).map(lambda v: round(v, 6))
+
+
+@st.composite
+def plain_law(draw: st.DrawFn, mean_low: float, mean_high: float,
+              kinds: tuple[str, ...] = PLAIN_LAWS) -> dict[str, Any]:
+    """A law by its mean, with a positive mean in [mean_low, mean_high]."""
+    kind = draw(st.sampled_from(kinds))
+    mean = draw(_num(mean_low, mean_high))
+    law: dict[str, Any] = {"dist": kind, "mean": mean}
+    if kind == "uniform" and draw(st.booleans()):
+        low = draw(_num(0.0, mean))
+        law.update(low=low, high=round(2 * mean - low, 6))
+    elif kind == "shifted_exponential" and draw(st.booleans()):
+        law["shift"] = draw(_num(0.0, mean))
+    elif kind == "lognormal":
+        law["sigma"] = draw(_num(0.0, 1.5))
+    elif kind == "gamma":
+        law["shape"] = draw(_num(0.3, 5.0))
+    elif kind == "pareto":
+        law["shape"] = draw(_num(1.5, 5.0))
+    return law
+
+
+def _durations(draw: st.DrawFn, n: int, mean: float, per_node: bool) -> DataFile:
+    values = st.floats(0.05 * mean, 3 * mean).map(lambda v: round(v, 6))
+    if not per_node:
+        rows = draw(st.lists(values, min_size=1, max_size=8))
+        return DataFile(("duration",), tuple((v,) for v in rows))
+    out: list[tuple[Any, ...]] = []
+    for i in range(n):
+        out += [(i, v) for v in draw(st.lists(values, min_size=1, max_size=4))]
+    return DataFile(("node", "duration"), tuple(out))
+
+
+@st.composite
+def compute_law(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    source = draw(st.sampled_from(("plain", "plain", "plain", "empirical", "trace")))
+    if source == "plain":
+        return draw(plain_law(0.2, 2.0))
+    per_node = source == "trace" or draw(st.booleans())
+    law: dict[str, Any] = {"dist": source, "file": _durations(draw, n, 1.0, per_node)}
+    if source == "trace":
+        law["loop"] = draw(st.booleans())
+    return law
+
+
+@st.composite
+def latency_law(draw: st.DrawFn, n: int, matrix: bool = True) -> dict[str, Any]:
+    source = draw(st.sampled_from(("plain",) * 4 + ("empirical",) + (("matrix",) if matrix
+                                                                      else ())))
+    if source == "plain":
+        if draw(st.integers(0, 9)) == 0:
+            return {"dist": "constant", "mean": 0.0}  # no latency at all
+        return draw(plain_law(0.001, 0.5))
+    if source == "empirical":
+        return {"dist": "empirical", "file": _durations(draw, n, 0.05, draw(st.booleans()))}
+    cells = draw(st.lists(st.floats(0.0, 0.3).map(lambda v: round(v, 6)), min_size=n * n,
+                          max_size=n * n))
+    rows = tuple(tuple(cells[r * n:(r + 1) * n]) for r in range(n))
+    header = tuple(f"n{j}" for j in range(n)) if draw(st.booleans()) else None
+    return {"dist": "matrix", "file": DataFile(header, rows)}
+
+
+@st.composite
+def period_law(draw: st.DrawFn, mean_low: float, mean_high: float) -> float | dict[str, Any]:
+    """An up or down period: a mean (exponential) or a law."""
+    if draw(st.booleans()):
+        return draw(_num(mean_low, mean_high))
+    return draw(plain_law(mean_low, mean_high, ("constant", "exponential", "uniform", "gamma")))
+
+
+# --- graphs -----------------------------------------------------------------------------------
+
+def _tree_edges(draw: st.DrawFn, n: int, root: int, toward: bool) -> list[tuple[int, int]]:
+    """A random spanning tree of 0..n-1 at `root` (edges away from it, or toward it), plus a
+    few random extra edges."""
+    order = draw(st.permutations([i for i in range(n) if i != root]))
+    placed, edges = [root], []
+    for v in order:
+        parent = draw(st.sampled_from(placed))
+        edges.append((v, parent) if toward else (parent, v))
+        placed.append(v)
+    extra = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=n))
+    edges += [(a, b) for a, b in extra if a != b]
+    return sorted(set(edges))
+
+
+def _connected_p(n: int, p: float, seed: int) -> float:
+    """`p` if G(n, p) with this seed is connected (as topology builds it), else 1."""
+    return p if nx.is_connected(nx.erdos_renyi_graph(n, p, seed=seed)) else 1.0
+
+
+@st.composite
+def graph_spec(draw: st.DrawFn, n: int, role: str, root: int, seed: int, *,
+               tree_ok: bool, time_varying_ok: bool, symmetric: bool = False) -> dict[str, Any]:
+    """A graph for `role` (pull, push, undirected) valid with common root `root`: strongly
+    connected kinds; trees and edge lists rooted at `root` where `tree_ok` (away from it for
+    pull, toward it for push); symmetric kinds only where `symmetric`."""
+    kinds = [*(SYMMETRIC_KINDS if symmetric else STRONG_KINDS), "erdos_renyi", "edges"]
+    if tree_ok and not symmetric:
+        kinds += ["tree", "binary_tree"]
+    if time_varying_ok and not symmetric:
+        kinds.append("one_peer_exponential")
+    kind = draw(st.sampled_from(kinds))
+    spec: dict[str, Any] = {"kind": kind}
+    if kind == "star":
+        spec["root"] = draw(st.integers(0, n - 1))
+    elif kind == "erdos_renyi":
+        # topology seeds pull with the scenario seed, push with seed + 1, gossip with seed
+        spec["p"] = _connected_p(n, draw(_num(0.3, 1.0)), seed + (role == "push"))
+    elif kind in ("tree", "binary_tree"):
+        spec["root"] = root
+        if kind == "tree":
+            spec["arity"] = draw(st.integers(1, 4))
+        if draw(st.booleans()):
+            spec["direction"] = "away" if role == "pull" else "toward"
+    elif kind == "edges":
+        if symmetric:
+            tree = _tree_edges(draw, n, draw(st.integers(0, n - 1)), toward=False)
+            edges = sorted({e for a, b in tree for e in ((a, b), (b, a))})
+        elif tree_ok:
+            edges = _tree_edges(draw, n, root, toward=role == "push")
+        else:  # strongly connected: a directed cycle through every node, plus extras
+            cycle = draw(st.permutations(range(n)))
+            edges = sorted({(cycle[k], cycle[(k + 1) % n]) for k in range(n)}
+                           | set(_tree_edges(draw, n, root, toward=False)))
+        spec["edges"] = [list(e) for e in edges]
+    return spec
+
+
+@st.composite
+def graphs_block(draw: st.DrawFn, n: int, names: list[str], seed: int,
+                 time_varying_ok: bool) -> dict[str, Any]:
+    used = set(names)
+    tree_ok = not (used & PUSH_STRONG)  # push-sum needs a strongly connected push graph
+    gossip_from_pull = bool(used & GOSSIP) and draw(st.booleans())
+    root = draw(st.integers(0, n - 1))
+
+    def pair(tv: bool) -> dict[str, Any]:
+        sym = gossip_from_pull
+        return {"pull": draw(graph_spec(n, "pull", root, seed, tree_ok=tree_ok and not sym,
+                                        time_varying_ok=tv and not sym, symmetric=sym)),
+                "push": draw(graph_spec(n, "push", root, seed, tree_ok=tree_ok,
+                                        time_varying_ok=tv))}
+
+    out = pair(time_varying_ok)
+    if used & GOSSIP and not gossip_from_pull:
+        out["undirected"] = draw(graph_spec(n, "undirected", root, seed, tree_ok=False,
+                                            time_varying_ok=False, symmetric=True))
+    if time_varying_ok and not gossip_from_pull and draw(st.integers(0, 3)) == 0:
+        times = sorted(set(draw(st.lists(_num(0.0, 20.0), min_size=1, max_size=3))))
+        entries = []
+        for at in times:
+            entry: dict[str, Any] = {"at": at}
+            both = pair(True)
+            for role in draw(st.sampled_from((("pull",), ("push",), ("pull", "push")))):
+                entry[role] = both[role]
+            entries.append(entry)
+        out["schedule"] = entries
+    return out
+
+
+# --- timing -----------------------------------------------------------------------------------
+
+def _pairs(draw: st.DrawFn, n: int, max_size: int) -> list[tuple[int, int]]:
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)),
+                          max_size=max_size, unique=True))
+    return [(a, b) for a, b in pairs if a != b]
+
+
+@st.composite
+def link_timing(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if draw(st.booleans()):
+        out["latency"] = draw(latency_law(n, matrix=False))
+    if draw(st.booleans()):
+        out["bandwidth"] = draw(_num(1e5, 1e9))
+    return out
+
+
+@st.composite
+def timing_block(draw: st.DrawFn, n: int, faults: bool) -> dict[str, Any]:
+    t: dict[str, Any] = {"compute": draw(compute_law(n)), "latency": draw(latency_law(n))}
+    if draw(st.booleans()):
+        t["speed"] = draw(plain_law(0.5, 1.5))
+    if draw(st.booleans()):
+        st_: dict[str, Any] = {}
+        if draw(st.booleans()):
+            st_["count"] = draw(st.integers(0, n))
+        elif draw(st.booleans()):
+            st_["nodes"] = draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=3,
+                                         unique=True))
+        if draw(st.booleans()):
+            st_["prob"] = draw(_num(0.0, 0.3))
+        st_["slowdown"] = draw(_num(1.0, 10.0))
+        t["stragglers"] = st_
+    if draw(st.booleans()):
+        t["bandwidth"] = draw(_num(1e5, 1e10))
+    t["message_bytes"] = draw(st.one_of(st.just("auto"), _num(8.0, 1e7)))
+    loss = draw(st.sampled_from(("none", "bernoulli", "gilbert_elliott")))
+    if loss == "bernoulli":
+        t["drop_prob"] = draw(_num(0.0, 0.5))
+    elif loss == "gilbert_elliott":
+        t["loss"] = {"model": "gilbert_elliott", "p_good_bad": draw(_num(0.01, 0.5)),
+                     "p_bad_good": draw(_num(0.05, 1.0)), "loss_good": draw(_num(0.0, 0.2)),
+                     "loss_bad": draw(_num(0.3, 1.0))}
+    if loss != "gilbert_elliott" and draw(st.integers(0, 3)) == 0:
+        t["link_drop_prob"] = [{"src": a, "dst": b, "drop_prob": draw(_num(0.0, 0.9))}
+                               for a, b in _pairs(draw, n, 3)]
+    if draw(st.integers(0, 3)) == 0:
+        t["links"] = [{"src": a, "dst": b, **draw(link_timing(n))} for a, b in _pairs(draw, n, 3)]
+    if draw(st.integers(0, 3)) == 0:
+        nodes = draw(st.permutations(range(n)))
+        cut = draw(st.integers(1, n))
+        groups = [list(nodes[:cut]), list(nodes[cut:])]
+        t["clusters"] = {"groups": [g for g in groups if g], "intra": draw(link_timing(n)),
+                         "inter": draw(link_timing(n))}
+    if draw(st.booleans()):
+        nic: dict[str, Any] | None = None
+        if draw(st.integers(0, 3)):
+            nic = {}
+            if draw(st.booleans()):
+                nic["egress"] = draw(_num(1e5, 1e10))
+            nic["queue"] = draw(st.sampled_from(("fifo", "latest")))
+            if draw(st.booleans()):
+                nic["ingress"] = draw(_num(1e5, 1e10))
+        t["nic"] = nic
+    if draw(st.booleans()):
+        t["barrier"] = draw(st.sampled_from(("neighbour", "global")))
+    if draw(st.booleans()):
+        t["barrier_timeout"] = draw(_num(0.05, 5.0))
+    if draw(st.booleans()):
+        t["retransmit_timeout"] = draw(_num(0.01, 2.0))
+    if faults:
+        t.update(draw(faults_block(n)))
+    return t
+
+
+@st.composite
+def faults_block(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    which = draw(st.sets(st.sampled_from(("churn", "rejoin_only", "link_churn", "outages")),
+                         min_size=1))
+    if "churn" in which:
+        out["churn"] = {"mtbf": draw(period_law(2.0, 30.0)), "mttr": draw(period_law(0.2, 5.0))}
+        if draw(st.booleans()):
+            out["churn"]["rejoin"] = draw(st.sampled_from(("keep", "reset")))
+    elif "rejoin_only" in which:
+        out["churn"] = {"rejoin": "reset"}
+    if "link_churn" in which:
+        out["link_churn"] = {"mtbf": draw(period_law(2.0, 30.0)),
+                             "mttr": draw(period_law(0.2, 5.0))}
+    if "outages" in which:
+        outages = []
+        for _ in range(draw(st.integers(1, 3))):
+            start = draw(_num(0.0, 10.0))
+            o: dict[str, Any] = {"start": start}
+            if draw(st.booleans()):
+                o["node"] = draw(st.integers(0, n - 1))
+            else:
+                a, b = draw(st.permutations(range(n)))[:2]
+                o.update(src=a, dst=b)
+            if draw(st.integers(0, 3)):
+                o["end"] = round(start + draw(_num(0.1, 10.0)), 6)
+            outages.append(o)
+        out["outages"] = outages
+    return out
+
+
+# --- problem, algorithms, run -----------------------------------------------------------------
+
+@st.composite
+def problem_block(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(st.sampled_from(("least_squares", "logistic", "mlp")))
+    p: dict[str, Any] = {"kind": kind, "samples_per_node": draw(st.integers(1, 24))}
+    if kind != "mlp":
+        p["dim"] = draw(st.integers(1, 12))
+    else:
+        p["hidden"] = draw(st.integers(1, 8))
+    if draw(st.booleans()):
+        het = draw(st.sampled_from(("none", "shift", "label_skew")))
+        p["heterogeneity"] = {"kind": het, "scale": draw(_num(0.0, 3.0)),
+                              "alpha": draw(_num(0.05, 5.0))}
+    if draw(st.booleans()):
+        p["batch_size"] = draw(st.integers(1, 16))
+    for key, (low, high) in {"l2": (0.0, 0.1), "noise": (0.0, 1.0)}.items():
+        if draw(st.booleans()):
+            p[key] = draw(_num(low, high))
+    return p
+
+
+def _step_sizes(draw: st.DrawFn) -> float | list[float]:
+    steps = draw(st.lists(_num(0.005, 0.5), min_size=1, max_size=3, unique=True))
+    return steps[0] if len(steps) == 1 and draw(st.booleans()) else steps
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, max_nodes: int = 32, max_algorithms: int = 2,
+              vector_scope: bool = False) -> dict[str, Any]:
+    """A valid scenario as a plain dict (DataFile values still to `materialize`).
+    `vector_scope`: only what the vector builder covers, with continuous compute times (so
+    simultaneous events have probability zero and both engines must agree)."""
+    n = draw(st.integers(2, max_nodes))
+    seed = draw(st.integers(0, 2**40))
+    names = draw(st.lists(st.sampled_from(sorted(ASYNC) if vector_scope else ALGORITHMS),
+                          min_size=1, max_size=max_algorithms, unique=True))
+    faults = not vector_scope and draw(st.integers(0, 4)) == 0
+    time_varying_ok = "sync_gt" not in names and not vector_scope
+    timing = draw(timing_block(n, faults))
+    if vector_scope:
+        timing["compute"] = draw(plain_law(0.2, 2.0, ("exponential", "lognormal", "gamma",
+                                                      "uniform", "shifted_exponential")))
+        if timing.get("nic"):
+            timing["nic"] = {k: v for k, v in timing["nic"].items() if k != "ingress"} | {
+                "queue": "fifo"}
+    sc: dict[str, Any] = {
+        "name": draw(st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)),
+        "seed": seed, "seeds": draw(st.integers(1, 3)), "nodes": n,
+        "dtype": draw(st.sampled_from(("float64", "float32"))),
+        "graphs": draw(graphs_block(n, names, seed, time_varying_ok)),
+        "timing": timing,
+        "problem": draw(problem_block()),
+    }
+    if len(names) == 1 and draw(st.booleans()):
+        sc["algorithm"] = {"name": names[0], "step_size": _step_sizes(draw)}
+    else:
+        sc["algorithms"] = [{"name": a, "step_size": _step_sizes(draw)} for a in names]
+    if draw(st.booleans()):
+        metric = draw(st.sampled_from(TARGETS))
+        sc["compare"] = {"baseline": draw(st.sampled_from(names)),
+                         "target": {metric: draw(_num(1e-4, 1.0))}}
+    sc["run"] = draw(run_block(sc, faults, vector_scope))
+    return sc
+
+
+def _covered_by_vector(sc: dict[str, Any]) -> bool:
+    """The vector builder's scope, as its documentation states it: asynchronous methods on
+    static graphs without faults, a modelled ingress, or a `latest` queue."""
+    t, g = sc["timing"], sc["graphs"]
+    names = [a["name"] for a in sc.get("algorithms") or [sc["algorithm"]]]
+    nic = t.get("nic", {})
+    kinds = {g["pull"]["kind"], g["push"]["kind"]}
+    return (set(names) <= ASYNC and not g.get("schedule") and "one_peer_exponential" not in kinds
+            and not {"churn", "link_churn", "outages"} & set(t)
+            and not (nic and (nic.get("ingress") or nic.get("queue") == "latest")))
+
+
+@st.composite
+def run_block(draw: st.DrawFn, sc: dict[str, Any], faults: bool,
+              vector_scope: bool = False) -> dict[str, Any]:
+    # from a fraction of one compute time to many
+    until = round(10 ** draw(st.floats(-1.5, 1.5)), 6)
+    run: dict[str, Any] = {}
+    stop = "until" if faults else draw(st.sampled_from(("until", "until", "updates", "both")))
+    if stop in ("until", "both"):
+        run["until"] = until
+    else:
+        run["until"] = None
+    if stop in ("updates", "both"):
+        run["max_updates"] = draw(st.integers(1, 40 * sc["nodes"]))
+    # sometimes longer than the run itself
+    run["sample_every"] = round(until * 10 ** draw(st.floats(-1.3, 0.5)), 6) or 0.01
+    if draw(st.integers(0, 4)) == 0 and not vector_scope:
+        run["mode"] = "online"
+    engines = ["auto", "simpy"] + (["vector"] if _covered_by_vector(sc) else [])
+    run["engine"] = "auto" if vector_scope else draw(st.sampled_from(engines))
+    return run

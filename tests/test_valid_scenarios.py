@@ -1,0 +1,353 @@
+"""Valid input never crashes: generated valid scenarios run to a well-formed frame (or are
+refused with one line naming a field), through the Python API and the command line.
+
+The default profile runs a few dozen draws; ``RFAST_SIM_FUZZ=many pytest -m slow`` runs many
+more (random, not derandomized).
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import HealthCheck, Phase, given, settings
+from pydantic import BaseModel
+from scenario_strategies import materialize, scenarios
+
+import rfast_sim
+from rfast_sim import budget
+from rfast_sim.cli import comparison_notes, comparison_view
+from rfast_sim.loading import load_scenario, parse_scenario, shipped_scenarios
+from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.setup import scenario_graphs
+
+REPO = Path(__file__).resolve().parents[1]
+COUNTERS = ("updates", "messages", "bytes", "dropped", "superseded")
+COLUMNS = ("algorithm", "seed", "step_size", "time", *COUNTERS, "diverged", "loss", "opt_gap",
+           "grad_norm", "consensus", "accuracy", "dist_opt")
+
+
+# --- what every draw must satisfy -------------------------------------------------------------
+
+def expected_grid(until: float, every: float) -> np.ndarray:
+    """0, every, 2 every, ... <= until, then until itself if the grid stops short of it."""
+    k = np.arange(math.floor(until / every + 1e-9) + 1)
+    grid = k * every
+    grid = grid[grid <= until * (1 + 1e-12)]
+    return grid if grid[-1] >= until * (1 - 1e-12) else np.append(grid, until)
+
+
+def check_frame(sc: Scenario, df: pd.DataFrame) -> None:
+    """Every run of the scenario is in the frame with every sample row and every column;
+    counters are finite and non-decreasing; metrics are finite or NaN where not defined."""
+    assert set(COLUMNS) <= set(df.columns), set(COLUMNS) - set(df.columns)
+    runs = {(a.name, s, h) for a in sc.algorithm_list for s in sc.seed_list for h in a.step_sizes}
+    got = df.groupby(["algorithm", "seed", "step_size"], sort=False)
+    assert {k for k, _ in got} == runs
+    until, every, cap = sc.run.until, sc.run.sample_every, sc.run.max_updates
+    for key, g in got:
+        t = g["time"].to_numpy()
+        assert t[0] == 0.0, key
+        assert np.all(np.diff(t) > 0), key
+        end = t[-1]
+        if until is not None:
+            assert end <= until * (1 + 1e-12), key
+        stopped_early = until is None or end < until * (1 - 1e-12)
+        if stopped_early:  # only a max_updates stop ends a run before until
+            assert cap is not None, key
+            assert g["updates"].iloc[-1] >= cap, key
+        np.testing.assert_allclose(t, expected_grid(end, every), rtol=1e-12, err_msg=str(key))
+        for c in COUNTERS:
+            v = g[c].to_numpy(dtype=float)
+            assert np.all(np.isfinite(v)), (key, c)
+            assert np.all(np.diff(v) >= 0), (key, c)
+        diverged = g["diverged"].to_numpy()
+        for c in ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist_opt"):
+            v = g[c].to_numpy(dtype=float)
+            assert not np.any(np.isinf(v)), (key, c)
+            # NaN: not defined for this problem (every row), or from divergence on
+            assert np.all(np.isnan(v)) or np.all(~np.isnan(v) | diverged), (key, c)
+
+
+def one_line(message: str) -> bool:
+    return bool(message) and "\n" not in message.strip() and "Traceback" not in message
+
+
+def validate(sc: Scenario) -> None:
+    """What `rfast-sim validate` checks."""
+    budget.check(sc)
+    scenario_graphs(sc, [a.name for a in sc.algorithm_list])
+
+
+def features(data: dict[str, Any]) -> list[str]:
+    """The features of a draw, for the report."""
+    t, g, r = data["timing"], data["graphs"], data["run"]
+    names = [a["name"] for a in data.get("algorithms") or [data["algorithm"]]]
+    out = [f"algorithm={a}" for a in names]
+    out += [f"{role}={g[role]['kind']}" for role in ("pull", "push", "undirected") if role in g]
+    out += [f"compute={t['compute']['dist']}", f"latency={t['latency']['dist']}",
+            f"engine={r['engine']}", f"mode={r.get('mode', 'replay')}", f"dtype={data['dtype']}",
+            f"problem={data['problem']['kind']}"]
+    out += [f"has {k}" for k in ("schedule",) if k in g]
+    out += [f"has {k}" for k in ("churn", "link_churn", "outages", "loss", "drop_prob", "links",
+                                 "clusters", "stragglers", "barrier_timeout") if k in t]
+    if "nic" in t:
+        nic = t["nic"]
+        out.append("nic=null" if nic is None else f"nic queue={nic.get('queue')}"
+                   + (" ingress" if nic.get("ingress") else ""))
+    out.append("stop=" + ("+".join(k for k in ("until", "max_updates") if r.get(k))))
+    if r.get("until") and r["sample_every"] > r["until"]:
+        out.append("sample_every > until")
+    return out
+
+
+def run_draw(data: dict[str, Any], folder: Path, counts: collections.Counter[str]) -> None:
+    """Validate and run one draw in-process; a refusal must be one ScenarioError line."""
+    data = materialize(data, folder)
+    try:
+        sc = parse_scenario(data)
+        validate(sc)
+    except ScenarioError as err:
+        refusal = str(err)
+    else:
+        refusal = ""
+    if refusal:
+        assert one_line(refusal), refusal
+        counts["refused"] += 1
+        counts[f"refused: {refusal.split(':')[0]}"] += 1
+        return
+    result = rfast_sim.run(sc)
+    check_frame(sc, result.metrics)
+    # what `rfast-sim run` does with it: the files, the comparison table and its notes
+    result.save(folder / "out")
+    view = comparison_view(result.comparison())
+    assert list(view["algorithm"]) == [a.name for a in sc.algorithm_list]
+    comparison_notes(result.comparison())
+    counts["ran"] += 1
+    for f in features(data):
+        counts[f] += 1
+    engines = {r.trace.network["engine"] for r in result.runs}
+    if engines == {"vector"} and sc.run.mode == "replay":
+        check_engines_agree(sc, result)
+        counts["engines compared"] += 1
+
+
+def check_engines_agree(sc: Scenario, vector_result: Any) -> None:
+    """Where auto picks the vector builder (ties have probability zero), SimPy's trace is the
+    same, event for event, and so is the replayed frame."""
+    simpy = rfast_sim.run(sc.model_copy(update={"run": sc.run.model_copy(
+        update={"engine": "simpy"})}))
+    for a, b in zip(vector_result.runs, simpy.runs, strict=True):
+        assert b.trace.network["engine"] == "simpy"
+        for name in ("kind", "node", "peer", "channel", "seq", "dropped"):
+            np.testing.assert_array_equal(getattr(a.trace, name), getattr(b.trace, name))
+        np.testing.assert_allclose(a.trace.time, b.trace.time, rtol=1e-12, atol=1e-12)
+    tol = 1e-5 if sc.dtype == "float32" else 1e-10
+    cols = ["time", *COUNTERS, "loss", "grad_norm", "consensus"]
+    pd.testing.assert_frame_equal(vector_result.metrics[cols], simpy.metrics[cols],
+                                  rtol=tol, atol=tol)
+
+
+def report(counts: collections.Counter[str]) -> str:
+    return "\n".join(f"{v:5d}  {k}" for k, v in sorted(counts.items()))
+
+
+MANY = os.environ.get("RFAST_SIM_FUZZ") == "many"
+
+
+# a failing draw is printed whole; shrinking it (minutes of runs) is left to a rerun by hand
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
+
+
+def _profile(examples: int) -> Any:
+    return settings(max_examples=examples, deadline=None, derandomize=not MANY, database=None,
+                    phases=NO_SHRINK,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.function_scoped_fixture])
+
+
+def _run_many(examples: int, tmp_path: Path, **kw: Any) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+
+    @_profile(examples)
+    @given(data=scenarios(**kw))
+    def draw(data: dict[str, Any]) -> None:
+        run_draw(data, tmp_path, counts)
+
+    draw()
+    print("\nvalid-scenario draws:\n" + report(counts))
+    total = counts["ran"] + counts["refused"]
+    assert counts["ran"] >= 0.7 * total, report(counts)
+    return counts
+
+
+def test_valid_draws_run_or_are_refused_in_one_line(tmp_path):
+    _run_many(20, tmp_path, max_nodes=12)
+
+
+def test_engines_agree_on_generated_scenarios_the_vector_builder_covers(tmp_path):
+    counts = _run_many(6, tmp_path, max_nodes=12, vector_scope=True)
+    assert counts["engines compared"] == counts["ran"]
+
+
+@pytest.mark.slow
+def test_many_valid_draws(tmp_path):
+    _run_many(400 if MANY else 150, tmp_path)
+
+
+# --- the generator covers the schema ----------------------------------------------------------
+
+def _models(ann: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation admits (through unions and lists)."""
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for a in getattr(ann, "__args__", ()) for m in _models(a)]
+
+
+def schema_fields(model: type[BaseModel]) -> set[tuple[str, str]]:
+    """Every (model, field) pair of the schema, the models reached from `model`."""
+    out: set[tuple[str, str]] = set()
+    for name, field in model.model_fields.items():
+        out.add((model.__name__, name))
+        for sub in _models(field.annotation):
+            out |= schema_fields(sub)
+    return out
+
+
+def drawn_fields(model: type[BaseModel], data: dict[str, Any]) -> set[tuple[str, str]]:
+    """The (model, field) pairs a drawn dict sets."""
+    out: set[tuple[str, str]] = set()
+    for name, value in data.items():
+        out.add((model.__name__, name))
+        subs = _models(model.model_fields[name].annotation)
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if subs and isinstance(item, dict):
+                out |= drawn_fields(subs[0], item)
+    return out
+
+
+def test_every_schema_leaf_is_drawn():
+    """A new key is covered when it is added, or this test names it."""
+    seen: set[str] = set()
+    values: collections.Counter[str] = collections.Counter()
+
+    @settings(max_examples=600, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(data=scenarios())
+    def collect(data: dict[str, Any]) -> None:
+        seen.update(drawn_fields(Scenario, data))
+        values.update(features(data))
+
+    collect()
+    missing = sorted(f"{m}.{f}" for m, f in schema_fields(Scenario) - seen)
+    assert not missing, f"schema keys the generator never draws: {missing}"
+    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS
+
+    for role in ("pull", "push"):
+        kinds = {k.split("=")[1] for k in values if k.startswith(f"{role}=")}
+        assert kinds == set(GRAPH_KINDS), (role, set(GRAPH_KINDS) - kinds)
+    laws = {k.split("=")[1] for k in values if k.startswith(("compute=", "latency="))}
+    assert laws == set(DISTRIBUTIONS), set(DISTRIBUTIONS) - laws
+    for feature in ("engine=vector", "engine=simpy", "engine=auto", "mode=online",
+                    "dtype=float32", "has schedule", "has churn", "has link_churn", "has outages",
+                    "has loss", "has drop_prob", "nic=null", "nic queue=latest",
+                    "nic queue=fifo ingress", "stop=max_updates", "stop=until+max_updates",
+                    "sample_every > until", *(f"algorithm={a}" for a in rfast_sim.registry.names()
+                                              if a in {"rfast", "osgp", "adpsgd", "dpsgd",
+                                                       "sync_gt", "allreduce_sgd",
+                                                       "rfast_nonrobust"})):
+        assert values[feature], feature
+
+
+# --- the command line -------------------------------------------------------------------------
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rfast_sim.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+@settings(max_examples=3, deadline=None, derandomize=True, database=None,
+          suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@given(data=scenarios(max_nodes=6, max_algorithms=1))
+def test_valid_draws_through_the_command_line(tmp_path_factory, data):
+    """A draw written as YAML (its files beside it, named relatively) validates and runs from
+    the command line, or is refused with exit 2 and one line."""
+    folder = tmp_path_factory.mktemp("cli")
+    path = folder / "draw.yaml"
+    path.write_text(yaml.safe_dump(materialize(data, folder, absolute=False)))
+    for cmd in (["validate", str(path)], ["run", str(path), "--out", str(folder / "out")]):
+        proc = _cli(*cmd, cwd=folder)
+        assert proc.returncode in (0, 2), proc.stderr[-3000:]
+        if proc.returncode == 2:
+            assert one_line(proc.stderr), proc.stderr
+            return
+    sc = load_scenario(path)
+    check_frame(sc, pd.read_parquet(folder / "out" / "metrics.parquet"))
+    json.loads((folder / "out" / "summary.json").read_text())
+
+
+# --- every shipped scenario, short --------------------------------------------------------------
+
+SHIPPED = [s for s in shipped_scenarios() if not s.startswith("sweep_")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_scenario_runs_short(name):
+    """Each shipped scenario runs with a run.until of less than one sample interval (its final
+    state is still sampled) and of a few compute times."""
+    for until in (0.3, 2.0):
+        sc = load_scenario(name, [f"run.until={until}", "seeds=1"])
+        sc = sc.model_copy(update={"algorithm": None, "algorithms": [
+            a.model_copy(update={"step_size": a.step_sizes[0]}) for a in sc.algorithm_list]})
+        df = rfast_sim.run(sc).metrics
+        check_frame(sc, df)
+        assert df.groupby("algorithm")["time"].max().eq(until).all(), name
+
+
+def test_cli_runs_shipped_scenarios_short(tmp_path):
+    """The crashes the team found, through the command line: `run NAME --set run.until=2` (a
+    link that carries no packet), a run shorter than one sample interval (its final state is
+    sampled; `reproduce --set run.until=2` runs in test_readme)."""
+    for name in ("compare_homogeneous", "paper/mlp_straggler"):
+        proc = _cli("run", name, "--set", "run.until=2", "--out", str(tmp_path / "a"),
+                    cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _cli("run", "quickstart", "--set", "run.until=0.3", "--out", str(tmp_path / "b"),
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    df = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
+    assert sorted(df["time"].unique()) == [0.0, 0.3]
+    assert df.groupby(["algorithm", "seed", "step_size"])["updates"].max().gt(0).any()
+
+
+# --- the mechanisms behind the crashes ----------------------------------------------------------
+
+def test_an_empty_draw_is_a_normal_draw():
+    from rfast_sim.laws import uniforms
+    from rfast_sim.seeding import streams
+
+    stream = uniforms(np.random.default_rng(0))
+    assert stream.take(0).shape == (0,)
+    assert len(stream.take(3)) == 3
+    assert stream.take(0).shape == (0,)
+    assert streams(0, "latency", np.zeros((0, 2), np.int64)) == []
+
+
+@pytest.mark.parametrize(("until", "every"), [(0.3, 1.0), (2.0, 2.0), (5.0, 2.0), (0.9, 0.3),
+                                              (1e-3, 7.0)])
+def test_sample_grid_ends_at_the_run_end(until, every):
+    from rfast_sim.engine.trace import sample_times
+
+    np.testing.assert_allclose(list(sample_times(until, every)), expected_grid(until, every))

@@ -417,7 +417,10 @@ def run_block(draw: st.DrawFn, sc: dict[str, Any], faults: bool,
     # from a fraction of one compute time to many
     until = round(10 ** draw(st.floats(-1.5, 1.5)), 6)
     run: dict[str, Any] = {}
-    stop = "until" if faults else draw(st.sampled_from(("until", "until", "updates", "both")))
+    compute = sc["timing"]["compute"]
+    ends = compute["dist"] == "trace" and not compute.get("loop", True)  # nodes stop computing
+    stops = ("until", "both") if faults or ends else ("until", "until", "updates", "both")
+    stop = draw(st.sampled_from(stops))
     if stop in ("until", "both"):
         run["until"] = until
     else:

@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,9 @@ def _run_many(examples: int, tmp_path: Path, **kw: Any) -> collections.Counter[s
     @_profile(examples)
     @given(data=scenarios(**kw))
     def draw(data: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
         run_draw(data, tmp_path, counts)
+        print(f"{time.perf_counter() - t0:6.1f} s  {' '.join(features(data))}", flush=True)
 
     draw()
     print("\nvalid-scenario draws:\n" + report(counts))
@@ -192,7 +195,7 @@ def _run_many(examples: int, tmp_path: Path, **kw: Any) -> collections.Counter[s
 
 
 def test_valid_draws_run_or_are_refused_in_one_line(tmp_path):
-    _run_many(20, tmp_path, max_nodes=12)
+    _run_many(20, tmp_path, max_nodes=12, max_algorithms=1)
 
 
 def test_engines_agree_on_generated_scenarios_the_vector_builder_covers(tmp_path):
@@ -330,6 +333,20 @@ def test_cli_runs_shipped_scenarios_short(tmp_path):
     df = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
     assert sorted(df["time"].unique()) == [0.0, 0.3]
     assert df.groupby(["algorithm", "seed", "step_size"])["updates"].max().gt(0).any()
+
+
+def test_a_run_that_could_never_end_is_refused(tmp_path):
+    """A compute trace without loop runs out: with only max_updates to stop it, the run waited
+    forever (the sampler kept sampling); it is refused, naming run.until."""
+    (tmp_path / "durations.csv").write_text("duration\n0.5\n0.7\n")
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "name": "ends", "nodes": 3, "graphs": {"pull": {"kind": "ring"}, "push": {"kind": "ring"}},
+        "timing": {"compute": {"dist": "trace", "file": "durations.csv", "loop": False}},
+        "run": {"until": None, "max_updates": 100}}))
+    proc = _cli("validate", str(tmp_path / "s.yaml"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert one_line(proc.stderr)
+    assert "run.until" in proc.stderr
 
 
 # --- the mechanisms behind the crashes ----------------------------------------------------------

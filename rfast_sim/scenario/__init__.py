@@ -141,7 +141,9 @@ class Compare(Strict):
 class RunSpec(Strict):
     until: float | None = Field(100.0, gt=0, description="simulated seconds")
     max_updates: int | None = Field(None, ge=1, description="stop after this many computations")
-    sample_every: float = Field(1.0, gt=0, description="metric grid, simulated seconds")
+    sample_every: float = Field(
+        1.0, gt=0, description="metric grid, simulated seconds: 0, every, 2 every, ... and the "
+        "run's end (a run shorter than one interval still samples its final state)")
     mode: Literal["replay", "online"] = "replay"
     engine: Literal["auto", "simpy", "vector"] = Field(
         "auto", description="trace builder: the SimPy reference, the vectorised builder "
@@ -180,6 +182,10 @@ class Scenario(Strict):
             raise ValueError("run.until: scenarios with faults (churn, link_churn, outages) "
                              "need a finite run.until (a node that never returns could stall "
                              "a max_updates run)")
+        if t.compute.dist == "trace" and not t.compute.loop and self.run.until is None:
+            raise ValueError("run.until: a compute trace with loop: false runs out (its nodes "
+                             "stop computing), so a max_updates run may never end; give "
+                             "run.until, or loop: true")
         if self.algorithm is not None and self.algorithms is not None:
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
         if self.compare is not None:

@@ -145,7 +145,7 @@ sc = parse_scenario({"name": "scale", "nodes": n,
 setup = prepare(sc, "rfast", 0)
 t_setup = time.perf_counter() - t0
 def timing():
-    return TimingModel(sc, 0, setup.timing.message_bytes)
+    return setup.timing_model()
 t0 = time.perf_counter()
 vec = vector.build(timing(), setup.channels, until=until, sample_every=until / 10)
 t_vec = time.perf_counter() - t0

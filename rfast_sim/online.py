@@ -135,7 +135,7 @@ def run_online(setup: Setup, step_size: float,
     metrics = np.asarray(jnp.stack(run.samples))
     wall = _time.perf_counter() - t0
     return Run(setup.name, setup.seed, step_size, trace, metrics, run.st, wall,
-               setup.timing.message_bytes, timings={"trace_s": wall, "replay_s": 0.0})
+               setup.message_bytes, timings={"trace_s": wall, "replay_s": 0.0})
 
 
 def invariant_history(sc: Scenario, step_size: float, seed: int | None = None,

@@ -190,7 +190,7 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     per_setup = len(pairs) // len(setups)  # a setup's trace serves all its step sizes
     return [
         Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
-            replay_s + trace_s[k] / per_setup, setups[k].timing.message_bytes,
+            replay_s + trace_s[k] / per_setup, setups[k].message_bytes,
             timings={"trace_s": trace_s[k] / per_setup, "replay_s": replay_s})
         for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
     ]

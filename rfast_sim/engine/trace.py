@@ -1,8 +1,9 @@
-"""The engine's product: an :class:`EventTrace` of numpy arrays, and its recorder."""
+"""The engine's product: an :class:`EventTrace` of numpy arrays, its recorder, and what both
+trace builders share: the metric grid (`sample_times`) and the network figures (`NetStats`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,38 @@ class Event:
     seq: int
     out_slots: tuple[int, ...]
     phase: int = 0
+
+
+def sample_times(limit: float, every: float) -> Iterator[float]:
+    """The metric grid both trace builders sample on: k * every for k = 0, 1, ... up to
+    `limit` (with a relative tolerance of 1e-12; no end where `limit` is infinite)."""
+    k = 0
+    while (t := k * every) <= limit + 1e-12 * max(1.0, limit):
+        yield t
+        k += 1
+
+
+@dataclass
+class NetStats:
+    """Per-run queueing and delay figures (summed), as both trace builders report them."""
+
+    departed: int = 0
+    superseded: int = 0
+    queueing: float = 0.0
+    transfer: float = 0.0
+    latency: float = 0.0
+    queue_area: float = 0.0  # integral over time of the send-queue lengths, all nodes
+    max_queue: int = 0
+
+    def summary(self, n: int, duration: float, queue: str, resets: int) -> dict[str, Any]:
+        """The trace's `network` figures (`queue`: the discipline that ran: fifo, latest or
+        none; `resets`: node restarts)."""
+        k = max(self.departed, 1)
+        return {"packets": self.departed, "superseded": self.superseded,
+                "mean_queue": self.queue_area / max(duration * n, 1e-300),
+                "max_queue": self.max_queue, "mean_queueing_delay": self.queueing / k,
+                "mean_transfer_delay": self.transfer / k, "mean_latency": self.latency / k,
+                "queue": queue, "resets": resets}
 
 
 class Recorder:

@@ -21,17 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace
+from rfast_sim.engine.trace import (
+    COMPUTE,
+    DELIVER,
+    DROP,
+    SAMPLE,
+    EventTrace,
+    NetStats,
+    sample_times,
+)
 from rfast_sim.laws import law
-from rfast_sim.scenario import Dist
+from rfast_sim.scenario import Dist, Timing
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
 
-def covers(timing: TimingModel, channels: Channels, pattern: str,
-           supersedes: bool) -> str | None:
-    """None when the vector builder covers this run, else why not (one phrase)."""
-    t = timing.timing
+def covers(t: Timing, channels: Channels, pattern: str, supersedes: bool) -> str | None:
+    """None when the vector builder covers a run of these timing settings, else why not (one
+    phrase)."""
     nic = t.nic
     checks = [
         (pattern not in ("all", "one"), f"pattern {pattern!r} (only asynchronous methods)"),
@@ -44,12 +51,11 @@ def covers(timing: TimingModel, channels: Channels, pattern: str,
     return next((why for bad, why in checks if bad), None)
 
 
-def ties_unlikely(timing: TimingModel) -> bool:
+def ties_unlikely(t: Timing) -> bool:
     """Simultaneous events (which the two engines order differently: SimPy by when they were
     scheduled) have probability zero: continuous compute times, and without a NIC (where the
     packets of one computation leave together) continuous latencies. `engine: auto` uses the
     vector builder only then."""
-    t = timing.timing
 
     def continuous(d: Dist | None) -> bool:
         return d is None or (d.file is None and law(d) is not None)
@@ -60,11 +66,9 @@ def ties_unlikely(timing: TimingModel) -> bool:
     return continuous(t.compute) and (t.nic is not None or all(map(continuous, latencies)))
 
 
-def _end_time(until: float, every: float) -> np.ndarray:
-    """The sampler's grid (as processes.sampler computes it): k * every up to until (finite)."""
-    k = np.arange(math.floor(until / every) + 2)
-    times = k * every
-    return times[times <= until + 1e-12 * max(1.0, until)]
+def _grid(until: float, every: float) -> np.ndarray:
+    """The metric grid up to a finite `until` (`sample_times`, as SimPy samples)."""
+    return np.fromiter(sample_times(until, every), dtype=np.float64)
 
 
 class _Clock:
@@ -84,7 +88,7 @@ class _Clock:
             parts = [self.d[i]]
             total = float(t[-1]) if len(t) else 0.0
             while total <= horizon:
-                parts.append(self.timing.compute_times(i, 64))
+                parts.append(self.timing.clocks.durations(i, 64))
                 total += float(parts[-1].sum())
             self.d[i] = np.concatenate(parts)
             self.t[i] = np.cumsum(self.d[i])
@@ -216,7 +220,7 @@ def _packets(timing: TimingModel, channels: Channels, counts: list[int],
             ks.append(np.repeat(np.arange(count), len(mine)))
             outs.append(np.tile(mine, count))
         else:
-            pick = timing.choices(i, count, len(mine))
+            pick = timing.clocks.choices(i, count, len(mine))
             nodes.append(np.full(count, i))
             ks.append(np.arange(count))
             outs.append(mine[pick])
@@ -241,12 +245,12 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
           max_updates: int | None = None) -> EventTrace:
     """The trace of one asynchronous run (see the module docstring), to `until` or to the
     max_updates-th computation, whichever comes first."""
-    n, t = channels.n, timing.timing
+    n, t = channels.n, timing.spec
     limit = until if until is not None else math.inf
     clock = _Clock(timing, n)
-    end, by_updates = clock.stop(float(_end_time(limit, sample_every)[-1])
+    end, by_updates = clock.stop(float(_grid(limit, sample_every)[-1])
                                  if math.isfinite(limit) else limit, max_updates)
-    samples = _end_time(end, sample_every)
+    samples = _grid(end, sample_every)
     if by_updates and samples[-1] < end:  # SimPy's final sample, when the last update ends it
         samples = np.append(samples, end)
     durations, ctimes = clock.upto(end, by_updates)
@@ -261,9 +265,8 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     p_dst = channels.dst[p_ch].astype(np.int64)
     nbytes = timing.message_bytes
     nic = t.nic
-    egress = (nic.egress or t.bandwidth) if nic is not None else math.inf
     link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
-    rates = np.minimum(timing.open_links(link_ids // n, link_ids % n), egress)
+    rates = timing.links.open(link_ids // n, link_ids % n)  # transfer rates
     service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
     p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
     bounds = np.searchsorted(p_node, np.arange(n + 1))
@@ -282,7 +285,7 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
         # SimPy draws for the packets that left before the end (without a NIC: when sent)
         departed = (p_done[sel] if nic is not None else p_sent[sel]) <= end
         m = int(departed.sum())
-        latency[sel[:m]], lost[sel[:m]] = timing.link_fates(key // n, key % n, m)
+        latency[sel[:m]], lost[sel[:m]] = timing.links.fates(key // n, key % n, m)
         latency[sel[m:]] = math.inf
         lost[sel[m:]] = False
     # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
@@ -303,7 +306,7 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     arrived = p["arrive"] <= end
     a = {k: v[arrived] for k, v in p.items()}
     # without a NIC SimPy counts a packet as it is handed over (its draws happen then too)
-    leave = p["sent"] if timing.timing.nic is None else p["done"]
+    leave = p["sent"] if timing.spec.nic is None else p["done"]
     s_count = len(samples)
     time = np.concatenate([c_time, a["arrive"], samples])
     kind = np.concatenate([np.full(len(c_time), COMPUTE), np.where(a["lost"], DROP, DELIVER),
@@ -359,8 +362,7 @@ def _event_order(time: np.ndarray, *keys: np.ndarray) -> np.ndarray:
 def _network_stats(timing: TimingModel, p: dict[str, np.ndarray], departed: np.ndarray,
                    end: float, n: int) -> dict[str, Any]:
     """The NetStats summary SimPy reports, from the packet arrays."""
-    nic = timing.timing.nic
-    k = max(int(departed.sum()), 1)
+    nic = timing.spec.nic
     sent = p["sent"] <= end
     if nic is None:
         area, max_queue = 0.0, 0
@@ -375,9 +377,9 @@ def _network_stats(timing: TimingModel, p: dict[str, np.ndarray], departed: np.n
                 started = np.minimum(np.searchsorted(p["start"][lo:hi], p["sent"][lo:hi],
                                                      side="right"), m)
                 max_queue = max(max_queue, int((m + 1 - started).max()))
-    return {"packets": int(departed.sum()), "superseded": 0,
-            "mean_queue": area / max(end * n, 1e-300), "max_queue": max_queue,
-            "mean_queueing_delay": float((p["start"] - p["sent"])[departed].sum()) / k,
-            "mean_transfer_delay": float((p["done"] - p["start"])[departed].sum()) / k,
-            "mean_latency": float(p["latency"][departed].sum()) / k,
-            "queue": "fifo" if nic is not None else "none", "resets": 0}
+    stats = NetStats(
+        departed=int(departed.sum()), queue_area=area, max_queue=max_queue,
+        queueing=float((p["start"] - p["sent"])[departed].sum()),
+        transfer=float((p["done"] - p["start"])[departed].sum()),
+        latency=float(p["latency"][departed].sum()))
+    return stats.summary(n, end, "fifo" if nic is not None else "none", resets=0)

@@ -38,8 +38,9 @@ def transfer_rate(link_rate: float | np.ndarray, spec: Timing, *,
     nic = spec.nic
     if nic is None:
         return link_rate
-    rate = np.minimum(link_rate, nic.egress or spec.bandwidth)
-    return np.minimum(rate, nic.ingress) if alone and nic.ingress is not None else rate
+    lower = np.minimum if isinstance(link_rate, np.ndarray) else min  # a scalar per packet
+    rate = lower(link_rate, nic.egress or spec.bandwidth)
+    return lower(rate, nic.ingress) if alone and nic.ingress is not None else rate
 
 
 def loss_model(spec: Timing) -> str:
@@ -63,8 +64,9 @@ class Link:
 
     def up(self, t: float) -> bool:
         """Is the link up at time t (down periods are [start, end))?"""
-        if any(o.start <= t and (o.end is None or t < o.end) for o in self.outages):
-            return False
+        for o in self.outages:  # a loop, not any(): most links have none (a call per packet)
+            if o.start <= t and (o.end is None or t < o.end):
+                return False
         return self.churn is None or not self.churn.covers(t)
 
 

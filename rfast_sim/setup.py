@@ -14,7 +14,7 @@ from rfast_sim import engine
 from rfast_sim.algorithms import Algorithm, AlgorithmInfo, Env, Net, info, make
 from rfast_sim.engine import vector
 from rfast_sim.problems import ProblemData, ProblemOps, make_problem
-from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError
 from rfast_sim.timing import TimingModel
 from rfast_sim.timing.clocks import node_factors
 from rfast_sim.topology import (
@@ -71,9 +71,10 @@ def scenario_graphs(sc: Scenario, names: list[str]) -> ScenarioGraphs:
         (graphs.get("pull"), graphs.get("push"))]
     for name, alg in infos.items():
         if phases is not None and alg.pattern == "sync_neighbors" and "push" in alg.graphs:
+            kinds = ", ".join(k.name for k in GRAPH_KINDS if k.time_varying)
             raise ScenarioError(f"graphs.schedule: {name} runs lock-step rounds on static graphs; "
-                                "time-varying graphs (schedule, one_peer_exponential) are for "
-                                "the asynchronous methods")
+                                f"time-varying graphs (schedule, {kinds}) are for the "
+                                "asynchronous methods")
         for k, (pull, push) in enumerate(entries):
             where = f"graphs.schedule.{k}: " if phases is not None and sc.graphs.schedule else ""
             try:

@@ -167,7 +167,7 @@ LAWS: Registry[Law] = Registry("law", "dist", [
 
 @dataclass(frozen=True)
 class LossModel(Kind):
-    """A packet-loss model. ``builder(link, k)`` returns whether each of a link's next k
+    """A packet-loss model. ``builder(link, spec, k)`` returns whether each of a link's next k
     departing packets is lost, drawing from the link's loss stream (and advancing its state);
     ``key`` is the scenario key that selects it."""
 

@@ -9,7 +9,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rfast_sim.laws import Blocked, sampler
+from rfast_sim.laws import Blocked, Draw, sampler
 from rfast_sim.scenario import Scenario
 from rfast_sim.scenario.network import UpDown
 from rfast_sim.seeding import stream
@@ -25,10 +25,17 @@ def alternating(up: Blocked, down: Blocked) -> Iterator[tuple[float, float]]:
         clock = end + up.next()
 
 
-def churn_periods(churn: UpDown, seed: int, what: str, *key: int) -> Iterator[tuple[float, float]]:
-    """`alternating` from the named streams `<what>_up` / `<what>_down` of one node or link."""
-    return alternating(Blocked(stream(seed, f"{what}_up", *key), sampler(churn.law("mtbf"))),
-                       Blocked(stream(seed, f"{what}_down", *key), sampler(churn.law("mttr"))))
+def churn_laws(churn: UpDown) -> tuple[Draw, Draw]:
+    """The samplers of churn's up (mtbf) and down (mttr) periods, made once for all."""
+    return sampler(churn.law("mtbf")), sampler(churn.law("mttr"))
+
+
+def churn_periods(laws: tuple[Draw, Draw], seed: int, what: str,
+                  *key: int) -> Iterator[tuple[float, float]]:
+    """`alternating` from the named streams `<what>_up` / `<what>_down` of one node or link,
+    with the samplers `laws` (`churn_laws`)."""
+    return alternating(Blocked(stream(seed, f"{what}_up", *key), laws[0]),
+                       Blocked(stream(seed, f"{what}_down", *key), laws[1]))
 
 
 @dataclass
@@ -102,9 +109,10 @@ class NodeFaults:
                     (o.start, o.end if o.end is not None else math.inf))
         if t.churn is not None and t.churn.random:
             horizon = sc.run.until if sc.run.until is not None else math.inf
+            laws = churn_laws(t.churn)
             for i in range(sc.nodes):
                 periods = itertools.takewhile(lambda s: s[0] < horizon,
-                                              churn_periods(t.churn, seed, "node", i))
+                                              churn_periods(laws, seed, "node", i))
                 spans.setdefault(i, []).extend(periods)
         self.down = {i: merged(s) for i, s in spans.items()}
 

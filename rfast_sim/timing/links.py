@@ -26,7 +26,7 @@ from rfast_sim.laws import (
 )
 from rfast_sim.scenario import LOSS_MODELS, Dist, LinkTiming, Outage, Timing
 from rfast_sim.seeding import stream, streams
-from rfast_sim.timing.faults import LazyPeriods, churn_periods
+from rfast_sim.timing.faults import LazyPeriods, churn_laws, churn_periods
 
 
 def transfer_rate(link_rate: float | np.ndarray, spec: Timing, *,
@@ -100,6 +100,7 @@ class Links:
         self._group = {i: k for k, g in enumerate(spec.clusters.groups) for i in g} \
             if spec.clusters is not None else {}
         self._drop = {(ld.src, ld.dst): ld.drop_prob for ld in spec.link_drop_prob}
+        self._churn = churn_laws(spec.link_churn) if spec.link_churn is not None else None
 
     def get(self, src: int, dst: int) -> Link:
         """Link src->dst, made now if it is new."""
@@ -176,13 +177,12 @@ class Links:
             if got is None:
                 got = self._samplers[id(law)] = (law, sampler(law), chunk_free(law))
             draw, free = got[1], got[2]
-        churn = self.spec.link_churn
         link = self._links[(src, dst)] = Link(
             Blocked(latency_rng, draw, chunk_free=free), uniforms(drop_rng),
             self._drop.get((src, dst), self.spec.drop_prob or 0.0), bandwidth,
             float(transfer_rate(bandwidth, self.spec)), self._outages.get((src, dst), []),
-            LazyPeriods(churn_periods(churn, self._seed, "link", src, dst))
-            if churn is not None else None)
+            LazyPeriods(churn_periods(self._churn, self._seed, "link", src, dst))
+            if self._churn is not None else None)
         return link
 
 

@@ -131,7 +131,6 @@ from rfast_sim.loading import parse_scenario
 from rfast_sim.replay import run_replay
 from rfast_sim.runner import peak_rss_bytes
 from rfast_sim.setup import prepare
-from rfast_sim.timing import TimingModel
 n, events, simpy_too = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
 until = events / (n * 21.0)  # exponential graphs: a computation and ~20 packets per update
 t0 = time.perf_counter()
@@ -144,8 +143,7 @@ sc = parse_scenario({"name": "scale", "nodes": n,
     "run": {"until": until, "sample_every": until / 10}})
 setup = prepare(sc, "rfast", 0)
 t_setup = time.perf_counter() - t0
-def timing():
-    return TimingModel(sc, 0, setup.timing.message_bytes)
+timing = setup.timing_model
 t0 = time.perf_counter()
 vec = vector.build(timing(), setup.channels, until=until, sample_every=until / 10)
 t_vec = time.perf_counter() - t0

@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from rfast_sim.scenario import GraphSpec, Scenario, ScenarioError, mlp_dim
+from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError, mlp_dim
 
 # bytes per recorded event while SimPy runs (a Python tuple row) and once stored (numpy columns)
 _EVENT_RECORDING = 420
@@ -84,19 +84,6 @@ def default_limit() -> float:
     return _DEFAULT_FRACTION * available_memory()
 
 
-def _edges(spec: GraphSpec, n: int) -> tuple[float, float]:
-    """(edges, largest out-degree) of a graph kind on n nodes."""
-    hops = max(1, math.ceil(math.log2(n)))
-    return {
-        "ring": (2 * n, 2), "directed_ring": (n, 1), "exponential": (n * hops, hops),
-        "one_peer_exponential": (n * hops, hops),
-        "binary_tree": (n, 3), "tree": (n, spec.arity + 1), "star": (2 * n, n),
-        "complete": (n * (n - 1), n - 1), "grid": (4 * n, 4),
-        "erdos_renyi": (spec.p * n * (n - 1), spec.p * n + 3 * math.sqrt(n) + 1),
-        "edges": (len(spec.edges or []), len(spec.edges or [])),
-    }[spec.kind]
-
-
 def model_dim(sc: Scenario) -> int:
     p = sc.problem
     return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
@@ -107,9 +94,10 @@ def estimate(sc: Scenario) -> Estimate:
     n, d = sc.nodes, model_dim(sc)
     word = 8 if sc.dtype == "float64" else 4
     # errs high: as if every algorithm used both directed graphs (and the undirected one)
-    specs = [sc.graphs.pull, sc.graphs.push, *([sc.graphs.undirected] if sc.graphs.undirected
-                                               else [])]
-    sizes = [_edges(spec, n) for spec in specs]
+    g = sc.graphs
+    specs = [g.pull, g.push, *([g.undirected] if g.undirected else []),
+             *(s for e in g.schedule for s in (e.pull, e.push) if s is not None)]
+    sizes = [GRAPH_KINDS[spec.kind].size(spec, n) for spec in specs]
     channels = int(sum(e for e, _ in sizes))
     kout = max([k for _, k in sizes], default=1) * max(1, len(sizes))
     rate = n / sc.timing.compute.expected()  # computations per simulated second

@@ -168,25 +168,25 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = No
 def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
     from rfast_sim import registry
-    from rfast_sim.algorithms import make
     from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.problems import ProblemOps
-    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS, PROBLEM_KINDS
+    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, PROBLEM_KINDS
 
-    console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS)
-                  + " (time-varying: one_peer_exponential, graphs.schedule)")
-    console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
-    console.print("[bold]timing sources:[/] laws by their mean; from data: empirical / trace "
-                  "(compute, CSV node,duration), matrix (latency, n x n CSV)")
+    def section(title: str, rows: list[tuple[str, str]]) -> None:
+        console.print(f"[bold]{title}:[/]")
+        for name, text in rows:
+            console.print(f"  {name:<21} {text}", highlight=False)
+
+    section("graph kinds (graphs.pull / push / undirected .kind)",
+            [(k.name, k.description) for k in GRAPH_KINDS])
+    console.print("  (time-varying also: graphs.schedule)")
+    section("laws (timing.compute / latency / speed .dist)",
+            [(k.name, k.description) for k in LAWS])
+    section("loss models", [(k.name, f"{k.description} ({k.key})") for k in LOSS_MODELS])
     console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
-    console.print("[bold]loss models:[/] bernoulli (timing.drop_prob), gilbert_elliott "
-                  "(timing.loss); link timing: timing.links, timing.clusters")
+    console.print("[bold]link timing:[/] timing.links, timing.clusters")
     console.print("[bold]faults:[/] timing.churn (nodes, rejoin keep|reset), timing.link_churn, "
                   "timing.outages (node or link), timing.barrier_timeout")
-    console.print("[bold]algorithms:[/]")
-    for name in registry.names():
-        alg = make(name, ProblemOps("least_squares", 1, None, False))
-        console.print(f"  {name:<16} {alg.description}")
+    section("algorithms", [(name, registry.info(name).description) for name in registry.names()])
     console.print("[bold]shipped scenarios[/] (run by name, e.g. rfast-sim run quickstart): "
                   + ", ".join(shipped_scenarios()))
 

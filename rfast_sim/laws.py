@@ -15,40 +15,53 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from rfast_sim.scenario import Dist
+from rfast_sim.scenario import LAWS, Dist
 
 BLOCK = 1024
 
 
 def law(dist: Dist) -> Any:
-    """The frozen scipy.stats law of `dist`, or None where it is a point mass (constant).
+    """The frozen scipy.stats law of `dist` (its registered builder, `LAWS`), or None where it
+    is a point mass (constant, or a degenerate parameter) or read from a file."""
+    entry = LAWS[dist.dist]
+    return entry.build()(dist) if entry.builder is not None else None
 
-    uniform: low..high (default 0..2*mean); exponential: scale = mean; shifted_exponential:
-    shift + Exp(mean - shift) (shift defaults to mean/2); lognormal: sigma of the log and
-    scale = exp(log(mean) - sigma^2/2); gamma: shape, scale = mean/shape; pareto (shape b > 1):
-    scale x_m = mean (b - 1)/b.
-    """
+
+def uniform_law(dist: Dist) -> Any:
+    """low..high (default 0..2*mean)."""
+    low, high = (dist.low, dist.high) if dist.low is not None else (0.0, 2.0 * dist.mean)
+    assert high is not None
+    return stats.uniform(loc=low, scale=high - low) if high > low else None
+
+
+def exponential_law(dist: Dist) -> Any:
+    """scale = mean."""
+    return stats.expon(scale=dist.mean) if dist.mean > 0 else None
+
+
+def shifted_exponential_law(dist: Dist) -> Any:
+    """shift + Exp(mean - shift); the shift defaults to mean/2."""
+    shift = dist.shift if dist.shift is not None else 0.5 * dist.mean
+    return stats.expon(loc=shift, scale=dist.mean - shift) if dist.mean > shift else None
+
+
+def lognormal_law(dist: Dist) -> Any:
+    """sigma of the log and scale = exp(log(mean) - sigma^2/2)."""
     m = dist.mean
-    kind = dist.dist
-    if kind == "uniform":
-        low, high = (dist.low, dist.high) if dist.low is not None else (0.0, 2.0 * m)
-        assert high is not None
-        return stats.uniform(loc=low, scale=high - low) if high > low else None
-    if kind == "exponential":
-        return stats.expon(scale=m) if m > 0 else None
-    if kind == "shifted_exponential":
-        shift = dist.shift if dist.shift is not None else 0.5 * m
-        return stats.expon(loc=shift, scale=m - shift) if m > shift else None
-    if kind == "lognormal":
-        if m == 0 or dist.sigma == 0:
-            return None
-        return stats.lognorm(s=dist.sigma, scale=np.exp(np.log(m) - 0.5 * dist.sigma**2))
-    if kind == "gamma":
-        return stats.gamma(a=dist.shape, scale=m / dist.shape) if m > 0 else None
-    if kind == "pareto":
-        return stats.pareto(b=dist.shape, scale=m * (dist.shape - 1) / dist.shape) if m > 0 \
-            else None
-    return None  # constant
+    if m == 0 or dist.sigma == 0:
+        return None
+    return stats.lognorm(s=dist.sigma, scale=np.exp(np.log(m) - 0.5 * dist.sigma**2))
+
+
+def gamma_law(dist: Dist) -> Any:
+    """shape, scale = mean / shape."""
+    return stats.gamma(a=dist.shape, scale=dist.mean / dist.shape) if dist.mean > 0 else None
+
+
+def pareto_law(dist: Dist) -> Any:
+    """shape b > 1, scale x_m = mean (b - 1) / b."""
+    b = dist.shape
+    return stats.pareto(b=b, scale=dist.mean * (b - 1) / b) if dist.mean > 0 else None
 
 
 def sample(dist: Dist, rng: np.random.Generator, size: int) -> np.ndarray:
@@ -63,8 +76,8 @@ class Blocked:
     hold one), and both ways of reading consume the very same blocks, so the order never
     changes."""
 
-    rng: np.random.Generator
-    draw: Callable[[np.random.Generator, int], np.ndarray]
+    rng: np.random.Generator | None  # None: `draw` derives its values from other streams
+    draw: Callable[[Any, int], np.ndarray]
     block: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the current block
     buf: list[float] | None = None  # the same as Python floats, made when `next` needs them
     pos: int = 0
@@ -126,6 +139,14 @@ def gilbert_elliott_states(move: np.ndarray, p_good_bad: float, p_bad_good: floa
     base = np.where(last >= 0, to_bad[at], bad0)
     after = base ^ ((swaps - np.where(last >= 0, swaps[at], 0)) % 2 == 1)  # after map k
     return np.concatenate([[bad0], after[:-1]]).astype(bool), bool(after[-1])
+
+
+def served(draw: Callable[[int], np.ndarray]) -> Blocked:
+    """Values derived from other streams by a batched `draw(k)`, served one by one (`next`)
+    or many at once (`take`): the scalar reads of the SimPy engine are the batched function's
+    values, so the two trace builders cannot drift apart. `draw` must give the same values
+    however it is chunked (streams read through `Blocked` do)."""
+    return Blocked(None, lambda _rng, k: draw(k), chunk_free=True)
 
 
 def uniforms(rng: np.random.Generator) -> Blocked:

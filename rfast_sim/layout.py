@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from rfast_sim import engine
-from rfast_sim.algorithms import Algorithm
 
-Array = jax.Array
+# host arrays; the replay's jitted loop receives the same NamedTuples as traced arrays
+Array = np.ndarray
 
 
 class Steps(NamedTuple):
@@ -57,10 +55,10 @@ def bucket(size: int) -> int:
     return -(-size // step) * step
 
 
-def _is_compute_kind(alg: Algorithm, kind: np.ndarray) -> np.ndarray:
+def _is_compute_kind(per_round: bool, kind: np.ndarray) -> np.ndarray:
     """Events that take a compute slot: rounds, or node computations and resets (a round
     updates the replicated model: a reset of one member has nothing to clear)."""
-    if alg.per_round:
+    if per_round:
         return kind == engine.ROUND
     return (kind == engine.COMPUTE) | (kind == engine.RESET)
 
@@ -76,9 +74,9 @@ class _Groups(NamedTuple):
     tail: np.ndarray  # a delivery after the segment's last computation
 
 
-def _groups(tr: engine.EventTrace, alg: Algorithm, num_seg: int) -> _Groups:
-    is_c = _is_compute_kind(alg, tr.kind)
-    is_d = (tr.kind == engine.DELIVER) if not alg.per_round else np.zeros_like(is_c)
+def _groups(tr: engine.EventTrace, per_round: bool, num_seg: int) -> _Groups:
+    is_c = _is_compute_kind(per_round, tr.kind)
+    is_d = (tr.kind == engine.DELIVER) if not per_round else np.zeros_like(is_c)
     math = np.flatnonzero(is_c | is_d)
     sample_pos = np.flatnonzero(tr.kind == engine.SAMPLE)
     seg = np.searchsorted(sample_pos, math)
@@ -159,7 +157,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     st["d_seq"][pos] = tr.seq[de]
     st["d_active"][pos] = True
     st["d_fresh"][pos] = _fresh(tr.channel[de], tr.seq[de])
-    return Steps(**{k: jnp.asarray(v) for k, v in st.items()})
+    return Steps(**st)
 
 
 def _fresh(channel: np.ndarray, seq: np.ndarray) -> np.ndarray:
@@ -175,15 +173,16 @@ def _fresh(channel: np.ndarray, seq: np.ndarray) -> np.ndarray:
 
 
 def build_layout(traces: list[engine.EventTrace],
-                 alg: Algorithm) -> tuple[Schedule, list[Steps]]:
-    """Lay the math events of several traces into one fixed loop structure."""
+                 per_round: bool) -> tuple[Schedule, list[Steps]]:
+    """Lay the math events of several traces into one fixed loop structure (`per_round`: an
+    algorithm that updates once per global round, whose traces' math events are rounds)."""
     num_seg = max(len(tr.sample_time) for tr in traces)
-    runs = [_groups(tr, alg, num_seg) for tr in traces]
+    runs = [_groups(tr, per_round, num_seg) for tr in traces]
     b = _shared_bounds(runs, num_seg)
     nq = int(b.goff[-1])
     total_d, nq_alloc = bucket(b.total_d), bucket(nq)
     pad_q = nq_alloc - nq
-    sched = Schedule(*(jnp.asarray(a, dtype=jnp.int32) for a in (
+    sched = Schedule(*(np.asarray(a, dtype=np.int32) for a in (
         b.goff[:-1], b.goff[1:], np.pad(b.d_lo, (0, pad_q)), np.pad(b.d_hi, (0, pad_q)),
         b.t_lo, b.t_hi)))
     return sched, [_fill(tr, r, b, nq_alloc, total_d) for tr, r in zip(traces, runs, strict=True)]

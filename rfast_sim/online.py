@@ -26,11 +26,13 @@ from rfast_sim.updates import (
     apply_compute,
     apply_receive,
     apply_round,
-    compiler_options,
+    event_key,
     measure,
     reset_rows,
+    run_keys,
     write_rows,
 )
+from rfast_sim.xla import compiler_options
 
 Array = jax.Array
 
@@ -53,15 +55,14 @@ def compiled_online(name: str, ops: ProblemOps) -> CompiledOnline:
 
     def compute(env: Env, st: NetState, i: Array, ev_key: Array, index: Array,
                 phase: Array) -> tuple:
-        return apply_compute(alg, env, st, i, jax.random.fold_in(ev_key, index), jnp.bool_(True),
-                             phase)
+        return apply_compute(alg, env, st, i, event_key(ev_key, index), jnp.bool_(True), phase)
 
     def receive(env: Env, st: NetState, c: Array, payloads: Array, k: Array,
                 fresh: Array) -> NetState:
         return apply_receive(alg, env, st, c, payloads[k], fresh, jnp.bool_(True))
 
     def round_(env: Env, st: NetState, ev_key: Array, index: Array) -> NetState:
-        return apply_round(alg, env, st, jax.random.fold_in(ev_key, index), jnp.bool_(True))
+        return apply_round(alg, env, st, event_key(ev_key, index), jnp.bool_(True))
 
     def reset(env: Env, st: NetState, st0: NetState, i: Array) -> NetState:
         return write_rows(env, st, reset_rows(alg, env, st, st0, i, jnp.bool_(True),
@@ -127,7 +128,7 @@ def run_online(setup: Setup, step_size: float,
     (`after_event(event, state)` sees the state after each compute, delivery or reset)."""
     comp = compiled_online(setup.name, setup.ops)
     env = setup.env(step_size)
-    init_key, ev_key = jax.random.split(jax.random.PRNGKey(setup.seed))
+    init_key, ev_key = run_keys(setup.seed)
     run = _Online(comp, env, ev_key, comp.init(env, init_key), comp.init(env, init_key),
                   setup.algorithm.per_round, after_event)
     t0 = _time.perf_counter()
@@ -135,7 +136,7 @@ def run_online(setup: Setup, step_size: float,
     metrics = np.asarray(jnp.stack(run.samples))
     wall = _time.perf_counter() - t0
     return Run(setup.name, setup.seed, step_size, trace, metrics, run.st, wall,
-               setup.timing.message_bytes, timings={"trace_s": wall, "replay_s": 0.0})
+               setup.message_bytes, timings={"trace_s": wall, "replay_s": 0.0})
 
 
 def invariant_history(sc: Scenario, step_size: float, seed: int | None = None,

@@ -12,7 +12,7 @@ import functools
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,97 +28,142 @@ from rfast_sim.updates import (
     Pending,
     apply_receive,
     apply_round,
-    compiler_options,
     compute_rows,
+    event_key,
     full_rows,
     measure,
     reset_rows,
+    run_keys,
     write_rows,
 )
+from rfast_sim.xla import compiler_options
 
 Array = jax.Array
 
 
-def _node_step(alg: Algorithm, env: Env, state0: NetState | None, st: NetState, i: Array,
-               k: Array, active: Array, reset: Array, phase: Array, dtype: Any) -> Pending:
-    """Node i's computation, or (where `reset`) its restart from `state0`; without resets in
-    the trace (`state0` None) only the computation, with writes of only what it changes."""
-    if state0 is None:
-        return compute_rows(alg, env, st, i, k, active, phase)
-    return jax.lax.cond(
-        reset,
-        lambda: reset_rows(alg, env, st, state0, i, active, dtype),
-        lambda: full_rows(env, st, compute_rows(alg, env, st, i, k, active, phase)))
+class Carry(NamedTuple):
+    """What the replay carries from event to event."""
+
+    state: NetState
+    store: Array  # [slots, payload width]: the packets in flight, by slot
+    # the last computation's writes, not yet applied: they land at the next `flush` (reading
+    # rows and writing them back in one loop step makes XLA copy the whole state arrays);
+    # None for per-round algorithms (all-reduce), which write at once
+    pending: Pending | None
+
+
+@dataclass(frozen=True)
+class EventFns:
+    """How each kind of math event changes the carry, in one run. Pure functions of explicit
+    event fields, with the same per-event keys as the online runner: the sequential driver
+    below applies them one event at a time; another driver may apply independent events
+    together (vmap) with the same functions."""
+
+    alg: Algorithm
+    env: Env
+    ev_key: Array
+    state0: NetState | None  # what a reset node restarts from (None: the trace has no resets)
+
+    def start(self, state: NetState, store: Array) -> Carry:
+        """The carry before the first event (an inactive pending computation)."""
+        if self.alg.per_round:
+            return Carry(state, store, None)
+        off = jnp.bool_(False)
+        return Carry(state, store, self._node_step(state, jnp.int32(0), self.ev_key, off, off,
+                                                   jnp.int32(0), store.dtype))
+
+    def deliver(self, carry: Carry, channel: Array, slot: Array, fresh: Array,
+                active: Array) -> Carry:
+        """The packet in `slot` arrives on `channel` (no effect unless `active`). Freshness
+        (newer than every packet applied before on the channel) comes from the layout: kept
+        here as a per-channel array, its read-and-write made XLA copy it at every delivery."""
+        state = apply_receive(self.alg, self.env, carry.state, channel, carry.store[slot], fresh,
+                              active)
+        return carry._replace(state=state)
+
+    def compute(self, carry: Carry, node: Array, index: Array, out_slots: Array, active: Array,
+                reset: Array, phase: Array) -> Carry:
+        """Node `node`'s computation (trace event `index`; or, where `reset`, its restart):
+        its packets go into the store at `out_slots`, its state writes wait for `flush`."""
+        key = event_key(self.ev_key, index)
+        if self.alg.per_round:
+            return carry._replace(state=apply_round(self.alg, self.env, carry.state, key, active))
+        pend = self._node_step(carry.state, node, key, active, reset, phase, carry.store.dtype)
+        size = carry.store.shape[0]
+        where = jnp.where(active & (out_slots >= 0), out_slots, size)  # out of bounds: not sent
+        store = carry.store.at[where].set(pend.writes.payloads.astype(carry.store.dtype),
+                                          mode="drop")
+        return Carry(carry.state, store, pend)
+
+    def flush(self, carry: Carry) -> Carry:
+        """Apply the pending computation's writes."""
+        if carry.pending is None:
+            return carry
+        return Carry(write_rows(self.env, carry.state, carry.pending), carry.store,
+                     carry.pending._replace(active=jnp.bool_(False)))
+
+    def _node_step(self, st: NetState, i: Array, key: Array, active: Array, reset: Array,
+                   phase: Array, dtype: Any) -> Pending:
+        """Node i's computation, or (where `reset`) its restart from `state0`; without resets
+        in the trace only the computation, with writes of only what it changes."""
+        alg, env = self.alg, self.env
+        if self.state0 is None:
+            return compute_rows(alg, env, st, i, key, active, phase)
+        state0 = self.state0
+        return jax.lax.cond(
+            reset,
+            lambda: reset_rows(alg, env, st, state0, i, active, dtype),
+            lambda: full_rows(env, st, compute_rows(alg, env, st, i, key, active, phase)))
+
+
+def _sequential(fns: EventFns, ops: ProblemOps, sched: Schedule, steps: Steps,
+                carry: Carry) -> tuple[Carry, Array]:
+    """One event per loop step, in trace order: per metric segment its groups (deliveries,
+    then a computation), its tail of deliveries, then the metrics."""
+
+    def deliveries(lo: Array, hi: Array, carry: Carry) -> Carry:
+        def one(e: Array, c: tuple[NetState, Array]) -> tuple[NetState, Array]:
+            out = fns.deliver(Carry(c[0], c[1], None), steps.d_channel[e], steps.d_slot[e],
+                              steps.d_fresh[e], steps.d_active[e])
+            return out.state, out.store
+
+        if fns.alg.per_round:  # per-round traces hold no deliveries
+            return carry
+        # the loop carries only state and store: the pending writes do not change in it
+        state, store = jax.lax.fori_loop(lo, hi, one, (carry.state, carry.store))
+        return carry._replace(state=state, store=store)
+
+    def group(q: Array, carry: Carry) -> Carry:
+        carry = deliveries(sched.d_lo[q], sched.d_hi[q], fns.flush(carry))
+        return fns.compute(carry, steps.c_node[q], steps.c_index[q], steps.c_out_slots[q],
+                           steps.c_active[q], steps.c_reset[q], steps.c_phase[q])
+
+    def segment(carry: Carry, bounds: Array) -> tuple[Carry, Array]:
+        carry = jax.lax.fori_loop(bounds[0], bounds[1], group, carry)
+        carry = deliveries(bounds[2], bounds[3], fns.flush(carry))
+        return carry, measure(ops, fns.alg, fns.env, carry.state)
+
+    bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
+    return jax.lax.scan(segment, carry, bounds)
 
 
 def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, env: Env,
-              key: Array, steps: Steps, store0: Array) -> tuple[NetState, Array]:
+              keys: tuple[Array, Array], steps: Steps, store0: Array) -> tuple[NetState, Array]:
     """Every event of one laid-out trace, from the initial state: (final state, metrics).
-    `resets`: the trace holds node resets (a compute slot flagged ``c_reset``)."""
-    init_key, ev_key = jax.random.split(key)
+    `keys`: the run's (init key, event key) (`run_keys`); `resets`: the trace holds node
+    resets (a compute slot flagged ``c_reset``)."""
+    init_key, ev_key = keys
     state = alg.init(env, init_key)
-
-    def deliver(e: Array, carry: tuple) -> tuple:
-        if alg.per_round:  # per-round traces hold no deliveries
-            return carry
-        st, store = carry
-        # freshness (newer than every packet applied before on the channel) comes from the
-        # layout: kept here as a per-channel array, its read-and-write made XLA copy the whole
-        # array at every delivery
-        st = apply_receive(alg, env, st, steps.d_channel[e], store[steps.d_slot[e]],
-                           steps.d_fresh[e], steps.d_active[e])
-        return st, store
-
-    def compute(q: Array, carry: tuple) -> tuple:
-        st, store, pend = carry
-        k = jax.random.fold_in(ev_key, steps.c_index[q])
-        active = steps.c_active[q]
-        if alg.per_round:
-            return apply_round(alg, env, st, k, active), store, pend
-        pend = _node_step(alg, env, state if resets else None, st, steps.c_node[q], k, active,
-                          steps.c_reset[q], steps.c_phase[q], store.dtype)
-        slots = steps.c_out_slots[q]
-        where = jnp.where(active & (slots >= 0), slots, store.shape[0])
-        store = store.at[where].set(pend.writes.payloads.astype(store.dtype), mode="drop")
-        return st, store, pend
-
-    def flush(carry: tuple) -> tuple:
-        st, store, pend = carry
-        if alg.per_round:
-            return carry
-        return write_rows(env, st, pend), store, pend._replace(active=jnp.bool_(False))
-
-    def deliveries(lo: Array, hi: Array, carry: tuple) -> tuple:
-        out = jax.lax.fori_loop(lo, hi, deliver, carry[:2])
-        return (*out, carry[2])
-
-    def group(q: Array, carry: tuple) -> tuple:
-        # A computation's writes land at the start of the next group, not in its own step:
-        # reading node and channel rows and writing them back in one loop step makes XLA
-        # copy the whole state arrays every step (it cannot order the cross reads in place).
-        carry = deliveries(d_lo[q], d_hi[q], flush(carry))
-        return compute(q, carry)
-
-    d_lo, d_hi = sched.d_lo, sched.d_hi
-
-    def segment(carry: tuple, bounds: Array) -> tuple:
-        carry = jax.lax.fori_loop(bounds[0], bounds[1], group, carry)
-        carry = deliveries(bounds[2], bounds[3], flush(carry))
-        return carry, measure(ops, alg, env, carry[0])
-
-    pend0 = None if alg.per_round else _node_step(
-        alg, env, state if resets else None, state, jnp.int32(0), ev_key, jnp.bool_(False),
-        jnp.bool_(False), jnp.int32(0), store0.dtype)
-    bounds = jnp.stack([sched.q_lo, sched.q_hi, sched.t_lo, sched.t_hi], axis=1)
-    out: tuple[tuple, Array] = jax.lax.scan(segment, (state, store0, pend0), bounds)
-    return out[0][0], out[1]
+    fns = EventFns(alg, env, ev_key, state if resets else None)
+    final, metrics = _sequential(fns, ops, sched, steps, fns.start(state, store0))
+    return final.state, metrics
 
 
 @dataclass(frozen=True)
 class CompiledReplay:
     alg: Algorithm
-    one: Callable  # (sched, env, key, steps, store0) -> (final state, metrics)
-    seeds: Callable  # the same, vmapped over env, key and steps (several traces)
+    one: Callable  # (sched, env, keys, steps, store0) -> (final state, metrics)
+    seeds: Callable  # the same, vmapped over env, keys and steps (several traces)
     steps: Callable  # the same, vmapped over the step size only (one trace)
 
 
@@ -163,12 +208,12 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     resets = any(bool(tr.is_kind("reset").any()) for tr in traces)
     comp = compiled_replay(first.name, first.ops, resets and not first.algorithm.per_round)
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
-    sched, steps = build_layout(traces, comp.alg)
+    sched, steps = build_layout(traces, comp.alg.per_round)
     slots = bucket(max(tr.num_slots for tr in traces))
     store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
 
     def inputs(k: int, h: float) -> tuple:
-        return setups[k].env(h), jax.random.PRNGKey(setups[k].seed), steps[k]
+        return setups[k].env(h), run_keys(setups[k].seed), steps[k]
 
     t1 = _time.perf_counter()
     if len(pairs) == 1:
@@ -190,7 +235,7 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     per_setup = len(pairs) // len(setups)  # a setup's trace serves all its step sizes
     return [
         Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
-            replay_s + trace_s[k] / per_setup, setups[k].timing.message_bytes,
+            replay_s + trace_s[k] / per_setup, setups[k].message_bytes,
             timings={"trace_s": trace_s[k] / per_setup, "replay_s": replay_s})
         for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
     ]

@@ -55,7 +55,7 @@ def run(sc: Scenario, *, mode: str | None = None,
                 progress(len(runs) + len(new), total, spec.name)
         by_seed = {s.seed: s for s in setups}
         for r in new:
-            r.extra["straggler_nodes"] = by_seed[r.seed].timing.straggler_nodes
+            r.extra["straggler_nodes"] = by_seed[r.seed].straggler_nodes
             r.extra["peak_rss_bytes"] = peak_rss_bytes()
         runs.extend(new)
     frames = []

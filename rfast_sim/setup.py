@@ -5,17 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import jax
 import jax.numpy as jnp
 import networkx as nx
+import numpy as np
 
 from rfast_sim import engine
-from rfast_sim.algorithms import Algorithm, Env, Net, make
+from rfast_sim.algorithms import Algorithm, AlgorithmInfo, Env, Net, info, make
 from rfast_sim.engine import vector
 from rfast_sim.problems import ProblemData, ProblemOps, make_problem
-from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.clocks import node_factors
 from rfast_sim.topology import (
     Channels,
+    Phases,
     build_graph,
     common_roots,
     graph_phases,
@@ -37,12 +41,22 @@ def _gossip_graph(sc: Scenario, users: list[str]) -> nx.DiGraph:
     return g
 
 
-def scenario_graphs(sc: Scenario, names: list[str]) -> dict[str, nx.DiGraph]:
-    """Build the graphs the named algorithms need and check each algorithm's graph condition.
-    Time-varying pull / push graphs give their unions here (see `graph_phases`); the condition
-    is checked on each schedule entry's graphs over one period."""
-    algs = {name: make(name, ProblemOps("least_squares", 1, None, False)) for name in names}
-    needed = {g for a in algs.values() for g in a.graphs}
+class ScenarioGraphs(dict[str, nx.DiGraph]):
+    """The scenario's graphs by role ("pull", "push", "gossip"; time-varying pull / push: the
+    unions of their phases) and `phases` (None for static graphs), built once per scenario."""
+
+    def __init__(self, graphs: dict[str, nx.DiGraph], phases: Phases | None) -> None:
+        super().__init__(graphs)
+        self.phases = phases
+
+
+def scenario_graphs(sc: Scenario, names: list[str]) -> ScenarioGraphs:
+    """Build the graphs the named algorithms need and check each algorithm's graph condition
+    (read from their registered info: nothing is built). Time-varying pull / push graphs give
+    their unions here; the condition is checked on each schedule entry's graphs over one
+    period."""
+    infos = {name: info(name) for name in names}
+    needed = {g for a in infos.values() for g in a.graphs}
     graphs: dict[str, nx.DiGraph] = {}
     phases = graph_phases(sc.graphs, sc.nodes, sc.seed)
     if needed & {"pull", "push"}:
@@ -50,26 +64,27 @@ def scenario_graphs(sc: Scenario, names: list[str]) -> dict[str, nx.DiGraph]:
             graphs["pull"], graphs["push"] = phases.union("pull"), phases.union("push")
         else:
             graphs["pull"] = build_graph(sc.graphs.pull, sc.nodes, role="pull", seed=sc.seed)
-            graphs["push"] = build_graph(sc.graphs.push, sc.nodes, role="push", seed=sc.seed + 1)
+            graphs["push"] = build_graph(sc.graphs.push, sc.nodes, role="push", seed=sc.seed)
     if "gossip" in needed:
-        graphs["gossip"] = _gossip_graph(sc, [a for a in names if "gossip" in algs[a].graphs])
+        graphs["gossip"] = _gossip_graph(sc, [a for a in names if "gossip" in infos[a].graphs])
     entries = phases.entry_unions() if phases is not None else [
         (graphs.get("pull"), graphs.get("push"))]
-    for name, alg in algs.items():
+    for name, alg in infos.items():
         if phases is not None and alg.pattern == "sync_neighbors" and "push" in alg.graphs:
+            kinds = ", ".join(k.name for k in GRAPH_KINDS if k.time_varying)
             raise ScenarioError(f"graphs.schedule: {name} runs lock-step rounds on static graphs; "
-                                "time-varying graphs (schedule, one_peer_exponential) are for "
-                                "the asynchronous methods")
+                                f"time-varying graphs (schedule, {kinds}) are for the "
+                                "asynchronous methods")
         for k, (pull, push) in enumerate(entries):
             where = f"graphs.schedule.{k}: " if phases is not None and sc.graphs.schedule else ""
             try:
                 _check_condition(sc, name, alg, pull, push)
             except ScenarioError as err:
                 raise ScenarioError(where + str(err)) from None
-    return graphs
+    return ScenarioGraphs(graphs, phases)
 
 
-def _check_condition(sc: Scenario, name: str, alg: Algorithm, pull: nx.DiGraph | None,
+def _check_condition(sc: Scenario, name: str, alg: AlgorithmInfo, pull: nx.DiGraph | None,
                      push: nx.DiGraph | None) -> None:
     if set(alg.graphs) == {"pull", "push"}:
         assert pull is not None
@@ -82,19 +97,18 @@ def _check_condition(sc: Scenario, name: str, alg: Algorithm, pull: nx.DiGraph |
 
 
 def _net(ch: Channels, dtype: str) -> Net:
-    return Net(
-        src=jnp.asarray(ch.src), dst=jnp.asarray(ch.dst), role=jnp.asarray(ch.role),
-        weight=jnp.asarray(ch.weight, dtype=dtype),
-        self_weight=jnp.asarray(ch.self_weight, dtype=dtype),
-        out_ch=jnp.asarray(ch.out_ch), in_ch=jnp.asarray(ch.in_ch),
-        phase_weight=jnp.asarray(ch.phase_weight, dtype=dtype),
-        phase_self=jnp.asarray(ch.phase_self, dtype=dtype),
-    )
+    """The channel arrays as the algorithms' pytree (floating arrays in the scenario dtype)."""
+    def array(name: str) -> jax.Array:
+        a = np.asarray(getattr(ch, name))
+        return jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None)
+
+    return Net(*(array(name) for name in Net._fields))
 
 
 @dataclass
 class Setup:
-    """Everything one (algorithm, seed) run needs before any event fires."""
+    """Everything one (algorithm, seed) run needs before any event fires. A trace consumes
+    its timing model's streams, so the setup holds what a fresh one needs (`timing_model`)."""
 
     scenario: Scenario
     name: str
@@ -102,17 +116,25 @@ class Setup:
     ops: ProblemOps
     data: ProblemData
     channels: Channels
-    timing: TimingModel
+    message_bytes: float
     algorithm: Algorithm
 
     def env(self, step_size: float) -> Env:
         return Env(_net(self.channels, self.scenario.dtype), self.data,
                    jnp.asarray(step_size, dtype=self.scenario.dtype))
 
+    def timing_model(self) -> TimingModel:
+        """A fresh timing model of this run (every one gives the same draws)."""
+        return TimingModel(self.scenario, self.seed, self.message_bytes)
+
+    @property
+    def straggler_nodes(self) -> list[int]:
+        return node_factors(self.scenario.timing, self.scenario.nodes, self.seed)[1]
+
 
 def prepare(sc: Scenario, name: str, seed: int,
-            graphs: dict[str, nx.DiGraph] | None = None) -> Setup:
-    """Build problem data, channels and timing for one algorithm and seed."""
+            graphs: ScenarioGraphs | None = None) -> Setup:
+    """Build problem data and channels for one algorithm and seed."""
     graphs = graphs if graphs is not None else scenario_graphs(sc, [name])
     ops, data = make_problem(sc.problem, sc.nodes, seed, sc.dtype)
     alg = make(name, ops)
@@ -121,20 +143,18 @@ def prepare(sc: Scenario, name: str, seed: int,
         pull=graphs.get("pull") if "pull" in alg.graphs else None,
         push=graphs.get("push") if "push" in alg.graphs else None,
         gossip=graphs.get("gossip") if "gossip" in alg.graphs else None,
-        phases=graph_phases(sc.graphs, sc.nodes, sc.seed) if set(alg.graphs) & {"pull", "push"}
-        else None,
+        phases=graphs.phases if set(alg.graphs) & {"pull", "push"} else None,
     )
-    timing = TimingModel(sc, seed, sc.message_bytes(ops.dim))
-    return Setup(sc, name, seed, ops, data, ch, timing, alg)
+    return Setup(sc, name, seed, ops, data, ch, sc.message_bytes(ops.dim), alg)
 
 
-def choose_engine(setup: Setup, timing: TimingModel, online: bool) -> tuple[str, str]:
+def choose_engine(setup: Setup, online: bool) -> tuple[str, str]:
     """(engine, why): ``run.engine``, or for auto the vector builder where it covers the run
     and simultaneous events have probability zero; SimPy otherwise (and online, always)."""
-    run, alg = setup.scenario.run, setup.algorithm
+    run, alg, spec = setup.scenario.run, setup.algorithm, setup.scenario.timing
     if online:
         return "simpy", "online mode fires each event as SimPy does"
-    gap = vector.covers(timing, setup.channels, alg.pattern, alg.supersedes)
+    gap = vector.covers(spec, setup.channels, alg.pattern, alg.supersedes)
     if run.engine == "vector":
         if gap is not None:
             raise ScenarioError(f"run.engine: the vector builder does not cover {gap}; use "
@@ -144,18 +164,17 @@ def choose_engine(setup: Setup, timing: TimingModel, online: bool) -> tuple[str,
         return "simpy", "run.engine: simpy"
     if gap is not None:
         return "simpy", f"auto: the vector builder does not cover {gap}"
-    if not vector.ties_unlikely(timing):
+    if not vector.ties_unlikely(spec):
         return "simpy", "auto: point-mass or data-driven times can tie events"
     return "vector", "auto: covered, continuous compute times"
 
 
 def record_trace(setup: Setup,
                  on_event: Callable[[engine.Event], None] | None = None) -> engine.EventTrace:
-    """Run the event engine for one setup (a fresh timing model: every trace of a setup is the
-    same, since the model's streams are consumed as it runs)."""
+    """Run the event engine for one setup, on a fresh timing model."""
     run = setup.scenario.run
-    timing = TimingModel(setup.scenario, setup.seed, setup.timing.message_bytes)
-    name, why = choose_engine(setup, timing, on_event is not None)
+    timing = setup.timing_model()
+    name, why = choose_engine(setup, on_event is not None)
     if name == "vector":
         trace = vector.build(timing, setup.channels, until=run.until,
                              sample_every=run.sample_every, pattern=setup.algorithm.pattern,

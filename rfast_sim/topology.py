@@ -10,49 +10,55 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, field
-from typing import Literal
 
 import networkx as nx
 import numpy as np
 
-from rfast_sim.scenario import Graphs, GraphSpec, ScenarioError
+from rfast_sim.scenario import GRAPH_KINDS, Graphs, GraphSpec, ScenarioError
 
 ROLE_PULL, ROLE_PUSH, ROLE_GOSSIP = 0, 1, 2
 
-# How an algorithm communicates: every out-channel, one random out-channel, or synchronous rounds.
-Pattern = Literal["all", "one", "sync_neighbors", "sync_allreduce"]
 
+
+# what seeds a random graph kind: the scenario seed plus its role's offset (so the pull and push
+# graphs of erdos_renyi differ)
+_SEED_OFFSET = {"pull": 0, "push": 1}
+
+
+def role_graphs(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> list[nx.DiGraph]:
+    """The graph of `spec` on nodes 0..n-1 (no self-loops), or for a time-varying kind its
+    graphs in turn, from the kind's registered builder (`GRAPH_KINDS`). `seed` is the
+    scenario's; the role adds its offset. Undirected graphs give both directions of each edge."""
+    built = GRAPH_KINDS[spec.kind].build()(spec, n, role, seed + _SEED_OFFSET.get(role, 0))
+    graphs = built if isinstance(built, list) else [built]
+    out = []
+    for g in graphs:
+        g = g if g.is_directed() else nx.DiGraph(g)
+        g.add_nodes_from(range(n))
+        g.remove_edges_from(list(nx.selfloop_edges(g)))
+        out.append(g)
+    return out
+
+
+def build_graph(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> nx.DiGraph:
+    """The graph of `spec` (a time-varying kind: the union over its period)."""
+    graphs = role_graphs(spec, n, role=role, seed=seed)
+    return graphs[0] if len(graphs) == 1 else _union(graphs)
+
+
+def _union(graphs: list[nx.DiGraph] | tuple[nx.DiGraph, ...]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for h in graphs:
+        g.add_nodes_from(h)
+        g.add_edges_from(h.edges)
+    return g
+
+
+# ---- the built-in graph kinds' builders (registered in rfast_sim.scenario.kinds) ----------
 
 def _relabel_root(g: nx.Graph, root: int) -> nx.Graph:
     """Swap labels 0 and `root` (generators put the root / centre at 0)."""
     return g if root == 0 else nx.relabel_nodes(g, {0: root, root: 0})
-
-
-def build_graph(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> nx.DiGraph:
-    """Build the directed graph described by `spec` on nodes 0..n-1 (no self-loops).
-
-    Undirected kinds (ring, star, complete, erdos_renyi, grid) contain both directions of each
-    edge. Trees are heap-ordered B-ary trees (node k's parent is (k-1)//B) with the root label
-    swapped to `spec.root`, pointing away from the root for pull and toward it for push.
-    """
-    kind = spec.kind
-    if kind in ("exponential", "one_peer_exponential"):  # one_peer: the union of its period
-        return _hops(n, [2**k for k in range(_period(n))])
-    if kind == "directed_ring":
-        g = nx.cycle_graph(n, create_using=nx.DiGraph)
-    elif kind in ("tree", "binary_tree"):
-        arity = 2 if kind == "binary_tree" else spec.arity
-        tree = _relabel_root(nx.full_rary_tree(arity, n, create_using=nx.DiGraph), spec.root)
-        direction = spec.direction or ("away" if role == "pull" else "toward")
-        g = tree if direction == "away" else tree.reverse(copy=True)
-    elif kind == "edges":
-        g = nx.DiGraph()
-        g.add_edges_from((a, b) for a, b in spec.edges or [] if a != b)
-    else:
-        g = nx.DiGraph(_undirected(spec, n, seed))
-    g.add_nodes_from(range(n))
-    g.remove_edges_from(nx.selfloop_edges(g))
-    return g
 
 
 def _period(n: int) -> int:
@@ -67,12 +73,58 @@ def _hops(n: int, hops: list[int]) -> nx.DiGraph:
     return g
 
 
-def role_graphs(spec: GraphSpec, n: int, *, role: str, seed: int = 0) -> list[nx.DiGraph]:
-    """The graph of `spec`, or for a time-varying kind its graphs in turn: one_peer_exponential
-    at a node's k-th update is i -> i + 2^(k mod ceil(log2 n)) (mod n)."""
-    if spec.kind == "one_peer_exponential":
-        return [_hops(n, [2**m]) for m in range(_period(n))]
-    return [build_graph(spec, n, role=role, seed=seed)]
+def ring(spec: GraphSpec, n: int, role: str, seed: int) -> nx.Graph:
+    return nx.cycle_graph(n)
+
+
+def directed_ring(spec: GraphSpec, n: int, role: str, seed: int) -> nx.DiGraph:
+    return nx.cycle_graph(n, create_using=nx.DiGraph)
+
+
+def exponential(spec: GraphSpec, n: int, role: str, seed: int) -> nx.DiGraph:
+    return _hops(n, [2**k for k in range(_period(n))])
+
+
+def one_peer_exponential(spec: GraphSpec, n: int, role: str, seed: int) -> list[nx.DiGraph]:
+    """At a node's k-th update: i -> i + 2^(k mod ceil(log2 n)) (mod n)."""
+    return [_hops(n, [2**m]) for m in range(_period(n))]
+
+
+def tree(spec: GraphSpec, n: int, role: str, seed: int, arity: int | None = None) -> nx.DiGraph:
+    """Heap-ordered B-ary tree (node k's parent is (k-1)//B), the root label swapped to
+    `spec.root`, pointing away from the root for pull and toward it for push by default."""
+    t = _relabel_root(nx.full_rary_tree(arity or spec.arity, n, create_using=nx.DiGraph),
+                      spec.root)
+    direction = spec.direction or ("away" if role == "pull" else "toward")
+    return t if direction == "away" else t.reverse(copy=True)
+
+
+def binary_tree(spec: GraphSpec, n: int, role: str, seed: int) -> nx.DiGraph:
+    return tree(spec, n, role, seed, arity=2)
+
+
+def star(spec: GraphSpec, n: int, role: str, seed: int) -> nx.Graph:
+    return _relabel_root(nx.star_graph(n - 1), spec.root)
+
+
+def complete(spec: GraphSpec, n: int, role: str, seed: int) -> nx.Graph:
+    return nx.complete_graph(n)
+
+
+def erdos_renyi(spec: GraphSpec, n: int, role: str, seed: int) -> nx.Graph:
+    return nx.erdos_renyi_graph(n, spec.p, seed=seed)
+
+
+def grid(spec: GraphSpec, n: int, role: str, seed: int) -> nx.Graph:
+    rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
+    return nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, n // rows),
+                                              ordering="sorted")
+
+
+def edge_list(spec: GraphSpec, n: int, role: str, seed: int) -> nx.DiGraph:
+    g = nx.DiGraph()
+    g.add_edges_from((a, b) for a, b in spec.edges or [] if a != b)
+    return g
 
 
 @dataclass(frozen=True)
@@ -97,11 +149,7 @@ class Phases:
         return self.offsets[e] + k % self.periods[e]
 
     def union(self, role: str) -> nx.DiGraph:
-        g = nx.DiGraph()
-        for h in self.pull if role == "pull" else self.push:
-            g.add_nodes_from(h)
-            g.add_edges_from(h.edges)
-        return g
+        return _union(self.pull if role == "pull" else self.push)
 
     def entry_unions(self) -> list[tuple[nx.DiGraph, nx.DiGraph]]:
         """Each schedule entry's pull and push graphs over one period (for the root check)."""
@@ -121,14 +169,14 @@ def graph_phases(graphs: Graphs, n: int, seed: int) -> Phases | None:
         if e.at == 0.0:
             entries = []
         entries.append((e.at, pull, push))
-    if len(entries) == 1 and "one_peer_exponential" not in (graphs.pull.kind, graphs.push.kind):
+    if not graphs.time_varying:
         return None
     starts, offsets, periods = [], [], []
     pulls: list[nx.DiGraph] = []
     pushes: list[nx.DiGraph] = []
     for at, pull, push in entries:
         gr = role_graphs(pull, n, role="pull", seed=seed)
-        gc = role_graphs(push, n, role="push", seed=seed + 1)
+        gc = role_graphs(push, n, role="push", seed=seed)
         per = max(len(gr), len(gc))
         starts.append(at)
         offsets.append(len(pulls))
@@ -136,22 +184,6 @@ def graph_phases(graphs: Graphs, n: int, seed: int) -> Phases | None:
         pulls += [gr[m % len(gr)] for m in range(per)]
         pushes += [gc[m % len(gc)] for m in range(per)]
     return Phases(tuple(starts), tuple(offsets), tuple(periods), tuple(pulls), tuple(pushes))
-
-
-def _undirected(spec: GraphSpec, n: int, seed: int) -> nx.Graph:
-    if spec.kind == "ring":
-        return nx.cycle_graph(n)
-    if spec.kind == "star":
-        return _relabel_root(nx.star_graph(n - 1), spec.root)
-    if spec.kind == "complete":
-        return nx.complete_graph(n)
-    if spec.kind == "erdos_renyi":
-        return nx.erdos_renyi_graph(n, spec.p, seed=seed)
-    if spec.kind == "grid":
-        rows = max(r for r in range(1, math.isqrt(n) + 1) if n % r == 0)
-        return nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, n // rows),
-                                                  ordering="sorted")
-    raise ScenarioError(f"graph kind {spec.kind!r} is not known")  # pragma: no cover
 
 
 def _end_component(g: nx.DiGraph, *, source: bool) -> set[int]:
@@ -201,13 +233,9 @@ def row_stochastic(g: nx.DiGraph) -> np.ndarray:
 
 
 def column_stochastic(g: nx.DiGraph) -> np.ndarray:
-    """C[j, i] = 1/(out_deg(i)+1) for j in N_out(i) and j = i: node i splits what it pushes."""
-    n = g.number_of_nodes()
-    C = np.zeros((n, n))
-    for i in range(n):
-        nbrs = [*g.successors(i), i]
-        C[nbrs, i] = 1.0 / len(nbrs)
-    return C
+    """C[j, i] = 1/(out_deg(i)+1) for j in N_out(i) and j = i: node i splits what it pushes
+    (the row-stochastic weights of the reversed graph, transposed)."""
+    return row_stochastic(g.reverse(copy=False)).T
 
 
 def metropolis(g: nx.DiGraph) -> np.ndarray:

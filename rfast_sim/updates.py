@@ -3,7 +3,6 @@ write back only the fields it returns. Shared by the online and the replay runne
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -15,19 +14,15 @@ from rfast_sim.problems import ProblemOps
 
 Array = jax.Array
 
-# XLA:CPU hands row reductions to YNNPACK fusions, which run them in float64 at a fraction
-# of the speed of its own loop fusions (the replay at d=10^4 took 1.6x as long with them)
-_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+def run_keys(seed: int) -> tuple[Array, Array]:
+    """(init key, event key) of a run's seed; event k (its index in the trace) draws with
+    `event_key(event key, k)`. Online and replay derive them here, so both draw alike."""
+    init_key, ev_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, ev_key
 
 
-@functools.lru_cache(maxsize=1)
-def compiler_options() -> dict[str, str]:
-    """XLA options for the jitted event loops: those of `_CPU_OPTIONS` this jaxlib knows."""
-    try:
-        jax.jit(lambda x: x + 1, compiler_options=_CPU_OPTIONS).lower(1.0).compile()
-    except Exception:  # an older jaxlib without the option: its defaults
-        return {}
-    return dict(_CPU_OPTIONS)
+def event_key(ev_key: Array, index: Array) -> Array:
+    return jax.random.fold_in(ev_key, index)
 
 
 def _gather(arrays: Any, idx: Array) -> Any:

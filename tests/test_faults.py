@@ -15,7 +15,8 @@ from rfast_sim.topology import ROLE_PUSH
 
 
 def _down_time(tm: TimingModel, n: int, until: float) -> float:
-    return sum(min(b, until) - a for p in tm.node_down.values() for a, b in p.spans() if a < until)
+    return sum(min(b, until) - a for p in tm.faults.down.values() for a, b in p.spans()
+               if a < until)
 
 
 def test_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
@@ -26,7 +27,7 @@ def test_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
     up = 1 - _down_time(tm, n, until) / (n * until)
     assert up == pytest.approx(16.0 / 20.0, rel=0.02)
     # mean down period = mttr, from the periods themselves
-    lengths = [b - a for p in tm.node_down.values() for a, b in p.spans() if b < until]
+    lengths = [b - a for p in tm.faults.down.values() for a, b in p.spans() if b < until]
     assert np.mean(lengths) == pytest.approx(4.0, rel=0.05)
 
 

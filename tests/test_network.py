@@ -20,9 +20,10 @@ B, W = 1e6, 1e8  # bytes per packet, bytes/s
 def _network(n: int, nic: Nic | None, bandwidth: float = 1e12) -> tuple[simpy.Environment,
                                                                          Network]:
     sc = scenario(nodes=n, **{"timing.latency": {"dist": "constant", "mean": 0.0},
-                              "timing.drop_prob": 0.0, "timing.bandwidth": bandwidth})
+                              "timing.drop_prob": 0.0, "timing.bandwidth": bandwidth,
+                              "timing.nic": nic.model_dump() if nic is not None else None})
     env = simpy.Environment()
-    return env, Network(env, TimingModel(sc, 0, B), n, nic, latest=False)
+    return env, Network(env, TimingModel(sc, 0, B), n, latest=False)
 
 
 def _send_all(env: simpy.Environment, net: Network, pairs: list[tuple[int, int]]) -> list[float]:
@@ -58,7 +59,7 @@ def test_incast_shares_the_ingress_max_min_fairly(k):
 def test_water_filling_gives_a_capped_sender_its_cap_and_the_rest_to_the_others():
     # egress caps: 0.1 W for sender 1 (saturates first), 2 W for sender 2 (gets W - 0.1 W)
     env, net = _network(3, Nic(egress=2 * W, ingress=W), bandwidth=1e12)
-    net.timing.link_rate = lambda a, b: 0.1 * W if a == 1 else 2 * W  # type: ignore[method-assign]
+    net.rate = lambda a, b: 0.1 * W if a == 1 else 2 * W  # type: ignore[method-assign]
     times = _send_all(env, net, [(1, 0), (2, 0)])
     fast = B / (0.9 * W)  # sender 2 at 0.9 W until done; then sender 1 alone at 0.1 W
     slow = fast + (B - 0.1 * W * fast) / (0.1 * W)
@@ -109,7 +110,7 @@ def test_barrier_round_ends_follow_the_max_plus_recurrence(barrier):
     setup = prepare(sc, "sync_gt", sc.seed)
     trace = record_trace(setup)
     ch = setup.channels
-    tau = 0.3 * setup.timing.node_factor  # each node's constant compute time
+    tau = 0.3 * setup.timing_model().clocks.node_factor  # each node's constant compute time
     outs = [[int(c) for c in ch.out_ch[i] if c >= 0] for i in range(n)]
     send = np.array([len(o) * B / W for o in outs])  # s_i: all of i's sends through its egress
     arrive = {c: (o.index(c) + 1) * B / W + alpha for o in outs for c in o}  # place in j's fifo
@@ -183,8 +184,8 @@ def test_links_and_clusters_set_each_links_latency_and_bandwidth():
     expected = {(0, 1): (0.0002, 1.25e9), (2, 3): (0.0002, 1.25e9), (1, 2): (0.03, 1.25e8),
                 (0, 3): (0.08, 1.25e8), (3, 0): (0.03, 1.25e8)}
     for (a, b), (latency, rate) in expected.items():
-        assert tm.link_fate(a, b) == (pytest.approx(latency), False)
-        assert tm.link_rate(a, b) == rate
+        assert tm.links.fate(a, b) == (pytest.approx(latency), False)
+        assert tm.links.get(a, b).bandwidth == rate
 
 
 def test_a_links_own_bandwidth_and_latency_set_its_arrival_times():
@@ -215,7 +216,7 @@ def test_link_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
     sc = scenario(**{"timing.link_churn": {"mtbf": 10.0, "mttr": 2.0}})
     tm = TimingModel(sc, 0, B)
     times = np.arange(0.0, 40_000.0, 0.5)  # 3 links x 40,000 link-seconds, ~10,000 cycles
-    up = np.array([[tm.link_up(a, b, t) for t in times] for a, b in ((0, 1), (1, 2), (5, 3))])
+    up = np.array([[tm.links.up(a, b, t) for t in times] for a, b in ((0, 1), (1, 2), (5, 3))])
     assert up.mean() == pytest.approx(10.0 / 12.0, abs=0.02)
     # links fail independently: two links' states are uncorrelated
     assert abs(np.corrcoef(up[0], up[1])[0, 1]) < 0.05

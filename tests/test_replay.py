@@ -81,13 +81,13 @@ def test_64_node_dim_1000_200k_event_replay_fits_in_2_gb():
 
 
 def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
-    from rfast_sim import updates
+    from rfast_sim import xla
 
-    known = updates.compiler_options()
-    assert known in ({}, updates._CPU_OPTIONS)  # the YNNPACK fusions off where it can
-    updates.compiler_options.cache_clear()
-    monkeypatch.setattr(updates, "_CPU_OPTIONS", {"xla_no_such_option_anywhere": "1"})
+    known = xla.compiler_options()
+    assert known in ({}, xla._CPU_OPTIONS)  # the YNNPACK fusions off where it can
+    xla.compiler_options.cache_clear()
+    monkeypatch.setattr(xla, "_CPU_OPTIONS", {"xla_no_such_option_anywhere": "1"})
     try:
-        assert updates.compiler_options() == {}  # an unknown option: the jaxlib's defaults
+        assert xla.compiler_options() == {}  # an unknown option: the jaxlib's defaults
     finally:
-        updates.compiler_options.cache_clear()
+        xla.compiler_options.cache_clear()

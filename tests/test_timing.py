@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 from rfast_sim.laws import sample
-from rfast_sim.scenario import DISTRIBUTIONS, Dist
-from rfast_sim.scenario.base import FILE_LAWS
+from rfast_sim.scenario import LAWS, Dist
 from rfast_sim.seeding import stream, streams
 from rfast_sim.timing import TimingModel
 
@@ -57,16 +56,17 @@ def test_constant_is_a_point_mass_and_explicit_uniform_bounds_are_used():
 
 def test_all_distributions_are_covered():
     # the laws from data are tested in test_tracefiles.py
-    assert set(CDFS) | {"constant"} | set(FILE_LAWS) == set(DISTRIBUTIONS)
+    file_laws = {law.name for law in LAWS if law.reads_file}
+    assert set(CDFS) | {"constant"} | file_laws == set(LAWS.names())
 
 
 def test_persistent_straggler_is_slowed_by_the_factor():
     sc = scenario(**{"timing.stragglers": {"nodes": [3], "slowdown": 5.0},
                      "timing.compute": {"dist": "exponential", "mean": 1.0}})
     tm = TimingModel(sc, seed=1, message_bytes=8.0)
-    draws = np.array([[tm.compute_time(i) for _ in range(20_000)] for i in range(8)])
+    draws = np.array([[tm.clocks.next_duration(i) for _ in range(20_000)] for i in range(8)])
     means = draws.mean(1)
-    assert tm.straggler_nodes == [3]
+    assert tm.clocks.straggler_nodes == [3]
     others = np.delete(means, 3)
     assert abs(means[3] / others.mean() - 5.0) < 0.15  # SE of the ratio is ~0.04
     assert np.all(np.abs(others - 1.0) < 0.05)
@@ -76,7 +76,7 @@ def test_transient_stragglers_raise_the_mean_by_the_expected_factor():
     sc = scenario(**{"timing.stragglers": {"prob": 0.1, "slowdown": 10.0},
                      "timing.compute": {"dist": "constant", "mean": 1.0}})
     tm = TimingModel(sc, seed=2, message_bytes=8.0)
-    x = np.array([tm.compute_time(0) for _ in range(50_000)])
+    x = np.array([tm.clocks.next_duration(0) for _ in range(50_000)])
     assert set(np.round(x, 9)) == {1.0, 10.0}
     assert abs((x == 10.0).mean() - 0.1) < 0.01  # SE 0.0013
 
@@ -86,23 +86,23 @@ def test_link_latency_and_drops_follow_the_configured_laws():
                      "timing.bandwidth": 1e6, "timing.drop_prob": 0.25,
                      "timing.link_drop_prob": [{"src": 1, "dst": 2, "drop_prob": 0.9}]})
     tm = TimingModel(sc, seed=3, message_bytes=5000.0)
-    fates = [tm.link_fate(0, 1) for _ in range(20_000)]
+    fates = [tm.links.fate(0, 1) for _ in range(20_000)]
     assert all(abs(d - 0.02) < 1e-12 for d, _ in fates)
-    assert tm.link_rate(0, 1) == 1e6
+    assert tm.links.get(0, 1).bandwidth == 1e6
     assert abs(np.mean([lost for _, lost in fates]) - 0.25) < 0.015
-    assert abs(np.mean([tm.link_fate(1, 2)[1] for _ in range(5000)]) - 0.9) < 0.02
+    assert abs(np.mean([tm.links.fate(1, 2)[1] for _ in range(5000)]) - 0.9) < 0.02
 
 
 def test_streams_are_independent_of_each_other():
     sc = scenario()
     a, b = TimingModel(sc, 5, 8.0), TimingModel(sc, 5, 8.0)
     # drawing from other nodes and links in between never shifts node 3's sequence
-    seq_a = [a.compute_time(3) for _ in range(10)]
+    seq_a = [a.clocks.next_duration(3) for _ in range(10)]
     seq_b = []
     for _ in range(10):
-        b.compute_time(1)
-        b.link_fate(2, 3)
-        seq_b.append(b.compute_time(3))
+        b.clocks.next_duration(1)
+        b.links.fate(2, 3)
+        seq_b.append(b.clocks.next_duration(3))
     assert seq_a == seq_b
 
 
@@ -113,7 +113,7 @@ def test_gilbert_elliott_loss_rate_and_burst_length(p, r, good, bad):
         "loss_bad": bad}})
     tm = TimingModel(sc, seed=4, message_bytes=8.0)
     n = 200_000
-    lost = np.array([tm.link_fate(0, 1)[1] for _ in range(n)])
+    lost = np.array([tm.links.fate(0, 1)[1] for _ in range(n)])
     pi_bad = p / (p + r)
     rate = (r * good + p * bad) / (p + r)  # the stationary loss rate, written out here
     assert sc.timing.loss.stationary_loss() == pytest.approx(rate)

@@ -71,7 +71,7 @@ def test_refusal_names_both_root_sets():
     assert "[1]" in str(err.value)
 
 
-kinds = [k for k in GRAPH_KINDS if k != "edges"]
+kinds = [k for k in GRAPH_KINDS.names() if k != "edges"]
 
 
 @settings(max_examples=120, deadline=None)

@@ -61,7 +61,7 @@ def test_empirical_draws_come_from_each_nodes_own_rows(tmp_path):
                      "run.until": 400.0})
     tm = TimingModel(sc, 0, 1.0)
     for i in range(4):
-        d = np.array([tm.compute_time(i) for _ in range(4000)])
+        d = np.array([tm.clocks.next_duration(i) for _ in range(4000)])
         assert set(np.unique(d)) == set(rows[i])
         assert d.mean() == pytest.approx(2 * (i + 1), rel=0.05)  # each row equally likely
 
@@ -75,11 +75,11 @@ def test_a_pooled_file_and_a_latency_matrix(tmp_path):
     sc = scenario(**{"nodes": 4, "timing.compute": {"dist": "empirical", "file": str(pooled)},
                      "timing.latency": {"dist": "matrix", "file": str(mat)}})
     tm = TimingModel(sc, 0, 1.0)
-    assert {tm.compute_time(3) for _ in range(200)} == {0.5, 1.5}
+    assert {tm.clocks.next_duration(3) for _ in range(200)} == {0.5, 1.5}
     for a in range(4):
         for b in range(4):
             if a != b:
-                assert tm.link_fate(a, b)[0] == m[a, b]
+                assert tm.links.fate(a, b)[0] == m[a, b]
     assert sc.timing.latency.expected() == pytest.approx(m[~np.eye(4, dtype=bool)].mean())
 
 

@@ -29,7 +29,7 @@ import rfast_sim
 from rfast_sim import budget
 from rfast_sim.cli import comparison_notes, comparison_view
 from rfast_sim.loading import load_scenario, parse_scenario, shipped_scenarios
-from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, Scenario, ScenarioError
 from rfast_sim.setup import scenario_graphs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -255,13 +255,14 @@ def test_every_schema_leaf_is_drawn():
     collect()
     missing = sorted(f"{m}.{f}" for m, f in schema_fields(Scenario) - seen)
     assert not missing, f"schema keys the generator never draws: {missing}"
-    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS
-
-    for role in ("pull", "push"):
+    for role in ("pull", "push"):  # every registered kind in every role
         kinds = {k.split("=")[1] for k in values if k.startswith(f"{role}=")}
-        assert kinds == set(GRAPH_KINDS), (role, set(GRAPH_KINDS) - kinds)
+        assert kinds == set(GRAPH_KINDS.names()), (role, set(GRAPH_KINDS.names()) - kinds)
     laws = {k.split("=")[1] for k in values if k.startswith(("compute=", "latency="))}
-    assert laws == set(DISTRIBUTIONS), set(DISTRIBUTIONS) - laws
+    assert laws == set(LAWS.names()), set(LAWS.names()) - laws
+    losses = {"bernoulli": "has drop_prob", "gilbert_elliott": "has loss"}
+    assert set(LOSS_MODELS.names()) <= set(losses)
+    assert all(values[losses[m]] for m in LOSS_MODELS.names())
     for feature in ("engine=vector", "engine=simpy", "engine=auto", "mode=online",
                     "dtype=float32", "has schedule", "has churn", "has link_churn", "has outages",
                     "has loss", "has drop_prob", "nic=null", "nic queue=latest",

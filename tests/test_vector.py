@@ -22,10 +22,10 @@ from rfast_sim.timing import TimingModel
 
 
 def _both(setup: Setup) -> tuple[engine.EventTrace, engine.EventTrace]:
-    sc, run = setup.scenario, setup.scenario.run
+    run = setup.scenario.run
 
     def timing() -> TimingModel:
-        return TimingModel(sc, setup.seed, setup.timing.message_bytes)
+        return setup.timing_model()
 
     simpy = engine.simulate(timing(), setup.channels, setup.algorithm.pattern, until=run.until,
                             max_updates=run.max_updates, sample_every=run.sample_every,
@@ -68,10 +68,10 @@ def _shipped_cases() -> list[tuple[str, str]]:
 def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
     sc = load_scenario(name, overrides=["run.until=20", "run.sample_every=2"])
     setup = prepare(sc, algorithm, sc.seed, scenario_graphs(sc, [algorithm]))
-    gap = vector.covers(setup.timing, setup.channels, setup.algorithm.pattern,
+    gap = vector.covers(setup.scenario.timing, setup.channels, setup.algorithm.pattern,
                         setup.algorithm.supersedes)
     if gap is not None:
-        assert choose_engine(setup, setup.timing, False)[0] == "simpy"
+        assert choose_engine(setup, False)[0] == "simpy"
         return
     assert_same_trace(*_both(setup))
 
@@ -108,10 +108,11 @@ def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, bu
     if straggle:
         over["timing.stragglers"] = {"count": 1, "prob": 0.2, "slowdown": 3.0}
     setup = prepare(scenario(**over), algorithm, seed)
-    if not vector.ties_unlikely(setup.timing):  # the packets of a computation arrive together
+    # the packets of a computation arrive together
+    if not vector.ties_unlikely(setup.scenario.timing):
         assert latency == "constant"
         assert nic == "none"
-        assert choose_engine(setup, setup.timing, False)[0] == "simpy"
+        assert choose_engine(setup, False)[0] == "simpy"
         return
     assert_same_trace(*_both(setup))
 

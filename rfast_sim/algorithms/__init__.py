@@ -9,14 +9,15 @@ from __future__ import annotations
 from rfast_sim import registry
 from rfast_sim.algorithms.base import Algorithm, Env, Net, NetState
 from rfast_sim.problems import ProblemOps
-from rfast_sim.registry import register
+from rfast_sim.registry import AlgorithmInfo, info, register
 
 
 def make(name: str, ops: ProblemOps) -> Algorithm:
     """The algorithm registered under `name`, built for the problem's static functions."""
     alg = registry.factory(name)(ops)
     assert isinstance(alg, Algorithm)
+    assert alg.info == registry.info(name), f"{name}: built with another name's info"
     return alg
 
 
-__all__ = ["Algorithm", "Env", "Net", "NetState", "make", "register"]
+__all__ = ["Algorithm", "AlgorithmInfo", "Env", "Net", "NetState", "info", "make", "register"]

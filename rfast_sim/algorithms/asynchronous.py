@@ -20,6 +20,7 @@ from rfast_sim.algorithms.base import (
     replicate,
 )
 from rfast_sim.problems import ProblemOps
+from rfast_sim.registry import info
 from rfast_sim.topology import ROLE_PUSH
 
 
@@ -51,15 +52,12 @@ def osgp(ops: ProblemOps) -> Algorithm:
                        NoWrite())
 
     return Algorithm(
-        name="osgp",
-        pattern="all",
-        graphs=("push",),
+        info("osgp"),
         payload_width=ops.dim + 1,
         init=init,
         models=lambda st: st.nodes.x / st.nodes.w[:, None],
         on_compute=on_compute,
         on_receive=on_receive,
-        description="OSGP / asynchronous stochastic gradient push (push-sum) on graphs.push",
     )
 
 
@@ -93,13 +91,10 @@ def adpsgd(ops: ProblemOps) -> Algorithm:
         return Receive(Averaged(avg), Averaged(avg), NoWrite())
 
     return Algorithm(
-        name="adpsgd",
-        pattern="one",
-        graphs=("gossip",),
+        info("adpsgd"),
         payload_width=1,
         init=init,
         models=lambda st: st.nodes.x,
         on_compute=on_compute,
         on_receive=on_receive,
-        description="AD-PSGD: asynchronous pairwise gossip averaging (undirected graph)",
     )

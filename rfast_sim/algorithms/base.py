@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from rfast_sim.problems import ProblemData, ProblemOps
-from rfast_sim.topology import Pattern
+from rfast_sim.registry import AlgorithmInfo, Pattern
 
 Array = jax.Array
 
@@ -147,9 +147,10 @@ def neighbourhood(net: Net, i: Array) -> Neighbourhood:
 
 @dataclass(frozen=True)
 class Algorithm:
-    name: str
-    pattern: Pattern
-    graphs: tuple[str, ...]  # which scenario graphs it uses: "pull", "push", "gossip"
+    """An algorithm's pure functions, with its metadata (`info`, registered beside its
+    factory and readable without building it: :func:`rfast_sim.registry.info`)."""
+
+    info: AlgorithmInfo
     payload_width: int  # floats per packet
     init: InitFn
     models: ModelsFn
@@ -157,14 +158,29 @@ class Algorithm:
     on_receive: ReceiveFn | None = None
     on_round: RoundFn | None = None
     invariant: InvariantFn | None = None
-    description: str = ""
-
-    # a newer packet on a channel makes an older one useless: an unsent one is dropped from the
-    # queue (queue: latest) and a stale arrival is ignored
-    supersedes: bool = False
     # channel fields the sender holds (the others are the receiver's): a node that restarts
     # (rejoin: reset) clears these on its out-channels and the others on its in-channels
     sender_fields: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def pattern(self) -> Pattern:
+        return self.info.pattern
+
+    @property
+    def graphs(self) -> tuple[str, ...]:
+        return self.info.graphs
+
+    @property
+    def supersedes(self) -> bool:
+        return self.info.supersedes
+
+    @property
+    def description(self) -> str:
+        return self.info.description
 
     @property
     def per_round(self) -> bool:

@@ -27,6 +27,7 @@ from rfast_sim.algorithms.base import (
     replicate,
 )
 from rfast_sim.problems import ProblemOps
+from rfast_sim.registry import info
 from rfast_sim.topology import ROLE_PULL, ROLE_PUSH
 
 
@@ -135,18 +136,14 @@ def rfast(ops: ProblemOps) -> Algorithm:
         return rfast_compute(ops, env, i, key, node, ins, outs)
 
     return Algorithm(
-        name="rfast",
-        pattern="all",
-        graphs=("pull", "push"),
+        info("rfast"),
         payload_width=ops.dim,
         init=functools.partial(tracking_init, ops),
         models=node_models,
         on_compute=on_compute,
         on_receive=rfast_receive,
         invariant=mass_residual,
-        supersedes=True,  # running sums and pulled parameters: only the newest one matters
         sender_fields=("rho",),
-        description="R-FAST: asynchronous gradient tracking with running-sum buffers",
     )
 
 
@@ -156,16 +153,13 @@ def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
         return _nonrobust_compute(ops, env, i, key, node, ins, outs)
 
     return Algorithm(
-        name="rfast_nonrobust",
-        pattern="all",
-        graphs=("pull", "push"),
+        info("rfast_nonrobust"),
         payload_width=ops.dim,
         init=functools.partial(tracking_init, ops),
         models=node_models,
         on_compute=on_compute,
         on_receive=_nonrobust_receive,
         sender_fields=("rho",),
-        description="async gradient tracking whose packets carry only new mass (no running sums)",
     )
 
 

@@ -36,6 +36,7 @@ from rfast_sim.algorithms.rfast import (
     tracking_init,
 )
 from rfast_sim.problems import ProblemOps
+from rfast_sim.registry import info
 from rfast_sim.topology import ROLE_GOSSIP
 
 
@@ -55,9 +56,7 @@ def allreduce_sgd(ops: ProblemOps) -> Algorithm:
         g = all_grads(ops, env, x, key).mean(0)
         return NetState(Models(x - env.step_size * g), st.chans)
 
-    return Algorithm("allreduce_sgd", "sync_allreduce", (), 1, _init_models, node_models,
-                     on_round=on_round,
-                     description="synchronous parallel SGD over a ring all-reduce")
+    return Algorithm(info("allreduce_sgd"), 1, _init_models, node_models, on_round=on_round)
 
 
 class GossipModels(NamedTuple):
@@ -96,9 +95,8 @@ def dpsgd(ops: ProblemOps) -> Algorithm:
                    src: GossipModels, chan: Latest) -> Receive:
         return Receive(NoWrite(), NoWrite(), Latest(payload))
 
-    return Algorithm("dpsgd", "sync_neighbors", ("gossip",), ops.dim, init, node_models,
-                     on_compute=on_compute, on_receive=on_receive,
-                     description="synchronous decentralized SGD (Metropolis weights)")
+    return Algorithm(info("dpsgd"), ops.dim, init, node_models, on_compute=on_compute,
+                     on_receive=on_receive)
 
 
 def sync_gt(ops: ProblemOps) -> Algorithm:
@@ -116,6 +114,5 @@ def sync_gt(ops: ProblemOps) -> Algorithm:
     def init(env: Env, key: Array) -> NetState:
         return tracking_init(ops, env, key)
 
-    return Algorithm("sync_gt", "sync_neighbors", ("pull", "push"), ops.dim, init, node_models,
-                     on_compute=on_compute, on_receive=rfast_receive, sender_fields=("rho",),
-                     description="synchronous push-pull gradient tracking (R-FAST with a barrier)")
+    return Algorithm(info("sync_gt"), ops.dim, init, node_models, on_compute=on_compute,
+                     on_receive=rfast_receive, sender_fields=("rho",))

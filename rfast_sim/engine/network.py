@@ -19,6 +19,7 @@ from typing import Any
 
 import simpy
 
+from rfast_sim.engine.trace import NetStats
 from rfast_sim.scenario import Nic
 from rfast_sim.timing import TimingModel
 
@@ -40,26 +41,6 @@ class Packet:
     started: float = 0.0
     attempt: int = 0  # retransmissions of a lost synchronous packet count up
     unsent: bool = False  # lost before it left: its sender went down
-
-
-@dataclass
-class NetStats:
-    """Per-run queueing and delay figures (summed; see `summary`)."""
-
-    departed: int = 0
-    superseded: int = 0
-    queueing: float = 0.0
-    transfer: float = 0.0
-    latency: float = 0.0
-    queue_area: float = 0.0  # integral over time of the send-queue lengths, all nodes
-    max_queue: int = 0
-
-    def summary(self, n: int, duration: float) -> dict[str, Any]:
-        k = max(self.departed, 1)
-        return {"packets": self.departed, "superseded": self.superseded,
-                "mean_queue": self.queue_area / max(duration * n, 1e-300),
-                "max_queue": self.max_queue, "mean_queueing_delay": self.queueing / k,
-                "mean_transfer_delay": self.transfer / k, "mean_latency": self.latency / k}
 
 
 class Ingress:
@@ -120,7 +101,6 @@ class Network:
     env: simpy.Environment
     timing: TimingModel
     n: int
-    nic: Nic | None
     latest: bool  # queue "latest" and an algorithm whose packets supersede older ones
     stats: NetStats = field(default_factory=NetStats)
 
@@ -130,21 +110,21 @@ class Network:
         self.busy = [False] * self.n
         self.length = [0] * self.n  # packets waiting to start their transfer
         self.changed = [0.0] * self.n
+        self.nic: Nic | None = self.timing.spec.nic
         ingress = self.nic.ingress if self.nic is not None else None
         self.ingress = [Ingress(self.env, ingress) for _ in range(self.n)] if ingress else None
-        self.egress_rate = (self.nic.egress or self.timing.timing.bandwidth) if self.nic else 0.0
+        self.links, self.faults = self.timing.links, self.timing.faults
 
     def rate(self, src: int, dst: int) -> float:
-        """A transfer's own cap: min(link, egress) (the link alone without a NIC)."""
-        link = self.timing.link_rate(src, dst)
-        return min(link, self.egress_rate) if self.nic is not None else link
+        """A transfer's own cap (`rfast_sim.timing.transfer_rate`: min(link, egress))."""
+        return self.links.get(src, dst).rate
 
     def send(self, pkt: Packet) -> Packet | None:
         """Hand a packet to its sender's NIC; return the unsent packet it superseded, if any."""
         if self.nic is None:  # contention-free: it leaves at once, its transfer on its own link
             pkt.started = self.env.now
             finished = self.env.now + pkt.nbytes / self.rate(pkt.src, pkt.dst)
-            if self.timing.down_between(pkt.src, pkt.sent, finished):
+            if self.faults.down_between(pkt.src, pkt.sent, finished):
                 self._unsent(pkt)
             else:
                 self._depart(pkt, finished)
@@ -181,14 +161,14 @@ class Network:
             self._queue_changed(src, -1)
             if self.latest:
                 self.waiting[src].pop(pkt.channel, None)
-            if not self.timing.down_between(src, pkt.sent, self.env.now):
+            if not self.faults.down_between(src, pkt.sent, self.env.now):
                 break
             self._unsent(pkt)  # the sender went down since: its send queue is lost
         pkt.started = self.env.now
         cap = self.rate(src, pkt.dst)
 
         def transferred() -> None:
-            if self.timing.down_between(src, pkt.sent, self.env.now):
+            if self.faults.down_between(src, pkt.sent, self.env.now):
                 self._unsent(pkt)
             else:
                 self._depart(pkt, self.env.now)
@@ -201,9 +181,9 @@ class Network:
 
     def _depart(self, pkt: Packet, finished: float) -> None:
         """The packet has left (or, without a NIC, is leaving): draw its latency and fate."""
-        latency, lost = self.timing.link_fate(pkt.src, pkt.dst)
+        latency, lost = self.links.fate(pkt.src, pkt.dst)
         # a packet that leaves onto a down link is lost (its draws are made all the same)
-        lost = lost or not self.timing.link_up(pkt.src, pkt.dst, finished)
+        lost = lost or not self.links.up(pkt.src, pkt.dst, finished)
         s = self.stats
         s.departed += 1
         s.queueing += pkt.started - pkt.sent
@@ -214,7 +194,7 @@ class Network:
         delay = finished - self.env.now + latency
 
         def arrive(_e: simpy.Event) -> None:  # a down receiver loses it
-            pkt.on_arrive(pkt, lost or not self.timing.node_up(pkt.dst, self.env.now))
+            pkt.on_arrive(pkt, lost or not self.faults.node_up(pkt.dst, self.env.now))
 
         self.env.timeout(delay).callbacks.append(arrive)
 
@@ -225,7 +205,8 @@ class Network:
             pkt.on_depart(pkt, True)
         self.env.timeout(0).callbacks.append(lambda _e: pkt.on_arrive(pkt, True))
 
-    def close(self, now: float) -> dict[str, Any]:
+    def close(self, now: float, resets: int) -> dict[str, Any]:
         for i in range(self.n):
             self._queue_changed(i, 0)
-        return self.stats.summary(self.n, now)
+        queue = "latest" if self.latest else ("fifo" if self.nic is not None else "none")
+        return self.stats.summary(self.n, now, queue, resets)

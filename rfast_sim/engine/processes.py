@@ -42,7 +42,7 @@ class Sim:
 
     def __post_init__(self) -> None:
         self.done = self.env.event()
-        churn = self.timing.timing.churn
+        churn = self.timing.spec.churn
         self.reset_on_rejoin = churn is not None and churn.rejoin == "reset"
         # plain Python lists: indexing a numpy array per packet costs more than the rest of send
         self.seqs = [0] * max(self.channels.num, 1)
@@ -68,8 +68,8 @@ class Sim:
         when it is back."""
         t = self.env.now
         while True:
-            d = self.timing.compute_time(i)
-            down = self.timing.next_down(i, t)
+            d = self.timing.clocks.next_duration(i)
+            down = self.timing.faults.next_down(i, t)
             if down is None or down[0] > t + d:
                 self.durations[i].append(d)
                 return t + d
@@ -82,7 +82,7 @@ class Sim:
         (whatever it was doing: computing, or waiting at a barrier)."""
         if not self.reset_on_rejoin:
             return
-        for i, periods in self.timing.node_down.items():
+        for i, periods in self.timing.faults.down.items():
             for _start, end in periods.spans():
                 if not math.isinf(end):
                     call_at(self, end, functools.partial(self.rejoined, i))
@@ -140,7 +140,8 @@ class Sim:
 
 
 def sampler(sim: Sim, every: float) -> Process:
-    """Record a metric sample every `every` simulated seconds, then end the run at the limit."""
+    """Record a metric sample at every time of the grid (`sample_times`), then end the run at
+    the limit."""
     for t in sample_times(sim.limit, every):
         if t > sim.env.now:
             yield sim.env.timeout(t - sim.env.now)
@@ -171,7 +172,7 @@ def async_node(sim: Sim, i: int, pattern: str) -> Process:
             for k, c in live:
                 slots[k] = sim.send(sim.packet(c))
         elif live:  # "one": a random out-neighbour
-            k, c = live[sim.timing.choose(i, len(live))]
+            k, c = live[sim.timing.clocks.choose(i, len(live))]
             slots[k] = sim.send(sim.packet(c))
         sim.rec.add(sim.env.now, COMPUTE, i, out=tuple(slots), phase=phase)
         if sim.updates >= sim.max_updates:

@@ -23,6 +23,7 @@ import simpy
 from rfast_sim.engine.network import Packet
 from rfast_sim.engine.processes import Process, Sim, call_at, computed
 from rfast_sim.engine.trace import DROP, ROUND
+from rfast_sim.timing import transfer_rate
 
 
 class Barrier:
@@ -40,7 +41,7 @@ class Barrier:
         self.ended: defaultdict[int, int] = defaultdict(int)
         self.everyone: dict[int, simpy.Event] = {}
         self.done_round = [-1] * n  # the last round node i has ended (or given up on)
-        self.timeout = sim.timing.timing.barrier_timeout
+        self.timeout = sim.timing.spec.barrier_timeout
 
     def send(self, i: int, c: int, round_: int) -> int:
         pkt = self.sim.packet(c, round_)
@@ -64,7 +65,7 @@ class Barrier:
             pkt.attempt += 1
             # retries every timeout; while an end is down they fail, so the first that can
             # get through is the first after both are up (inf: never)
-            rt = sim.timing.timing.retransmit_timeout
+            rt = sim.timing.spec.retransmit_timeout
             delay = rt + _until_up(sim, (pkt.src, pkt.dst), sim.env.now + rt)
             if not math.isinf(delay):
                 call_at(sim, delay, functools.partial(self._resend, pkt))
@@ -155,10 +156,10 @@ def gossip_node(sim: Sim, bar: Barrier, i: int) -> Process:
 
 def _until_up(sim: Sim, nodes: tuple[int, ...], t: float) -> float:
     """A whole number of retransmit timeouts after t until every node is up (inf: never)."""
-    rt = sim.timing.timing.retransmit_timeout
+    rt = sim.timing.spec.retransmit_timeout
     extra = 0.0
     while True:
-        downs = [d for v in nodes if (d := sim.timing.next_down(v, t + extra)) is not None
+        downs = [d for v in nodes if (d := sim.timing.faults.next_down(v, t + extra)) is not None
                  and d[0] <= t + extra]
         if not downs:
             return extra
@@ -171,26 +172,26 @@ def _until_up(sim: Sim, nodes: tuple[int, ...], t: float) -> float:
 def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> float:
     """Delay until a chunk a->b sent at `start` gets through, resending each lost copy (lost
     by the loss model, or sent onto a down link) after the timeout."""
-    rate = sim.network.rate(a, b)
-    ingress = sim.network.nic.ingress if sim.network.nic is not None else None
-    transfer = nbytes / min(rate, ingress or rate)  # one chunk into each node per step
+    links, faults = sim.timing.links, sim.timing.faults
+    # one chunk into each node per step: alone on the receiver's ingress
+    transfer = nbytes / float(transfer_rate(links.get(a, b).bandwidth, sim.timing.spec,
+                                            alone=True))
     total = 0.0
-    timing = sim.timing
     while True:
         wait = _until_up(sim, (a, b), start + total)  # both ends must be up to try
         if math.isinf(wait):
             return wait
         total += wait
-        latency, lost = timing.link_fate(a, b)
+        latency, lost = links.fate(a, b)
         arrival = start + total + transfer + latency
-        lost = lost or not timing.link_up(a, b, start + total + transfer) \
-            or not timing.node_up(b, arrival)
+        lost = lost or not links.up(a, b, start + total + transfer) \
+            or not faults.node_up(b, arrival)
         sim.messages += 1
         sim.bytes += nbytes
         if not lost:
             return total + transfer + latency
         sim.dropped += 1
-        total += sim.timing.timing.retransmit_timeout
+        total += sim.timing.spec.retransmit_timeout
 
 
 def allreduce_rounds(sim: Sim) -> Process:

@@ -11,8 +11,9 @@ from rfast_sim.engine.network import Network
 from rfast_sim.engine.processes import Sim, async_node, sampler
 from rfast_sim.engine.rounds import Barrier, allreduce_rounds, gossip_node
 from rfast_sim.engine.trace import Event, EventTrace, Recorder
+from rfast_sim.registry import Pattern
 from rfast_sim.timing import TimingModel
-from rfast_sim.topology import Channels, Pattern
+from rfast_sim.topology import Channels
 
 
 def simulate(
@@ -34,9 +35,9 @@ def simulate(
     """
     env = simpy.Environment()
     rec = Recorder(channels.out_ch.shape[1], on_event)
-    nic = timing.timing.nic
+    nic = timing.spec.nic
     latest = nic is not None and nic.queue == "latest" and supersedes
-    network = Network(env, timing, channels.n, nic, latest)
+    network = Network(env, timing, channels.n, latest)
     sim = Sim(env, timing, channels, rec, network,
               limit=until if until is not None else np.inf,
               max_updates=max_updates if max_updates is not None else np.inf)
@@ -46,16 +47,14 @@ def simulate(
         for i in range(channels.n):
             env.process(async_node(sim, i, pattern))
     elif pattern == "sync_neighbors":
-        barrier = Barrier(sim, global_=timing.timing.barrier == "global")
+        barrier = Barrier(sim, global_=timing.spec.barrier == "global")
         for i in range(channels.n):
             env.process(gossip_node(sim, barrier, i))
     else:
         env.process(allreduce_rounds(sim))
     env.run(until=sim.done)
-    stats = network.close(env.now)
-    stats["queue"] = "latest" if latest else ("fifo" if nic is not None else "none")
-    stats["resets"] = sim.resets
+    stats = network.close(env.now, sim.resets)
     node_down = {i: [(a, b) for a, b in p.spans() if a < env.now]
-                 for i, p in timing.node_down.items()}
+                 for i, p in timing.faults.down.items()}
     return rec.trace(sim.num_slots, sim.durations, stats,
-                     {i: s for i, s in node_down.items() if s}, timing.link_down_periods(env.now))
+                     {i: s for i, s in node_down.items() if s}, timing.links.down_periods(env.now))

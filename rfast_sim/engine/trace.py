@@ -1,4 +1,5 @@
-"""The engine's product: an :class:`EventTrace` of numpy arrays, and its recorder."""
+"""The engine's product: an :class:`EventTrace` of numpy arrays, its recorder, and what both
+trace builders share: the metric grid (`sample_times`) and the network figures (`NetStats`)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,6 @@ import numpy as np
 
 COMPUTE, DELIVER, ROUND, DROP, SAMPLE, RESET = 0, 1, 2, 3, 4, 5
 KIND_NAMES = ("compute", "deliver", "round", "drop", "sample", "reset")
-
-
-def sample_times(until: float, every: float) -> Iterator[float]:
-    """The metric sample grid of both trace builders: 0, every, 2 every, ... up to `until`,
-    then `until` itself where the grid stops short of it (a run shorter than one interval, or
-    one that is not a multiple of it, still samples its final state). Endless for an infinite
-    `until` (a max_updates stop ends the run)."""
-    tol = 1e-12 * max(1.0, until) if until < np.inf else 0.0
-    last = -np.inf
-    for k in itertools.count():
-        t = k * every
-        if t > until + tol:
-            break
-        last = t
-        yield t
-    if last < until - tol:
-        yield until
 
 
 @dataclass(frozen=True)
@@ -98,6 +82,46 @@ class Event:
     seq: int
     out_slots: tuple[int, ...]
     phase: int = 0
+
+
+def sample_times(until: float, every: float) -> Iterator[float]:
+    """The metric sample grid of both trace builders: 0, every, 2 every, ... up to `until`,
+    then `until` itself where the grid stops short of it (a run shorter than one interval, or
+    one that is not a multiple of it, still samples its final state). Endless for an infinite
+    `until` (a max_updates stop ends the run)."""
+    tol = 1e-12 * max(1.0, until) if until < np.inf else 0.0
+    last = -np.inf
+    for k in itertools.count():
+        t = k * every
+        if t > until + tol:
+            break
+        last = t
+        yield t
+    if last < until - tol:
+        yield until
+
+
+@dataclass
+class NetStats:
+    """Per-run queueing and delay figures (summed), as both trace builders report them."""
+
+    departed: int = 0
+    superseded: int = 0
+    queueing: float = 0.0
+    transfer: float = 0.0
+    latency: float = 0.0
+    queue_area: float = 0.0  # integral over time of the send-queue lengths, all nodes
+    max_queue: int = 0
+
+    def summary(self, n: int, duration: float, queue: str, resets: int) -> dict[str, Any]:
+        """The trace's `network` figures (`queue`: the discipline that ran: fifo, latest or
+        none; `resets`: node restarts)."""
+        k = max(self.departed, 1)
+        return {"packets": self.departed, "superseded": self.superseded,
+                "mean_queue": self.queue_area / max(duration * n, 1e-300),
+                "max_queue": self.max_queue, "mean_queueing_delay": self.queueing / k,
+                "mean_transfer_delay": self.transfer / k, "mean_latency": self.latency / k,
+                "queue": queue, "resets": resets}
 
 
 class Recorder:

@@ -21,17 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, SAMPLE, EventTrace, sample_times
+from rfast_sim.engine.trace import (
+    COMPUTE,
+    DELIVER,
+    DROP,
+    SAMPLE,
+    EventTrace,
+    NetStats,
+    sample_times,
+)
 from rfast_sim.laws import law
-from rfast_sim.scenario import Dist
+from rfast_sim.scenario import Dist, Timing
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
 
-def covers(timing: TimingModel, channels: Channels, pattern: str,
-           supersedes: bool) -> str | None:
-    """None when the vector builder covers this run, else why not (one phrase)."""
-    t = timing.timing
+def covers(t: Timing, channels: Channels, pattern: str, supersedes: bool) -> str | None:
+    """None when the vector builder covers a run of these timing settings, else why not (one
+    phrase)."""
     nic = t.nic
     checks = [
         (pattern not in ("all", "one"), f"pattern {pattern!r} (only asynchronous methods)"),
@@ -44,12 +51,11 @@ def covers(timing: TimingModel, channels: Channels, pattern: str,
     return next((why for bad, why in checks if bad), None)
 
 
-def ties_unlikely(timing: TimingModel) -> bool:
+def ties_unlikely(t: Timing) -> bool:
     """Simultaneous events (which the two engines order differently: SimPy by when they were
     scheduled) have probability zero: continuous compute times, and without a NIC (where the
     packets of one computation leave together) continuous latencies. `engine: auto` uses the
     vector builder only then."""
-    t = timing.timing
 
     def continuous(d: Dist | None) -> bool:
         return d is None or (d.file is None and law(d) is not None)
@@ -61,8 +67,8 @@ def ties_unlikely(timing: TimingModel) -> bool:
 
 
 def _grid(until: float, every: float) -> np.ndarray:
-    """The sample grid (`sample_times`) of a finite `until`."""
-    return np.fromiter(sample_times(until, every), np.float64)
+    """The metric grid up to a finite `until` (`sample_times`, as SimPy samples)."""
+    return np.fromiter(sample_times(until, every), dtype=np.float64)
 
 
 class _Clock:
@@ -82,7 +88,7 @@ class _Clock:
             parts = [self.d[i]]
             total = float(t[-1]) if len(t) else 0.0
             while total <= horizon:
-                parts.append(self.timing.compute_times(i, 64))
+                parts.append(self.timing.clocks.durations(i, 64))
                 total += float(parts[-1].sum())
             self.d[i] = np.concatenate(parts)
             self.t[i] = np.cumsum(self.d[i])
@@ -214,7 +220,7 @@ def _packets(timing: TimingModel, channels: Channels, counts: list[int],
             ks.append(np.repeat(np.arange(count), len(mine)))
             outs.append(np.tile(mine, count))
         else:
-            pick = timing.choices(i, count, len(mine))
+            pick = timing.clocks.choices(i, count, len(mine))
             nodes.append(np.full(count, i))
             ks.append(np.arange(count))
             outs.append(mine[pick])
@@ -239,7 +245,7 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
           max_updates: int | None = None) -> EventTrace:
     """The trace of one asynchronous run (see the module docstring), to `until` or to the
     max_updates-th computation, whichever comes first."""
-    n, t = channels.n, timing.timing
+    n, t = channels.n, timing.spec
     limit = until if until is not None else math.inf
     clock = _Clock(timing, n)
     end, by_updates = clock.stop(limit, max_updates)
@@ -256,9 +262,8 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     p_dst = channels.dst[p_ch].astype(np.int64)
     nbytes = timing.message_bytes
     nic = t.nic
-    egress = (nic.egress or t.bandwidth) if nic is not None else math.inf
     link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
-    rates = np.minimum(timing.open_links(link_ids // n, link_ids % n), egress)
+    rates = timing.links.open(link_ids // n, link_ids % n)  # transfer rates
     service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
     p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
     bounds = np.searchsorted(p_node, np.arange(n + 1))
@@ -277,7 +282,7 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
         # SimPy draws for the packets that left before the end (without a NIC: when sent)
         departed = (p_done[sel] if nic is not None else p_sent[sel]) <= end
         m = int(departed.sum())
-        latency[sel[:m]], lost[sel[:m]] = timing.link_fates(key // n, key % n, m)
+        latency[sel[:m]], lost[sel[:m]] = timing.links.fates(key // n, key % n, m)
         latency[sel[m:]] = math.inf
         lost[sel[m:]] = False
     # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
@@ -298,7 +303,7 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     arrived = p["arrive"] <= end
     a = {k: v[arrived] for k, v in p.items()}
     # without a NIC SimPy counts a packet as it is handed over (its draws happen then too)
-    leave = p["sent"] if timing.timing.nic is None else p["done"]
+    leave = p["sent"] if timing.spec.nic is None else p["done"]
     s_count = len(samples)
     time = np.concatenate([c_time, a["arrive"], samples])
     kind = np.concatenate([np.full(len(c_time), COMPUTE), np.where(a["lost"], DROP, DELIVER),
@@ -354,8 +359,7 @@ def _event_order(time: np.ndarray, *keys: np.ndarray) -> np.ndarray:
 def _network_stats(timing: TimingModel, p: dict[str, np.ndarray], departed: np.ndarray,
                    end: float, n: int) -> dict[str, Any]:
     """The NetStats summary SimPy reports, from the packet arrays."""
-    nic = timing.timing.nic
-    k = max(int(departed.sum()), 1)
+    nic = timing.spec.nic
     sent = p["sent"] <= end
     if nic is None:
         area, max_queue = 0.0, 0
@@ -370,9 +374,9 @@ def _network_stats(timing: TimingModel, p: dict[str, np.ndarray], departed: np.n
                 started = np.minimum(np.searchsorted(p["start"][lo:hi], p["sent"][lo:hi],
                                                      side="right"), m)
                 max_queue = max(max_queue, int((m + 1 - started).max()))
-    return {"packets": int(departed.sum()), "superseded": 0,
-            "mean_queue": area / max(end * n, 1e-300), "max_queue": max_queue,
-            "mean_queueing_delay": float((p["start"] - p["sent"])[departed].sum()) / k,
-            "mean_transfer_delay": float((p["done"] - p["start"])[departed].sum()) / k,
-            "mean_latency": float(p["latency"][departed].sum()) / k,
-            "queue": "fifo" if nic is not None else "none", "resets": 0}
+    stats = NetStats(
+        departed=int(departed.sum()), queue_area=area, max_queue=max_queue,
+        queueing=float((p["start"] - p["sent"])[departed].sum()),
+        transfer=float((p["done"] - p["start"])[departed].sum()),
+        latency=float(p["latency"][departed].sum()))
+    return stats.summary(n, end, "fifo" if nic is not None else "none", resets=0)

@@ -14,8 +14,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rfast_sim import registry
-from rfast_sim.scenario.base import DISTRIBUTIONS, Dist, DistName, ScenarioError, Strict
-from rfast_sim.scenario.graphs import GRAPH_KINDS, Graphs, GraphSpec, ScheduleEntry
+from rfast_sim.scenario.base import Dist, ScenarioError, Strict
+from rfast_sim.scenario.graphs import Graphs, GraphSpec, ScheduleEntry
+from rfast_sim.scenario.kinds import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, Law, LossModel
 from rfast_sim.scenario.network import (
     Churn,
     Clusters,
@@ -307,23 +308,26 @@ def slug(name: str) -> str:
 
 
 __all__ = [
-    "DISTRIBUTIONS",
     "GRAPH_KINDS",
+    "LAWS",
+    "LOSS_MODELS",
     "PROBLEM_KINDS",
     "AlgorithmSpec",
     "Churn",
     "Clusters",
     "Compare",
     "Dist",
-    "DistName",
+    "GraphKind",
     "GraphSpec",
     "Graphs",
     "Heterogeneity",
+    "Law",
     "Link",
     "LinkChurn",
     "LinkDrop",
     "LinkTiming",
     "Loss",
+    "LossModel",
     "Nic",
     "Outage",
     "Problem",

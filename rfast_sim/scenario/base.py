@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from rfast_sim.scenario.kinds import LAWS
 from rfast_sim.tracefiles import Durations, TraceFileError, read_durations, read_matrix
 
 
@@ -20,12 +20,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-DistName = Literal[
-    "constant", "uniform", "exponential", "shifted_exponential", "lognormal", "gamma", "pareto",
-    "empirical", "trace", "matrix",
-]
-FILE_LAWS = ("empirical", "trace", "matrix")
-DISTRIBUTIONS: tuple[str, ...] = DistName.__args__  # type: ignore[attr-defined]
 
 
 class Dist(Strict):
@@ -40,7 +34,8 @@ class Dist(Strict):
     (latency only): link i->j takes entry (i, j) of an n x n CSV matrix.
     """
 
-    dist: DistName = "constant"
+    dist: str = Field("constant", description="a registered law (rfast-sim list)",
+                      json_schema_extra=LAWS.json_schema)
     mean: float = Field(1.0, ge=0)
     sigma: float = Field(0.5, ge=0)
     shape: float = Field(2.0, gt=0)
@@ -50,11 +45,17 @@ class Dist(Strict):
     file: str | None = Field(None, description="empirical / trace / matrix: the CSV file")
     loop: bool = Field(True, description="trace: start over at the end of a node's rows")
 
+    @field_validator("dist")
+    @classmethod
+    def _known(cls, dist: str) -> str:
+        return LAWS.check(dist)
+
     @model_validator(mode="after")
     def _check(self) -> Dist:
-        if (self.dist in FILE_LAWS) != (self.file is not None):
+        if LAWS[self.dist].reads_file != (self.file is not None):
+            file_laws = ", ".join(law.name for law in LAWS if law.reads_file)
             raise ValueError(f"file: {self.dist} needs a file" if self.file is None else
-                             f"file: only the laws {', '.join(FILE_LAWS)} read a file")
+                             f"file: only the laws {file_laws} read a file")
         if self.file is not None:
             try:
                 self.data()

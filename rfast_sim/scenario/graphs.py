@@ -5,30 +5,17 @@ from __future__ import annotations
 import itertools
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rfast_sim.scenario.base import Strict
-
-GraphKind = Literal[
-    "ring",
-    "directed_ring",
-    "exponential",
-    "one_peer_exponential",
-    "binary_tree",
-    "tree",
-    "star",
-    "complete",
-    "erdos_renyi",
-    "grid",
-    "edges",
-]
-GRAPH_KINDS: tuple[str, ...] = GraphKind.__args__  # type: ignore[attr-defined]
+from rfast_sim.scenario.kinds import GRAPH_KINDS
 
 
 class GraphSpec(Strict):
     """A directed graph on the nodes. Undirected kinds contain both directions of each edge."""
 
-    kind: GraphKind = "exponential"
+    kind: str = Field("exponential", description="a registered graph kind (rfast-sim list)",
+                      json_schema_extra=GRAPH_KINDS.json_schema)
     p: float = Field(0.3, gt=0, le=1, description="edge probability (erdos_renyi)")
     arity: int = Field(2, ge=1, description="children per node (tree)")
     direction: Literal["away", "toward"] | None = Field(
@@ -36,6 +23,15 @@ class GraphSpec(Strict):
     )
     root: int = Field(0, ge=0, description="tree / star centre")
     edges: list[tuple[int, int]] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _known(cls, kind: str) -> str:
+        return GRAPH_KINDS.check(kind)
+
+    @property
+    def time_varying(self) -> bool:
+        return GRAPH_KINDS[self.kind].time_varying
 
     @model_validator(mode="after")
     def _check(self) -> GraphSpec:
@@ -69,11 +65,11 @@ class Graphs(Strict):
         times = [e.at for e in self.schedule]
         if any(b <= a for a, b in itertools.pairwise(times)):
             raise ValueError(f"schedule: the 'at' times must increase (got {times})")
-        if self.undirected is not None and self.undirected.kind == "one_peer_exponential":
-            raise ValueError("undirected.kind: one_peer_exponential is directed and "
-                             "time-varying; the gossip graph must be undirected and static")
+        if self.undirected is not None and self.undirected.time_varying:
+            raise ValueError(f"undirected.kind: {self.undirected.kind} is time-varying; the "
+                             "gossip graph must be undirected and static")
         return self
 
     @property
     def time_varying(self) -> bool:
-        return bool(self.schedule) or "one_peer_exponential" in (self.pull.kind, self.push.kind)
+        return bool(self.schedule) or self.pull.time_varying or self.push.time_varying

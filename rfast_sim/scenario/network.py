@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rfast_sim.scenario.base import Dist, Strict
+from rfast_sim.scenario.kinds import LOSS_MODELS
 
 
 class LinkDrop(Strict):
@@ -22,11 +23,20 @@ class Loss(Strict):
     p_bad_good); with loss_good 0 and loss_bad 1, bursts last 1 / p_bad_good packets on average.
     """
 
-    model: Literal["gilbert_elliott"] = "gilbert_elliott"
+    model: str = Field("gilbert_elliott", description="a registered loss model set by this "
+                       "block (rfast-sim list)")
     p_good_bad: float = Field(0.01, gt=0, le=1, description="P(good -> bad) per packet")
     p_bad_good: float = Field(0.2, gt=0, le=1, description="P(bad -> good) per packet")
     loss_good: float = Field(0.0, ge=0, le=1)
     loss_bad: float = Field(1.0, ge=0, le=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known(cls, model: str) -> str:
+        LOSS_MODELS.check(model)
+        if LOSS_MODELS[model].key != "timing.loss":
+            raise ValueError(f"{model} is set by {LOSS_MODELS[model].key}, not timing.loss")
+        return model
 
     def stationary_loss(self) -> float:
         p, r = self.p_good_bad, self.p_bad_good

@@ -1,0 +1,37 @@
+"""The timing model of one run: compute clocks, links and node faults, each from its own named
+streams.
+
+Laws come from :mod:`rfast_sim.laws` (frozen ``scipy.stats`` distributions by their mean).
+Every random quantity comes from its own named stream (:mod:`rfast_sim.seeding`), so node i's
+k-th compute time and link (a, b)'s k-th packet fate are the same in every algorithm's run:
+common random numbers make comparisons fair. A model's streams are consumed as a trace is
+built, so every trace needs a fresh model (:meth:`rfast_sim.setup.Setup.timing_model`).
+
+- :mod:`.clocks`: compute durations (base law, persistent factors, stragglers) and choices;
+- :mod:`.links`: per-link latency, loss (the registered loss models), rates and down periods;
+- :mod:`.faults`: node down periods (outages, churn) as pure period generators.
+"""
+
+from __future__ import annotations
+
+from rfast_sim.scenario import Scenario
+from rfast_sim.timing.clocks import ComputeClocks
+from rfast_sim.timing.faults import NodeFaults, Periods
+from rfast_sim.timing.links import Links, transfer_rate
+
+
+class TimingModel:
+    """Seeded samplers for one run, by responsibility. Knows nothing of the algorithm's values.
+
+    ``spec``: the scenario's timing settings; ``clocks``, ``links``, ``faults``: the parts."""
+
+    def __init__(self, sc: Scenario, seed: int, message_bytes: float) -> None:
+        self.spec = sc.timing
+        self.n = sc.nodes
+        self.message_bytes = message_bytes
+        self.clocks = ComputeClocks(sc.timing, sc.nodes, seed)
+        self.links = Links(sc.timing, seed)
+        self.faults = NodeFaults(sc, seed)
+
+
+__all__ = ["ComputeClocks", "Links", "NodeFaults", "Periods", "TimingModel", "transfer_rate"]

@@ -80,8 +80,8 @@ class TraceOracle:
                 fresh = seq > self.newest[c]
                 self.newest[c] = max(self.newest[c], seq)
                 self.receive(c, self.in_flight.pop(int(trace.slot[e])), bool(fresh))
-            elif kind == engine.RESET:
-                raise NotImplementedError("the baseline oracles do not model node resets")
+            elif kind == engine.RESET:  # rejoin: reset
+                self.reset(i)
             # DROP: the packet never arrives (its slot is reused by a later send); ROUND,
             # SAMPLE: no per-node math
 
@@ -89,6 +89,10 @@ class TraceOracle:
         raise NotImplementedError
 
     def receive(self, c: int, payload: np.ndarray, fresh: bool) -> None:
+        raise NotImplementedError
+
+    def reset(self, i: int) -> None:
+        """Node i restarts from its initial state and forgets what it received."""
         raise NotImplementedError
 
 
@@ -106,17 +110,21 @@ class DPSGDOracle(TraceOracle):
         self.gossip_in = [self.ins(i, ROLE_GOSSIP) for i in range(self.n)]
 
     def compute(self, i: int, w: dict[int, Weights]) -> dict[int, np.ndarray]:
+        # the update rule from any state, the initial one included (no gradient yet, every
+        # buffer x0: round 0 sends x^0; after a reset the node mixes what arrived since)
         gw, g = w[ROLE_GOSSIP], self.g[i]
-        if g is not None:  # round 0 sends x^0 unchanged
-            mixed = gw.self_w[i] * self.x[i] + sum(gw.w[c] * self.held[c]
-                                                   for c in self.gossip_in[i])
-            self.x[i] = mixed - self.gamma * g
+        mixed = gw.self_w[i] * self.x[i] + sum(gw.w[c] * self.held[c] for c in self.gossip_in[i])
+        self.x[i] = mixed - (self.gamma * g if g is not None else 0.0)
         self.g[i] = self.grad(i, self.x[i])
         return {int(c): self.x[i] for c in self.ch.out_ch[i] if c >= 0}
 
     def receive(self, c: int, payload: np.ndarray, fresh: bool) -> None:
         if fresh:
             self.held[c] = payload
+
+    def reset(self, i: int) -> None:
+        self.x[i], self.g[i] = self.x0, None
+        self.held[self.gossip_in[i]] = self.x0
 
 
 def dpsgd_lock_step(W: np.ndarray, x0: np.ndarray, step_size: float, grad: Grad,
@@ -154,6 +162,9 @@ class ADPSGDOracle(TraceOracle):
         a, b = int(self.ch.src[c]), int(self.ch.dst[c])
         self.x[a] = self.x[b] = 0.5 * (self.x[a] + self.x[b])
 
+    def reset(self, i: int) -> None:
+        self.x[i] = self.read[i] = self.x0
+
 
 class OSGPOracle(TraceOracle):
     """Push-sum SGD: node i keeps (x_i, w_i), steps on x_i / w_i, keeps c_ii (x_i, w_i) and
@@ -178,6 +189,9 @@ class OSGPOracle(TraceOracle):
         j = int(self.ch.dst[c])
         self.x[j] += payload[:-1]
         self.w[j] += payload[-1]
+
+    def reset(self, i: int) -> None:
+        self.x[i], self.w[i] = self.x0, 1.0
 
     def models(self) -> np.ndarray:
         return self.x / self.w[:, None]
@@ -223,3 +237,9 @@ class NonRobustTrackingOracle(TraceOracle):
             self.inbox[c] += payload
         elif fresh:
             self.v[c] = payload
+
+    def reset(self, i: int) -> None:
+        self.x[i] = self.x0
+        self.g[i] = self.z[i] = self.grad(i, self.x0)
+        self.v[self.pull_in[i]] = self.x0
+        self.inbox[self.push_in[i]] = 0.0

@@ -132,3 +132,22 @@ def test_dpsgd_keeps_the_newest_model_when_a_timed_out_packet_arrives_late():
         "timing.retransmit_timeout": 0.5})
     assert _stale_deliveries(trace) > 0
     _close(run.final_state.nodes.x, ref.x)
+
+
+RESETS = {"timing.churn": {"mtbf": 8.0, "mttr": 2.0, "rejoin": "reset"}, "run.engine": "simpy"}
+
+
+@pytest.mark.parametrize(("name", "oracle", "over"), [
+    ("rfast_nonrobust", NonRobustTrackingOracle, {"graphs.pull.kind": "exponential",
+                                                  "graphs.push.kind": "ring"}),
+    ("osgp", OSGPOracle, {"graphs.push.kind": "exponential", "timing.drop_prob": 0.05,
+                          "run.until": 30.0}),
+    ("adpsgd", ADPSGDOracle, {"graphs.undirected": {"kind": "grid"}}),
+    ("dpsgd", DPSGDOracle, {"graphs.undirected": {"kind": "grid"},
+                            "timing.barrier_timeout": 0.5}),
+])
+def test_node_resets_match_the_oracles(name, oracle, over):
+    # rejoin: reset: the node restarts from x0 and forgets what it received
+    trace, run, ref = _replayed(name, oracle, **{**RESETS, **over})
+    assert trace.is_kind("reset").sum() >= 3
+    _close(run.final_state.nodes.x, ref.x)

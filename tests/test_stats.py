@@ -38,8 +38,7 @@ def test_misses_count_in_reached_and_in_the_median():
     assert rf["seeds"] == 5
     # sorted with the misses as inf: 4, 5, 6, inf, inf -> the median is 6
     assert rf["time_to_opt_gap"] == 6.0
-    # the old answer averaged only the seeds that made it: 5.0, which flatters R-FAST
-    assert np.nanmean([t for t in TIMES["rfast"] if t is not None]) == 5.0
+    # (averaging only the seeds that made it would give 5.0, which flatters R-FAST)
     assert rf["speedup"] == pytest.approx(11.0 / 6.0)
     assert rf["speedup_ci_low"] <= rf["speedup"] <= rf["speedup_ci_high"]
     assert rf["time_to_opt_gap_ci_high"] == np.inf  # with 2 of 5 missing, it may be inf

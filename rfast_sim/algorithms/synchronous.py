@@ -93,7 +93,9 @@ def dpsgd(ops: ProblemOps) -> Algorithm:
 
     def on_receive(env: Env, c: Array, payload: Array, fresh: Array, dst: GossipModels,
                    src: GossipModels, chan: Latest) -> Receive:
-        return Receive(NoWrite(), NoWrite(), Latest(payload))
+        # keep the newest model: with a barrier timeout a node goes on without a late packet,
+        # which may then arrive after the neighbour's next one and must not overwrite it
+        return Receive(NoWrite(), NoWrite(), Latest(jnp.where(fresh, payload, chan.recv)))
 
     return Algorithm(info("dpsgd"), ops.dim, init, node_models, on_compute=on_compute,
                      on_receive=on_receive)

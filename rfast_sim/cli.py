@@ -46,7 +46,8 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "bytes": "GB"}
+SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy",
+         "final_test_accuracy": "test_acc", "bytes": "GB"}
 
 
 def _with_ci(value: float, low: float, high: float) -> str:
@@ -73,7 +74,8 @@ def comparison_view(df: pd.DataFrame) -> pd.DataFrame:
         _with_ci(*v) for v in zip(df[ttt], df[f"{ttt}_ci_low"], df[f"{ttt}_ci_high"],
                                   strict=True)]
     view["step"] = df["step_size"]
-    for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy"):
+    for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy",
+                "final_test_accuracy"):
         if col in df and df[col].notna().any():
             view[SHORT.get(col, col)] = df[col] / 1e9 if col == "bytes" else df[col]
     view["speedup"] = [_with_ci(*v) for v in zip(df["speedup"], df["speedup_ci_low"],
@@ -150,11 +152,13 @@ def run(
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
     """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
     from rfast_sim import budget
+    from rfast_sim.problems import problem_dim
     from rfast_sim.setup import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
-        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None)
+        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
+                           dim=problem_dim(sc.problem, sc.nodes, sc.seed))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))
@@ -171,14 +175,18 @@ def list_() -> None:
     from rfast_sim.algorithms import make
     from rfast_sim.loading import shipped_scenarios
     from rfast_sim.problems import ProblemOps
-    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS, PROBLEM_KINDS
+    from rfast_sim.scenario import DISTRIBUTIONS, GRAPH_KINDS
+    from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     console.print("[bold]graph kinds:[/] " + ", ".join(GRAPH_KINDS)
                   + " (time-varying: one_peer_exponential, graphs.schedule)")
     console.print("[bold]distributions:[/] " + ", ".join(DISTRIBUTIONS))
     console.print("[bold]timing sources:[/] laws by their mean; from data: empirical / trace "
                   "(compute, CSV node,duration), matrix (latency, n x n CSV)")
-    console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
+    for family in (PROBLEM_KINDS, MODELS, LOSSES, PARTITIONS):
+        console.print(f"[bold]{family.what}s:[/]")
+        for name, text in family.describe().items():
+            console.print(f"  {name:<20} {text}", highlight=False)
     console.print("[bold]loss models:[/] bernoulli (timing.drop_prob), gilbert_elliott "
                   "(timing.loss); link timing: timing.links, timing.clusters")
     console.print("[bold]faults:[/] timing.churn (nodes, rejoin keep|reset), timing.link_churn, "

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from rfast_sim.problems.base import AccuracyFn, DataLossFn, ProblemData, ProblemOps
+from rfast_sim.problems.base import AccuracyFn, DataLossFn, ProblemData, ProblemOps, problem_data
 from rfast_sim.scenario import Problem, ScenarioError
 from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS, register_problem
 
@@ -33,4 +33,4 @@ def problem_dim(spec: Problem, n: int, seed: int) -> int:
 
 
 __all__ = ["AccuracyFn", "DataLossFn", "ProblemData", "ProblemOps", "make_problem",
-           "problem_dim", "register_problem"]
+           "problem_data", "problem_dim", "register_problem"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -139,3 +139,22 @@ def _flat(feats: Array, targets: Array) -> tuple[Array, Array]:
     """Every node's samples in one batch."""
     n, m = feats.shape[:2]
     return feats.reshape(n * m, *feats.shape[2:]), targets.reshape(n * m, *targets.shape[2:])
+
+
+def problem_data(feats: Any, targets: Any, x0: Any, l2: float, *, x_star: Any = None,
+                 f_star: float = float("nan"), counts: Any = None, test_feats: Any = None,
+                 test_targets: Any = None, dtype: str = "float64") -> ProblemData:
+    """A :class:`ProblemData` from arrays (for a registered kind's factory): `feats` and
+    `targets` are per node ([n, m, ...]); `counts` default to m each; no test set unless
+    given; `x_star` NaN unless known."""
+    def arr(a: Any) -> Array:
+        return jnp.asarray(a, dtype=dtype)
+
+    feats, targets, x0 = arr(feats), arr(targets), arr(x0)
+    n, m = feats.shape[:2]
+    return ProblemData(
+        feats, targets, x0, arr(jnp.full(x0.shape, jnp.nan) if x_star is None else x_star),
+        arr(f_star), arr(l2),
+        jnp.full(n, m, jnp.int32) if counts is None else jnp.asarray(counts, jnp.int32),
+        arr(jnp.zeros((0, *feats.shape[2:])) if test_feats is None else test_feats),
+        arr(jnp.zeros((0, *targets.shape[2:])) if test_targets is None else test_targets))

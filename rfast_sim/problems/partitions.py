@@ -55,18 +55,25 @@ def dirichlet(labels: np.ndarray | None, keys: np.ndarray | None, n: int, spec: 
 
 def shards(labels: np.ndarray | None, keys: np.ndarray | None, n: int, spec: PartitionSpec,
            rng: np.random.Generator, size: int) -> list[np.ndarray]:
-    """Sorted by label, cut into n * classes_per_node shards; each node gets k of them (at
-    most k classes; McMahan et al. 2017)."""
+    """Each node holds k = classes_per_node classes: the classes in a random order, dealt k at
+    a time round the nodes (cyclically), each class's samples split evenly among its holders
+    (the pathological non-IID split of McMahan et al. 2017, cut along class boundaries)."""
     labels = _need_labels(labels, "shards")
+    classes = np.unique(labels)
     k = spec.classes_per_node
-    if n * k > size:
-        raise ScenarioError(f"problem.partition.classes_per_node: {n} nodes x {k} shards "
-                            f"need at least {n * k} training samples (got {size})")
-    order = rng.permutation(size)
-    order = order[np.argsort(labels[order], kind="stable")]
-    pieces = np.array_split(order, n * k)
-    assign = rng.permutation(n * k).reshape(n, k)
-    return [np.sort(np.concatenate([pieces[j] for j in row])) for row in assign]
+    if k > len(classes) or n * k < len(classes):
+        raise ScenarioError(f"problem.partition.classes_per_node: {k} classes on each of {n} "
+                            f"nodes cannot cover the {len(classes)} classes once each; need "
+                            f"{-(-len(classes) // n)} <= classes_per_node <= {len(classes)}")
+    order = rng.permutation(classes)
+    held = [[order[(i * k + j) % len(classes)] for j in range(k)] for i in range(n)]
+    parts: list[list[np.ndarray]] = [[] for _ in range(n)]
+    for c in classes:
+        holders = [i for i in range(n) if c in held[i]]
+        for i, piece in zip(holders, np.array_split(rng.permutation(np.flatnonzero(
+                labels == c)), len(holders)), strict=True):
+            parts[i].append(piece)
+    return [np.sort(np.concatenate(p)) if p else np.arange(0) for p in parts]
 
 
 def by_key(labels: np.ndarray | None, keys: np.ndarray | None, n: int, spec: PartitionSpec,

@@ -23,12 +23,15 @@ def make_problem(spec: Problem, n: int, seed: int,
 
 
 def problem_dim(spec: Problem, n: int, seed: int) -> int:
-    """The model's flat dimension (building the problem: its data and model are checked, so
-    bad input fails here, before any simulation)."""
+    """The model's flat dimension (a dataset's from ``jax.eval_shape``; its data are read and
+    its model checked on them, so bad input fails here, before any simulation)."""
     from rfast_sim.problems.builtin import builtin_dim
+    from rfast_sim.problems.dataset import dataset_dim
 
     if spec.kind in ("least_squares", "logistic", "mlp"):
         return builtin_dim(spec)
+    if spec.kind == "dataset":
+        return dataset_dim(spec, n)
     return make_problem(spec, n, seed)[0].dim
 
 

@@ -125,8 +125,8 @@ def _check_model(spec: Problem, init: Any, apply: Any, example: Array, batch: Ar
                  outputs: int, loss: Loss) -> Any:
     where = (f"problem.model ({spec.model.entry})" if spec.model.kind == "python" else
              f"problem.model ({spec.model.kind})")
-    try:
-        params = init(jax.random.PRNGKey(spec.data_seed or 0), example)
+    try:  # shapes only: nothing of the model's size is allocated before the memory check
+        params = jax.eval_shape(init, jax.random.PRNGKey(spec.data_seed or 0), example)
     except Exception as err:
         raise ScenarioError(f"{where}: init failed on an example of shape "
                             f"{list(example.shape)}: {type(err).__name__}: "
@@ -151,9 +151,19 @@ def _line(err: BaseException) -> str:
     return lines[0][:200] if lines else ""
 
 
-def dataset_problem(spec: Problem, n: int, seed: int,
-                    dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
-    """The dataset kind's ops and data (the same for every replicate `seed`)."""
+@dataclass(frozen=True)
+class _Model:
+    prepared: Prepared
+    loss: Loss
+    outputs: int
+    init: Any
+    apply: Any
+    example: Array
+    shapes: Any  # the params pytree as jax.ShapeDtypeStruct leaves
+
+
+def _model(spec: Problem, n: int, dtype: str) -> _Model:
+    """Data prepared, the model built and checked against them (shapes only)."""
     stamps = tuple(digest(f) for f in spec.files())
     p = _prepared(json.dumps(spec.dumped(), sort_keys=True), n, stamps)
     loss: Loss = LOSSES.resolve(spec.loss)()
@@ -161,7 +171,22 @@ def dataset_problem(spec: Problem, n: int, seed: int,
     init, apply = MODELS.resolve(spec.model.kind)(spec.model, outputs)
     example = jnp.asarray(p.feats[0, :1], dtype=dtype)
     batch = jnp.asarray(p.feats[0, : min(spec.batch_size or 8, 8)], dtype=dtype)
-    params = _check_model(spec, init, apply, example, batch, outputs, loss)
+    shapes = _check_model(spec, init, apply, example, batch, outputs, loss)
+    return _Model(p, loss, outputs, init, apply, example, shapes)
+
+
+def dataset_dim(spec: Problem, n: int) -> int:
+    """The model's flat dimension, from ``jax.eval_shape`` (for the memory estimate)."""
+    shapes = _model(spec, n, "float64").shapes
+    return int(sum(np.prod(a.shape) for a in jax.tree_util.tree_leaves(shapes)))
+
+
+def dataset_problem(spec: Problem, n: int, seed: int,
+                    dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
+    """The dataset kind's ops and data (the same for every replicate `seed`)."""
+    mod = _model(spec, n, dtype)
+    p, loss, outputs, apply = mod.prepared, mod.loss, mod.outputs, mod.apply
+    params = mod.init(jax.random.PRNGKey(spec.data_seed or 0), mod.example)
     x0, unravel = ravel_pytree(params)
 
     def predict(x: Array, feats: Array) -> Array:

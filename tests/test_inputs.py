@@ -56,6 +56,9 @@ def _cases(tmp_path: Path) -> list[tuple[str, str, str]]:
         for k, (key, value, expected) in enumerate(MUTATIONS):
             data = json.loads(json.dumps(base))
             set_path(data, key, value)
+            if base["problem"]["kind"] == "dataset" and expected == "memory":
+                # a dataset refuses these first: more nodes than samples; a built-in's key
+                expected = key.split(".")[-1]
             path = tmp_path / f"{name.replace('/', '_')}_{k}.yaml"
             path.write_text(yaml.safe_dump(data))
             cases.append((f"{name}: {key}={value!r}", str(path), expected))

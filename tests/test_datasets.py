@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 import rfast_sim
+import rfast_sim.loading
 from rfast_sim.problems import make_problem
 from rfast_sim.problems.dataset import prepare_data
 from rfast_sim.problems.partitions import dirichlet_shares
@@ -192,3 +193,51 @@ def test_rfast_reaches_the_closed_form_optimum_with_unequal_shards(tmp_path):
     want = np.concatenate([star[3:], star[:3]])
     models = np.asarray(res.runs[0].final_state.nodes.x)
     assert np.abs(models - want).max() < 1e-8
+
+
+def test_a_cnn_trains_on_image_shaped_digits_from_a_csv_by_key_column(tmp_path):
+    x, y = _classes(120)
+    frame = pd.DataFrame({f"p{k}": np.tile(x[:, k % 3], 1) for k in range(16)})
+    frame["label"], frame["owner"] = y, np.arange(120) % 4
+    frame.to_csv(tmp_path / "img.csv", index=False)
+    sc = _scenario({"file": str(tmp_path / "img.csv"), "input_shape": [4, 4, 1],
+                    "model": {"kind": "cnn", "channels": [4], "hidden": [8]},
+                    "partition": {"kind": "by_key", "key": "owner"}, "batch_size": 8},
+                   run={"until": 3.0, "sample_every": 1.0})
+    ops, data = make_problem(sc.problem, 4, 0)
+    assert data.feats.shape == (4, 30, 4, 4, 1)
+    assert set(np.asarray(data.counts)) == {30}
+    res = rfast_sim.run(sc)
+    assert res.runs[0].message_bytes == ops.dim * 8
+    assert np.isfinite(res.metrics["loss"]).all()
+
+
+def test_schema_defaults_and_targets_for_datasets():
+    sc = _scenario({"source": "iris", "test_fraction": 0.3}, seed=4,
+                   compare={"baseline": "rfast"})
+    assert sc.problem.data_seed == 4  # the scenario's seed, resolved (and dumped)
+    assert sc.compare.target == {"test_accuracy": 0.9}
+    assert _scenario({"source": "iris"}).problem.default_target() == {"accuracy": 0.9}
+    sc = _scenario({"source": "iris", "test_fraction": 0.3},
+                   compare={"baseline": "rfast", "target": {"test_loss": 0.2}})
+    assert sc.compare.target == {"test_loss": 0.2}
+    with pytest.raises(rfast_sim.ScenarioError, match="unknown problem kind 'datset'"):
+        rfast_sim.parse_scenario({"problem": {"kind": "datset"}})
+    # built-in scenarios dump the keys they always had
+    dumped = rfast_sim.loading.scenario_to_dict(rfast_sim.parse_scenario({}))
+    assert set(dumped["problem"]) == {"kind", "dim", "samples_per_node", "heterogeneity",
+                                      "batch_size", "l2", "noise", "hidden"}
+
+
+def test_a_sweeps_seeds_share_the_split_and_its_run_ids_hash_the_data(tmp_path):
+    from rfast_sim.sweeps import expand
+
+    x, y = _classes()
+    base = {"nodes": 4, "seed": 2, "problem": {"kind": "dataset", "file": _npz(tmp_path, x, y),
+                                               "test_fraction": 0.2},
+            "algorithm": {"name": "rfast"}, "run": {"until": 2.0}}
+    points = expand({"scenario": base, "seeds": 3})
+    assert {p.scenario.problem.data_seed for p in points} == {2}
+    before = [p.run_id for p in points]
+    np.savez(tmp_path / "d.npz", x=x + 1, y=y)  # same path, new content: new run ids
+    assert not set(before) & {p.run_id for p in expand({"scenario": base, "seeds": 3})}

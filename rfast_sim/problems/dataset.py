@@ -39,8 +39,6 @@ class Prepared:
     counts: np.ndarray  # [n]
     test_feats: np.ndarray
     test_targets: np.ndarray
-    parts: tuple[np.ndarray, ...]  # node i's indices into the training split
-    test_index: np.ndarray | None  # test_fraction: the held-out rows of the file
 
 
 def split(spec: Problem, table: datasets.Table, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,8 +90,7 @@ def prepare_data(spec: Problem, n: int) -> Prepared:
     check_nonempty(parts, spec.partition.kind)
     counts = np.array([len(p) for p in parts])
     m = int(counts[0]) if np.all(counts == counts[0]) else bucket(int(counts.max()))
-    return Prepared(_pad(x, parts, m), _pad(y, parts, m), counts, tx, ty, tuple(parts),
-                    test if spec.test_file is None else None)
+    return Prepared(_pad(x, parts, m), _pad(y, parts, m), counts, tx, ty)
 
 
 @functools.lru_cache(maxsize=16)

@@ -20,16 +20,20 @@ _EXPORTS = {
     "ScenarioError": "rfast_sim.scenario",
     "load_scenario": "rfast_sim.loading",
     "parse_scenario": "rfast_sim.loading",
+    "register": "rfast_sim.registry",
+    "register_problem": "rfast_sim.scenario.problem_kinds",
     "sweep": "rfast_sim.sweeps",
 }
 __all__ = ["Result", "Scenario", "ScenarioError", "__version__", "load_scenario", "parse_scenario",
-           "run", "sweep"]
+           "register", "register_problem", "run", "sweep"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from rfast_sim.loading import load_scenario, parse_scenario
+    from rfast_sim.registry import register
     from rfast_sim.results import Result
     from rfast_sim.runner import run
     from rfast_sim.scenario import Scenario, ScenarioError
+    from rfast_sim.scenario.problem_kinds import register_problem
     from rfast_sim.sweeps import run_sweep as sweep
 
 

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError, mlp_dim
+from rfast_sim.scenario.problem_kinds import BUILTIN_KEYS
 
 # bytes per recorded event while SimPy runs (a Python tuple row) and once stored (numpy columns)
 _EVENT_RECORDING = 420
@@ -85,13 +86,16 @@ def default_limit() -> float:
 
 
 def model_dim(sc: Scenario) -> int:
+    """A built-in kind's dimension from its keys (other kinds: their model's, which the caller
+    measures with the model and passes)."""
     p = sc.problem
     return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
 
 
-def estimate(sc: Scenario) -> Estimate:
-    """Peak memory of running `sc` (every algorithm, seed and step size), from its keys."""
-    n, d = sc.nodes, model_dim(sc)
+def estimate(sc: Scenario, dim: int | None = None) -> Estimate:
+    """Peak memory of running `sc` (every algorithm, seed and step size), from its keys and
+    the model's flat dimension `dim` (default: a built-in kind's, from its keys)."""
+    n, d = sc.nodes, dim if dim is not None else model_dim(sc)
     word = 8 if sc.dtype == "float64" else 4
     # errs high: as if every algorithm used both directed graphs (and the undirected one)
     g = sc.graphs
@@ -107,8 +111,10 @@ def estimate(sc: Scenario) -> Estimate:
     events = updates * (1 + channels / n) + (sc.run.until or 0) / sc.run.sample_every
     runs = sc.seeds * sum(len(a.step_sizes) for a in sc.algorithm_list)
     features = d if sc.problem.kind != "mlp" else 64
+    builtin = sc.problem.kind in BUILTIN_KEYS  # others: the data are read, not made, and small
     parts = {
-        "problem data": float(n * sc.problem.samples_per_node * (features + 1) * word),
+        "problem data": float(n * sc.problem.samples_per_node * (features + 1) * word
+                              if builtin else 0.0),
         "graphs": float(channels * _GRAPH_EDGE),
         "state": float(6 * (n + channels) * d * word),
         "trace": float(events * (_EVENT_RECORDING + 4 * kout)),
@@ -117,9 +123,9 @@ def estimate(sc: Scenario) -> Estimate:
     return Estimate(channels, d, int(min(events, 1e18)), runs, parts)
 
 
-def check(sc: Scenario, limit: float | None = None) -> Estimate:
+def check(sc: Scenario, limit: float | None = None, dim: int | None = None) -> Estimate:
     """The estimate; ScenarioError when it passes `limit` (default: most available memory)."""
-    est = estimate(sc)
+    est = estimate(sc, dim)
     limit = default_limit() if limit is None else limit
     if not est.total <= limit:
         raise ScenarioError(

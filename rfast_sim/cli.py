@@ -46,7 +46,8 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy", "bytes": "GB"}
+SHORT = {"final_opt_gap": "opt_gap", "final_accuracy": "accuracy",
+         "final_test_accuracy": "test_acc", "bytes": "GB"}
 
 
 def _with_ci(value: float, low: float, high: float) -> str:
@@ -73,7 +74,8 @@ def comparison_view(df: pd.DataFrame) -> pd.DataFrame:
         _with_ci(*v) for v in zip(df[ttt], df[f"{ttt}_ci_low"], df[f"{ttt}_ci_high"],
                                   strict=True)]
     view["step"] = df["step_size"]
-    for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy"):
+    for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy",
+                "final_test_accuracy"):
         if col in df and df[col].notna().any():
             view[SHORT.get(col, col)] = df[col] / 1e9 if col == "bytes" else df[col]
     view["speedup"] = [_with_ci(*v) for v in zip(df["speedup"], df["speedup_ci_low"],
@@ -150,11 +152,13 @@ def run(
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
     """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
     from rfast_sim import budget
+    from rfast_sim.problems import problem_dim
     from rfast_sim.setup import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
-        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None)
+        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
+                           dim=problem_dim(sc.problem, sc.nodes, sc.seed))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))
@@ -169,7 +173,8 @@ def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
     from rfast_sim import registry
     from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, PROBLEM_KINDS
+    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS
+    from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     def section(title: str, rows: list[tuple[str, str]]) -> None:
         console.print(f"[bold]{title}:[/]")
@@ -182,7 +187,8 @@ def list_() -> None:
     section("laws (timing.compute / latency / speed .dist)",
             [(k.name, k.description) for k in LAWS])
     section("loss models", [(k.name, f"{k.description} ({k.key})") for k in LOSS_MODELS])
-    console.print("[bold]problems:[/] " + ", ".join(PROBLEM_KINDS))
+    for family in (PROBLEM_KINDS, MODELS, LOSSES, PARTITIONS):
+        section(f"{family.what}s", list(family.describe().items()))
     console.print("[bold]link timing:[/] timing.links, timing.clusters")
     console.print("[bold]faults:[/] timing.churn (nodes, rejoin keep|reset), timing.link_churn, "
                   "timing.outages (node or link), timing.barrier_timeout")

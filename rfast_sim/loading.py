@@ -216,13 +216,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def absolute_files(data: Any, base: Path) -> Any:
-    """`data` with every relative ``file:`` of a law made absolute against `base` (a scenario's
-    trace files are relative to the scenario file, not to the working folder)."""
+    """`data` with every relative ``file:`` of a law and of the problem (and its
+    ``test_file``) made absolute against `base`, and a ``python`` model's import folder set to
+    `base` (a scenario's files are relative to the scenario file, not to the working folder)."""
     if isinstance(data, list):
         return [absolute_files(v, base) for v in data]
     if not isinstance(data, dict):
         return data
     out = {k: absolute_files(v, base) for k, v in data.items()}
+    problem = out.get("problem")
+    if isinstance(problem, dict):
+        out["problem"] = problem = dict(problem)
+        for key in ("file", "test_file"):
+            if isinstance(problem.get(key), str) and not Path(problem[key]).is_absolute():
+                problem[key] = str((base / problem[key]).resolve())
+        model = problem.get("model")
+        if isinstance(model, dict) and model.get("kind") == "python":
+            path = model.get("path")
+            if path is None or (isinstance(path, str) and not Path(path).is_absolute()):
+                problem["model"] = {**model, "path": str((base / (path or ".")).resolve())}
     f = out.get("file")
     if isinstance(f, str) and "dist" in out and not Path(f).is_absolute():
         out["file"] = str((base / f).resolve())
@@ -244,6 +256,7 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
     """The fully resolved scenario as plain data (re-loadable to an identical Scenario). Of the
     two loss keys it holds only the one in use."""
     data = sc.model_dump(mode="json")
+    data["problem"] = sc.problem.dumped()
     for key in ("drop_prob", "loss"):
         if data["timing"][key] is None:
             del data["timing"][key]

@@ -12,8 +12,10 @@ from rfast_sim import stats
 from rfast_sim.scenario import Scenario
 from rfast_sim.seeding import stream
 
-METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist_opt")
-LOWER_IS_BETTER = {"loss": True, "opt_gap": True, "grad_norm": True, "accuracy": False}
+METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist_opt",
+                  "test_loss", "test_accuracy")  # test_*: on the held-out set (NaN: none)
+LOWER_IS_BETTER = {"loss": True, "opt_gap": True, "grad_norm": True, "accuracy": False,
+                   "test_loss": True, "test_accuracy": False}
 DIVERGENCE_FACTOR = 1e6  # a run has diverged once loss or opt_gap grows past this x its start
 
 
@@ -150,7 +152,8 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
 
 
 def default_target(sc: Scenario) -> dict[str, float]:
-    """The scenario's compare.target, or opt_gap 1e-3 (accuracy 0.9 where no optimum is known)."""
+    """The scenario's compare.target, or its problem's default (opt_gap 1e-3 where the optimum
+    is known, else (test) accuracy 0.9)."""
     if sc.compare is not None:
         return {str(k): float(v) for k, v in sc.compare.target.items()}
-    return {"opt_gap": 1e-3} if sc.problem.kind != "mlp" else {"accuracy": 0.9}
+    return sc.problem.default_target()

@@ -65,7 +65,7 @@ def _speedups_over(bar: float, bases: tuple[str, ...]) -> Callable[[Result], tup
     return check
 
 
-def _finals(res: Result, column: str = "accuracy") -> dict[str, pd.Series]:
+def _finals(res: Result, column: str = "test_accuracy") -> dict[str, pd.Series]:
     """Per algorithm and seed: the final value of `column` at the algorithm's best step."""
     best = res.comparison().set_index("algorithm")["step_size"]
     m = res.metrics
@@ -74,8 +74,8 @@ def _finals(res: Result, column: str = "accuracy") -> dict[str, pd.Series]:
 
 
 def _robust(what: str, base: Result) -> Callable[[Result], tuple[str, bool]]:
-    """R-FAST loses at most one accuracy point against the setting without the stress: the
-    lower end of the paired bootstrap CI of the median difference is >= -0.01."""
+    """R-FAST loses at most one point of test accuracy against the setting without the stress:
+    the lower end of the paired bootstrap CI of the median difference is >= -0.01."""
 
     def check(res: Result) -> tuple[str, bool]:
         finals = _finals(res)
@@ -84,7 +84,7 @@ def _robust(what: str, base: Result) -> Callable[[Result], tuple[str, bool]]:
         meds = np.median(diff[rng.integers(0, len(diff), (stats.RESAMPLES, len(diff)))], 1)
         low, high = np.quantile(meds, [0.025, 0.975])
         others = ", ".join(f"{a} {v.median():.3f}" for a, v in finals.items() if a != "rfast")
-        return (f"R-FAST accuracy {what}: median {finals['rfast'].median():.3f}, change vs "
+        return (f"R-FAST test accuracy {what}: median {finals['rfast'].median():.3f}, change vs "
                 f"no stress {np.median(diff):+.3f} [{low:+.3f}, {high:+.3f}] (others: {others})",
                 bool(low >= -0.01))
 

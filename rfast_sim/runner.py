@@ -15,6 +15,7 @@ import pandas as pd
 
 from rfast_sim import budget
 from rfast_sim.online import run_online
+from rfast_sim.problems import problem_dim
 from rfast_sim.replay import run_replay
 from rfast_sim.results import Result, Run, run_frame_of
 from rfast_sim.scenario import Scenario
@@ -35,7 +36,7 @@ def run(sc: Scenario, *, mode: str | None = None,
     The run is refused (ScenarioError) before anything is allocated when its memory estimate
     passes `max_memory` bytes (default: most of the available memory).
     """
-    budget.check(sc, max_memory)
+    budget.check(sc, max_memory, dim=problem_dim(sc.problem, sc.nodes, sc.seed))
     mode = mode or sc.run.mode
     graphs = scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     total = sum(len(a.step_sizes) for a in sc.algorithm_list) * sc.seeds

@@ -155,4 +155,6 @@ def measure(ops: ProblemOps, alg: Algorithm, env: Env, state: NetState) -> Array
         jnp.mean(jnp.sum((x - xbar) ** 2, axis=1)),
         ops.accuracy(xbar, data),
         jnp.max(jnp.linalg.norm(x - data.x_star, axis=1)),
+        ops.test_loss(xbar, data),
+        ops.test_accuracy(xbar, data),
     ])

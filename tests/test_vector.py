@@ -174,7 +174,10 @@ sc = parse_scenario({"name": "big", "nodes": 10000,
     "algorithm": {"name": "rfast", "step_size": 0.05},
     "run": {"until": 2.0, "sample_every": 1.0}})
 res = rfast_sim.run(sc)
-print(len(res.runs[0].trace), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+# this process's own peak (VmHWM): ru_maxrss survives exec, so it may be pytest's at the fork
+rss = next((int(x.split()[1]) * 1024 for x in open("/proc/self/status") if x.startswith("VmHWM:")),
+           resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(len(res.runs[0].trace), rss)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=900)

@@ -28,6 +28,14 @@ from rfast_sim.scenario.network import (
     Nic,
     Outage,
 )
+from rfast_sim.scenario.problem import (
+    Heterogeneity,
+    ModelSpec,
+    PartitionSpec,
+    Problem,
+    mlp_dim,
+)
+from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS
 
 
 class Stragglers(Strict):
@@ -83,27 +91,6 @@ class Timing(Strict):
         return self
 
 
-class Heterogeneity(Strict):
-    kind: Literal["none", "shift", "label_skew"] = "shift"
-    scale: float = Field(1.0, ge=0, description="least squares: spread of local optima")
-    alpha: float = Field(0.5, gt=0, description="label_skew: Dirichlet concentration")
-
-
-ProblemKind = Literal["least_squares", "logistic", "mlp"]
-PROBLEM_KINDS: tuple[str, ...] = ProblemKind.__args__  # type: ignore[attr-defined]
-
-
-class Problem(Strict):
-    kind: ProblemKind = "least_squares"
-    dim: int = Field(10, ge=1, description="features (mlp: ignored, set by the dataset)")
-    samples_per_node: int = Field(50, ge=1)
-    heterogeneity: Heterogeneity = Heterogeneity()
-    batch_size: int | None = Field(None, ge=1, description="null = exact local gradient")
-    l2: float = Field(1e-3, ge=0)
-    noise: float = Field(0.1, ge=0, description="least squares: label noise std")
-    hidden: int = Field(16, ge=1, description="mlp: hidden units")
-
-
 class AlgorithmSpec(Strict):
     name: str = "rfast"
     step_size: float | list[float] = 0.05
@@ -127,7 +114,7 @@ class AlgorithmSpec(Strict):
         return list(self.step_size) if isinstance(self.step_size, list) else [self.step_size]
 
 
-TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy"]
+TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy", "test_loss", "test_accuracy"]
 
 
 def _default_target() -> dict[TargetMetric, float]:
@@ -196,7 +183,19 @@ class Scenario(Strict):
                     f"compare.baseline: {self.compare.baseline!r} is not among the algorithms "
                     f"({', '.join(names)})"
                 )
-        return self
+        return self._resolve_problem()
+
+    def _resolve_problem(self) -> Scenario:
+        """A problem read with a data seed gets the scenario's; a comparison without a target
+        gets the problem's default."""
+        update: dict = {}
+        p = self.problem
+        if "data_seed" in PROBLEM_KINDS.entries[p.kind].keys and p.data_seed is None:
+            update["problem"] = p.model_copy(update={"data_seed": self.seed})
+        if (self.compare is not None and "target" not in self.compare.model_fields_set
+                and p.kind not in ("least_squares", "logistic", "mlp")):
+            update["compare"] = self.compare.model_copy(update={"target": p.default_target()})
+        return self.model_copy(update=update) if update else self
 
     def laws(self) -> dict[str, Dist]:
         """Every random law of the timing, by its dotted key."""
@@ -296,11 +295,6 @@ class Scenario(Strict):
         return float(mb)
 
 
-def mlp_dim(hidden: int, features: int = 64, classes: int = 10) -> int:
-    """Parameters of the digits MLP (64 features, `hidden` tanh units, 10 classes)."""
-    return features * hidden + hidden + hidden * classes + classes
-
-
 def slug(name: str) -> str:
     """`name` as a safe folder name: letters, digits and ``._-`` only, never ``..``."""
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "scenario"
@@ -328,8 +322,10 @@ __all__ = [
     "LinkTiming",
     "Loss",
     "LossModel",
+    "ModelSpec",
     "Nic",
     "Outage",
+    "PartitionSpec",
     "Problem",
     "RunSpec",
     "Scenario",
@@ -338,5 +334,6 @@ __all__ = [
     "Stragglers",
     "Strict",
     "Timing",
+    "mlp_dim",
     "slug",
 ]

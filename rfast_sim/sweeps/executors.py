@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 from rfast_sim.loading import scenario_to_dict
 from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario.problem_kinds import registered_problems, reregister
 from rfast_sim.sweeps.spec import Point, content_hash
 from rfast_sim.sweeps.store import write_atomic
 
@@ -25,6 +26,9 @@ class Task:
 
     points: list[Point]
     out: str
+    # problem kinds registered in the calling process, registered again in a worker
+    problems: dict[str, tuple[str, str, tuple[str, ...]]] = field(
+        default_factory=registered_problems)
 
     @property
     def scenario(self) -> Scenario:
@@ -90,6 +94,12 @@ def run_task_in_worker(task: Task) -> list[tuple[str, str | None]]:
     """`run_task` in a worker process, which shares compiled code through the cache (in the
     calling process compiled functions are reused anyway)."""
     use_compile_cache(Path(task.out) / "jax_cache")
+    try:
+        reregister(task.problems)
+    except Exception as err:
+        return [(p.run_id, f"problem.kind: cannot register {', '.join(task.problems)} in a "
+                 f"worker ({type(err).__name__}: {err}); register it in an importable module")
+                for p in task.points]
     return run_task(task)
 
 

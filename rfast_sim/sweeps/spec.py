@@ -33,6 +33,7 @@ from rfast_sim.loading import (
     set_path,
 )
 from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS
 from rfast_sim.tracefiles import digest
 
 Executor = Literal["local", "dask"]
@@ -117,8 +118,10 @@ def content_hash(data: Any) -> str:
 
 
 def run_hash(sc: Scenario) -> str:
-    """A point's run id: the resolved scenario's hash, and its trace files' contents."""
+    """A point's run id: the resolved scenario's hash, and its trace files', data files' and
+    model source's contents."""
     files = {d.file: digest(d.file) for d in sc.laws().values() if d.file is not None}
+    files.update({f: digest(f) for f in sc.problem.files()})
     data = scenario_to_dict(sc)
     return content_hash({"scenario": data, "files": files} if files else data)
 
@@ -164,6 +167,16 @@ def _check_axes(spec: SweepSpec) -> None:
         raise ScenarioError(f"zip: all lists must have the same length (got {sizes})")
 
 
+def _share_data_seed(data: dict[str, Any], base_seed: int) -> None:
+    """A problem drawn from a data seed gets the base scenario's, so a sweep's seeds share
+    the split and partition as a scenario's replicates do."""
+    problem = data.get("problem")
+    if isinstance(problem, dict) and "data_seed" not in problem and \
+            problem.get("kind") in PROBLEM_KINDS.names() and \
+            "data_seed" in PROBLEM_KINDS.entries[problem["kind"]].keys:
+        problem["data_seed"] = base_seed
+
+
 def expand(spec: str | Path | dict[str, Any] | SweepSpec) -> list[Point]:
     """All points: cartesian product of `grid` x the rows of `zip` x seeds, in a fixed order."""
     spec = load_spec(spec)
@@ -183,6 +196,7 @@ def expand(spec: str | Path | dict[str, Any] | SweepSpec) -> list[Point]:
                     set_key(data, key, value)
                 data["seed"] = base_seed + k
                 data["seeds"] = 1
+                _share_data_seed(data, base_seed)
                 try:
                     valid = parse_scenario(data)
                     sc: Scenario | None = valid

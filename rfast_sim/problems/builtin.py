@@ -1,86 +1,63 @@
-"""Problem definitions: pure JAX losses over a flat parameter vector, and seeded data.
+"""The built-in problem kinds: least squares, logistic regression and the digits MLP.
 
-Every node holds ``samples_per_node`` samples, so the global objective
-``F(x) = (1/n) sum_i f_i(x)`` is the mean loss over all samples plus the L2 term.
+Their data are generated from the replicate seed as they always were (every node holds
+``samples_per_node`` samples, so ``F`` is also the mean over all samples), and their losses are
+written on the flat vector exactly as before: results are bit for bit those of earlier versions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
+from collections.abc import Hashable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rfast_sim.problems.base import AccuracyFn, DataLossFn, ProblemData, ProblemOps, no_accuracy
 from rfast_sim.scenario import Problem, mlp_dim
 from rfast_sim.seeding import stream
-
-# Every JAX-using module of the package imports this one first: float64 must be on before any
-# array is made (exact-convergence checks need it; a scenario may still ask for float32).
-jax.config.update("jax_enable_x64", True)
 
 Array = jax.Array
 
 
-class ProblemData(NamedTuple):
-    """Per-run arrays (a pytree, so runs with different seeds can be stacked and vmapped)."""
-
-    feats: Array  # [n, m, f]
-    targets: Array  # [n, m]
-    x0: Array  # [D] initial model shared by all nodes
-    x_star: Array  # [D] exact minimiser of F (NaN if unknown)
-    f_star: Array  # [] F(x_star) (NaN if unknown)
-    l2: Array  # [] L2 regularisation weight (traced: a sweep over it does not recompile)
+def _least_squares_loss(x: Array, feats: Array, targets: Array, mask: Array | None) -> Array:
+    r = feats @ x - targets
+    return 0.5 * jnp.mean(r * r)
 
 
-@dataclass(frozen=True)
-class ProblemOps:
-    """Static, jittable functions of a problem kind. Hashable by value: equal ops share
-    compiled code, so runs that differ only in data, seed or step size never recompile."""
+def _logistic_loss(x: Array, feats: Array, targets: Array, mask: Array | None) -> Array:
+    s = feats @ x
+    return jnp.mean(jax.nn.softplus(s) - targets * s)
 
-    kind: str
-    dim: int
-    batch_size: int | None
-    classify: bool
-    mlp_shape: tuple[int, int, int] = (0, 0, 0)  # (features, hidden, classes)
 
-    def loss(self, x: Array, feats: Array, targets: Array, l2: Array) -> Array:
-        """Mean loss over the given samples plus (l2/2) |x|^2."""
-        if self.kind == "least_squares":
-            r = feats @ x - targets
-            data_loss = 0.5 * jnp.mean(r * r)
-        elif self.kind == "logistic":
-            s = feats @ x
-            data_loss = jnp.mean(jax.nn.softplus(s) - targets * s)
-        else:
-            logits = _mlp_logits(x, feats, self.mlp_shape)
-            lse = jax.nn.logsumexp(logits, axis=-1)
-            picked = jnp.take_along_axis(logits, targets.astype(jnp.int32)[:, None], -1)[:, 0]
-            data_loss = jnp.mean(lse - picked)
-        return data_loss + 0.5 * l2 * jnp.dot(x, x)
+def _logistic_correct(x: Array, feats: Array, targets: Array, mask: Array | None) -> Array:
+    return jnp.mean((feats @ x > 0) == (targets > 0.5))
 
-    def local_grad(self, x: Array, data: ProblemData, i: Array, key: Array) -> Array:
-        """Gradient of f_i at x: exact, or on a minibatch drawn with replacement from `key`."""
-        feats, targets = data.feats[i], data.targets[i]
-        if self.batch_size is not None:
-            idx = jax.random.randint(key, (self.batch_size,), 0, feats.shape[0])
-            feats, targets = feats[idx], targets[idx]
-        return jax.grad(self.loss)(x, feats, targets, data.l2)
 
-    def global_loss(self, x: Array, data: ProblemData) -> Array:
-        f = data.feats.reshape(-1, data.feats.shape[-1])
-        return self.loss(x, f, data.targets.reshape(-1), data.l2)
+def _mlp_functions(shape: tuple[int, int, int]) -> tuple[DataLossFn, AccuracyFn]:
+    def loss(x: Array, feats: Array, targets: Array, mask: Array | None) -> Array:
+        logits = _mlp_logits(x, feats, shape)
+        lse = jax.nn.logsumexp(logits, axis=-1)
+        picked = jnp.take_along_axis(logits, targets.astype(jnp.int32)[:, None], -1)[:, 0]
+        return jnp.mean(lse - picked)
 
-    def accuracy(self, x: Array, data: ProblemData) -> Array:
-        f = data.feats.reshape(-1, data.feats.shape[-1])
-        t = data.targets.reshape(-1)
-        if self.kind == "logistic":
-            return jnp.mean((f @ x > 0) == (t > 0.5))
-        if self.kind == "mlp":
-            logits = _mlp_logits(x, f, self.mlp_shape)
-            return jnp.mean(jnp.argmax(logits, -1) == t.astype(jnp.int32))
-        return jnp.array(jnp.nan, dtype=x.dtype)
+    def correct(x: Array, feats: Array, targets: Array, mask: Array | None) -> Array:
+        logits = _mlp_logits(x, feats, shape)
+        return jnp.mean(jnp.argmax(logits, -1) == targets.astype(jnp.int32))
+
+    return loss, correct
+
+
+def builtin_functions(kind: str, key: Hashable) -> tuple[DataLossFn, AccuracyFn]:
+    """(data loss, accuracy) of a built-in kind; the mlp's `key` is its (f, hidden, classes)."""
+    if kind == "least_squares":
+        return _least_squares_loss, no_accuracy
+    if kind == "logistic":
+        return _logistic_loss, _logistic_correct
+    if kind == "mlp":
+        assert isinstance(key, tuple)
+        return _mlp_functions(key)
+    raise ValueError(f"{kind!r} is not a built-in problem kind; give its functions")
 
 
 def _mlp_logits(x: Array, feats: Array, shape: tuple[int, int, int]) -> Array:
@@ -184,19 +161,38 @@ def _digits_mlp(spec: Problem, n: int, seed: int) -> tuple[np.ndarray, ...]:
     return X[idx], y[idx].astype(np.float64), x0, nan, np.array(np.nan)
 
 
-def make_problem(spec: Problem, n: int, seed: int,
-                 dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
-    """Build the problem's static functions and its seeded per-node data."""
-    batch = None if spec.batch_size is None else min(spec.batch_size, spec.samples_per_node)
-    if spec.kind == "least_squares":
-        arrays = _least_squares(spec, n, seed)
-        ops = ProblemOps("least_squares", spec.dim, batch, classify=False)
-    elif spec.kind == "logistic":
-        arrays = _logistic(spec, n, seed)
-        ops = ProblemOps("logistic", spec.dim, batch, classify=True)
-    else:
-        arrays = _digits_mlp(spec, n, seed)
-        shape = (arrays[0].shape[-1], spec.hidden, 10)
-        ops = ProblemOps("mlp", arrays[2].shape[0], batch, classify=True, mlp_shape=shape)
-    data = ProblemData(*(jnp.asarray(a, dtype=dtype) for a in (*arrays, spec.l2)))
-    return ops, data
+def _data(arrays: tuple[np.ndarray, ...], l2: float, n: int, m: int,
+          dtype: str) -> ProblemData:
+    feats, targets, x0, x_star, f_star = (jnp.asarray(a, dtype=dtype) for a in arrays)
+    return ProblemData(feats, targets, x0, x_star, f_star, jnp.asarray(l2, dtype=dtype),
+                       jnp.full(n, m, dtype=jnp.int32),
+                       jnp.zeros((0, *feats.shape[2:]), dtype=dtype),
+                       jnp.zeros((0,), dtype=dtype))
+
+
+def _batch(spec: Problem) -> int | None:
+    return None if spec.batch_size is None else min(spec.batch_size, spec.samples_per_node)
+
+
+def least_squares(spec: Problem, n: int, seed: int,
+                  dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
+    ops = ProblemOps("least_squares", spec.dim, _batch(spec), classify=False)
+    return ops, _data(_least_squares(spec, n, seed), spec.l2, n, spec.samples_per_node, dtype)
+
+
+def logistic(spec: Problem, n: int, seed: int,
+             dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
+    ops = ProblemOps("logistic", spec.dim, _batch(spec), classify=True)
+    return ops, _data(_logistic(spec, n, seed), spec.l2, n, spec.samples_per_node, dtype)
+
+
+def digits_mlp(spec: Problem, n: int, seed: int,
+               dtype: str = "float64") -> tuple[ProblemOps, ProblemData]:
+    arrays = _digits_mlp(spec, n, seed)
+    shape = (arrays[0].shape[-1], spec.hidden, 10)
+    ops = ProblemOps("mlp", arrays[2].shape[0], _batch(spec), classify=True, key=shape)
+    return ops, _data(arrays, spec.l2, n, spec.samples_per_node, dtype)
+
+
+def builtin_dim(spec: Problem) -> int:
+    return spec.dim if spec.kind != "mlp" else mlp_dim(spec.hidden)

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import numpy as np
+import pandas as pd
 from hypothesis import strategies as st
+
+from rfast_sim import register_problem
 
 ALGORITHMS = ("rfast", "rfast_nonrobust", "osgp", "adpsgd", "allreduce_sgd", "dpsgd", "sync_gt")
 PULL_PUSH = {"rfast", "rfast_nonrobust", "sync_gt"}  # a common root of G_R and G_C
@@ -45,16 +49,76 @@ class DataFile:
         return "\n".join(lines) + "\n"
 
 
+@dataclass(frozen=True)
+class Table:
+    """A dataset file to write: named columns (or arrays) as .csv, .parquet or .npz."""
+
+    suffix: str
+    columns: tuple[tuple[str, tuple[float, ...]], ...]
+
+    def write(self, path: Path) -> None:
+        data = {k: np.asarray(v) for k, v in self.columns}
+        if self.suffix == ".npz":
+            np.savez(path, **data)
+        elif self.suffix == ".csv":
+            pd.DataFrame(data).to_csv(path, index=False)
+        else:
+            pd.DataFrame(data).to_parquet(path, index=False)
+
+
+@dataclass(frozen=True)
+class Module:
+    """A Python module to write (a model's `python:` entry); `name` is made unique."""
+
+    source: str
+
+
+class Folder:
+    """The folder files are written to (a python model's `path`; dropped where relative)."""
+
+
+MODEL_SOURCE = """
+import jax, jax.numpy as jnp
+
+def make(outputs, width=4):
+    def init(key, example):
+        f = example.reshape(example.shape[0], -1).shape[1]
+        k1, k2 = jax.random.split(key)
+        return {"hidden": jax.random.normal(k1, (f, width)) / f,
+                "out": {"w": jax.random.normal(k2, (width, outputs)) / width,
+                        "b": jnp.zeros(outputs)}}
+    def apply(params, inputs):
+        z = jnp.tanh(inputs.reshape(inputs.shape[0], -1) @ params["hidden"])
+        return z @ params["out"]["w"] + params["out"]["b"]
+    return init, apply
+"""
+
+
 def materialize(data: Any, folder: Path, *, absolute: bool = True) -> Any:
-    """`data` with every DataFile written into `folder` (a fresh name each: file reads are
-    cached by path, size and time) and replaced by its path (relative to `folder` unless
-    `absolute`)."""
-    if isinstance(data, DataFile):
-        path = folder / f"data_{uuid.uuid4().hex[:12]}.csv"
-        path.write_text(data.text())
+    """`data` with every file written into `folder` (a fresh name each: file reads are cached
+    by path, size and time, modules by name) and replaced by its path (relative to `folder`
+    unless `absolute`)."""
+    if isinstance(data, DataFile | Table):
+        suffix = data.suffix if isinstance(data, Table) else ".csv"
+        path = folder / f"data_{uuid.uuid4().hex[:12]}{suffix}"
+        if isinstance(data, Table):
+            data.write(path)
+        else:
+            path.write_text(data.text())
         return str(path) if absolute else path.name
     if isinstance(data, dict):
-        return {k: materialize(v, folder, absolute=absolute) for k, v in data.items()}
+        out = {}
+        for k, v in data.items():
+            if isinstance(v, Module):
+                name = f"gen_model_{uuid.uuid4().hex[:12]}"
+                (folder / f"{name}.py").write_text(v.source)
+                out[k] = f"{name}:make"
+            elif isinstance(v, Folder):
+                if absolute:
+                    out[k] = str(folder)
+            else:
+                out[k] = materialize(v, folder, absolute=absolute)
+        return out
     if isinstance(data, list):
         return [materialize(v, folder, absolute=absolute) for v in data]
     return data
@@ -335,9 +399,128 @@ def faults_block(draw: st.DrawFn, n: int) -> dict[str, Any]:
 
 # --- problem, algorithms, run -----------------------------------------------------------------
 
+def _generated(spec: Any, n: int, seed: int, dtype: str = "float64") -> Any:
+    """A registered problem kind (least squares of `options.dim` features)."""
+    import jax.numpy as jnp
+
+    from rfast_sim.problems import ProblemOps, problem_data
+
+    d = int(spec.options.get("dim", 2))
+    rng = np.random.default_rng(seed)
+    feats = rng.standard_normal((n, spec.samples_per_node, d))
+    targets = feats @ rng.standard_normal(d)
+
+    def loss(x: Any, f: Any, t: Any, mask: Any) -> Any:
+        r = f @ x - t
+        return 0.5 * jnp.mean(r * r)
+
+    ops = ProblemOps("generated", d, spec.batch_size, classify=False, key=("generated", d),
+                     data_loss=loss)
+    return ops, problem_data(feats, targets, np.zeros(d), spec.l2, dtype=dtype)
+
+
+REGISTERED = "generated_least_squares"
+register_problem(REGISTERED, _generated, "the valid-scenario generator's own kind")
+
+
 @st.composite
-def problem_block(draw: st.DrawFn) -> dict[str, Any]:
-    kind = draw(st.sampled_from(("least_squares", "logistic", "mlp")))
+def dataset_problem(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    """A dataset problem: a bundled set or a generated file, a model, a loss that fits the
+    labels, a split and a partition."""
+    p: dict[str, Any] = {"kind": "dataset"}
+    source = draw(st.sampled_from(("file", "file", "file", "digits", "iris", "wine",
+                                   "breast_cancer")))
+    loss = draw(st.sampled_from(("cross_entropy", "binary_cross_entropy", "mse")))
+    if source != "file":
+        p["source"] = source
+        if loss == "binary_cross_entropy" and source != "breast_cancer":
+            loss = "cross_entropy"
+        features = {"digits": 64, "iris": 4, "wine": 13, "breast_cancer": 30}[source]
+    else:
+        features = draw(st.integers(1, 5))
+        rows = draw(st.integers(2 * n, 6 * n + 20))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        x = np.round(rng.standard_normal((rows, features)), 4)
+        classes = 2 if loss == "binary_cross_entropy" else draw(st.integers(2, 4))
+        y = (np.round(x @ rng.standard_normal(features), 4) if loss == "mse"
+             else rng.integers(0, classes, rows).astype(float))
+        suffix = draw(st.sampled_from((".csv", ".parquet", ".npz")))
+        names = [f"f{j}" for j in range(features)]
+        label = "y" if suffix == ".npz" else draw(st.sampled_from(("label", "target")))
+        cols = [*((c, tuple(x[:, j])) for j, c in enumerate(names)), (label, tuple(y))]
+        partition_key = "site" if draw(st.booleans()) else None
+        if partition_key:
+            cols.append((partition_key, tuple(float(v) for v in rng.integers(0, n, rows))))
+        if suffix == ".npz":  # arrays, not columns
+            cols = [("inputs", tuple(map(tuple, x))), ("y", tuple(y)),
+                    *([(partition_key, cols[-1][1])] if partition_key else [])]
+            p.update(x_key="inputs", y_key="y")
+        else:
+            p["label"] = label
+            if draw(st.booleans()):
+                p["features"] = sorted(draw(st.sets(st.sampled_from(names), min_size=1)))
+                features = len(p["features"])
+        p["file"] = Table(suffix, tuple(cols))
+        held = draw(st.sampled_from(("none", "fraction", "file")))
+        if held == "file":
+            p["test_file"] = Table(suffix, tuple((c, v[: max(2, rows // 4)]) for c, v in cols))
+        elif held == "fraction":
+            p["test_fraction"] = draw(_num(0.05, 0.3))
+        if partition_key:
+            p["partition"] = {"kind": "by_key", "key": partition_key}
+    if source != "file" and draw(st.booleans()):
+        p["test_fraction"] = draw(_num(0.05, 0.3))
+    p["loss"] = loss
+    if "partition" not in p and draw(st.booleans()):
+        kind = draw(st.sampled_from(("iid", "dirichlet", "shards")))
+        part: dict[str, Any] = {"kind": kind}
+        if kind == "dirichlet":
+            part["alpha"] = draw(_num(0.1, 5.0))
+        elif kind == "shards":
+            part["classes_per_node"] = draw(st.integers(1, 3))
+        if loss == "mse" and kind != "iid":  # class-based partitions need class labels
+            part = {"kind": "iid"}
+        p["partition"] = part
+    model = draw(st.sampled_from(("linear", "mlp", "python") + (("cnn",) if source == "digits"
+                                                                 else ())))
+    spec: dict[str, Any] = {"kind": model}
+    if model in ("linear", "mlp") and draw(st.booleans()):
+        spec["bias"] = draw(st.booleans())
+    if model in ("mlp", "cnn"):
+        spec["hidden"] = draw(st.lists(st.integers(1, 8), min_size=1, max_size=2))
+        spec["activation"] = draw(st.sampled_from(("relu", "tanh", "gelu", "sigmoid", "elu",
+                                                   "softplus", "identity")))
+    if model == "cnn":
+        p["input_shape"] = [8, 8, 1]
+        spec["channels"] = draw(st.lists(st.integers(1, 4), min_size=1, max_size=2))
+        spec["kernel"] = draw(st.integers(1, 3))
+    elif model == "python":
+        spec["entry"] = Module(MODEL_SOURCE)
+        spec["options"] = {"width": draw(st.integers(1, 5))}
+        spec["path"] = Folder()
+    elif draw(st.integers(0, 3)) == 0:
+        p["input_shape"] = [features]
+    p["model"] = spec
+    if draw(st.booleans()):
+        p["standardize"] = draw(st.booleans())
+    if draw(st.booleans()):
+        p["data_seed"] = draw(st.integers(0, 2**31))
+    if draw(st.booleans()):
+        p["batch_size"] = draw(st.integers(1, 16))
+    if draw(st.booleans()):
+        p["l2"] = draw(_num(0.0, 0.1))
+    return p
+
+
+@st.composite
+def problem_block(draw: st.DrawFn, n: int) -> dict[str, Any]:
+    kind = draw(st.sampled_from(("least_squares", "logistic", "mlp", "dataset", "dataset",
+                                 REGISTERED)))
+    if kind == "dataset":
+        return draw(dataset_problem(n))
+    if kind == REGISTERED:
+        return {"kind": kind, "samples_per_node": draw(st.integers(1, 12)),
+                "options": {"dim": draw(st.integers(1, 4))}}
     p: dict[str, Any] = {"kind": kind, "samples_per_node": draw(st.integers(1, 24))}
     if kind != "mlp":
         p["dim"] = draw(st.integers(1, 12))
@@ -385,7 +568,7 @@ def scenarios(draw: st.DrawFn, max_nodes: int = 32, max_algorithms: int = 2,
         "dtype": draw(st.sampled_from(("float64", "float32"))),
         "graphs": draw(graphs_block(n, names, seed, time_varying_ok)),
         "timing": timing,
-        "problem": draw(problem_block()),
+        "problem": draw(problem_block(n)),
     }
     if len(names) == 1 and draw(st.booleans()):
         sc["algorithm"] = {"name": names[0], "step_size": _step_sizes(draw)}

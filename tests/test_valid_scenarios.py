@@ -90,6 +90,10 @@ def validate(sc: Scenario) -> None:
     scenario_graphs(sc, [a.name for a in sc.algorithm_list])
 
 
+def _suffix(file: Any) -> str:
+    return file.suffix if hasattr(file, "suffix") else Path(file).suffix
+
+
 def features(data: dict[str, Any]) -> list[str]:
     """The features of a draw, for the report."""
     t, g, r = data["timing"], data["graphs"], data["run"]
@@ -99,6 +103,11 @@ def features(data: dict[str, Any]) -> list[str]:
     out += [f"compute={t['compute']['dist']}", f"latency={t['latency']['dist']}",
             f"engine={r['engine']}", f"mode={r.get('mode', 'replay')}", f"dtype={data['dtype']}",
             f"problem={data['problem']['kind']}"]
+    prob = data["problem"]
+    if prob["kind"] == "dataset":
+        out += [f"model={prob['model']['kind']}", f"loss={prob['loss']}",
+                f"partition={prob.get('partition', {}).get('kind', 'iid')}",
+                "data=" + (prob.get("source") or _suffix(prob["file"]))]
     out += [f"has {k}" for k in ("schedule",) if k in g]
     out += [f"has {k}" for k in ("churn", "link_churn", "outages", "loss", "drop_prob", "links",
                                  "clusters", "stragglers", "barrier_timeout") if k in t]
@@ -263,7 +272,13 @@ def test_every_schema_leaf_is_drawn():
     losses = {"bernoulli": "has drop_prob", "gilbert_elliott": "has loss"}
     assert set(LOSS_MODELS.names()) <= set(losses)
     assert all(values[losses[m]] for m in LOSS_MODELS.names())
-    for feature in ("engine=vector", "engine=simpy", "engine=auto", "mode=online",
+    for feature in ("problem=dataset", "problem=mlp", "problem=logistic", "model=linear",
+                    "model=mlp", "model=cnn", "model=python", "loss=cross_entropy",
+                    "loss=binary_cross_entropy", "loss=mse", "partition=iid",
+                    "partition=dirichlet", "partition=shards", "partition=by_key", "data=.npz",
+                    "data=.csv", "data=.parquet", "data=digits", "data=iris", "data=wine",
+                    "data=breast_cancer", "engine=vector", "engine=simpy", "engine=auto",
+                    "mode=online",
                     "dtype=float32", "has schedule", "has churn", "has link_churn", "has outages",
                     "has loss", "has drop_prob", "nic=null", "nic queue=latest",
                     "nic queue=fifo ingress", "stop=max_updates", "stop=until+max_updates",

@@ -81,7 +81,8 @@ def run_summaries(df: pd.DataFrame, target: Mapping[str, float] | None = None,
                                        strict=True))
         for metric, value in (target or {}).items():
             row[f"time_to_{metric}"] = time_to_target(g, metric, value)
-        for col in ("time", "updates", "messages", "bytes", "dropped", *METRIC_COLUMNS):
+        metrics = [c for c in METRIC_COLUMNS if c in g]  # frames written before a column existed
+        for col in ("time", "updates", "messages", "bytes", "dropped", *metrics):
             row[f"final_{col}" if col in METRIC_COLUMNS else col] = last[col]
         row["diverged"] = bool(g["diverged"].any()) if "diverged" in g else False
         rows.append(row)
@@ -94,7 +95,7 @@ def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFr
     for k, ((alg, step), g) in enumerate(runs.groupby(["algorithm", "step_size"], sort=False)):
         c = stats.summarize_times(g[ttt].to_numpy(), stream(seed, "bootstrap", k))
         finals = {f"final_{m}": float(np.nanmedian(g[f"final_{m}"])) if g[f"final_{m}"].notna()
-                  .any() else float("nan") for m in METRIC_COLUMNS}
+                  .any() else float("nan") for m in METRIC_COLUMNS if f"final_{m}" in g}
         rows.append({
             "algorithm": alg, "step_size": step, "seeds": c.seeds, "reached": c.fraction,
             ttt: c.median, f"{ttt}_ci_low": c.ci_low, f"{ttt}_ci_high": c.ci_high,

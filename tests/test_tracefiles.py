@@ -38,7 +38,7 @@ def test_a_trace_replays_each_nodes_durations_in_order_and_loops(tmp_path):
     tr = record_trace(prepare(sc, "rfast", 0))
     for i, ds in _per_node(tr).items():
         assert len(ds) >= 7
-        np.testing.assert_allclose(ds, (rows[i] * 5)[: len(ds)], rtol=0, atol=0)
+        np.testing.assert_allclose(ds, (rows[i] * 10)[: len(ds)], rtol=0, atol=0)
         # compute events are the cumulative sums of the node's rows
         t = tr.time[tr.is_kind("compute") & (tr.node == i)]
         np.testing.assert_allclose(t, np.cumsum(ds)[: len(t)], atol=1e-12)

@@ -124,19 +124,21 @@ def features(data: dict[str, Any]) -> list[str]:
 def run_draw(data: dict[str, Any], folder: Path, counts: collections.Counter[str]) -> None:
     """Validate and run one draw in-process; a refusal must be one ScenarioError line."""
     data = materialize(data, folder)
+    result, refusal = None, ""
     try:
         sc = parse_scenario(data)
         validate(sc)
+        # what needs the data (labels, shapes) is checked as the problem is built, before
+        # any simulation starts
+        result = rfast_sim.run(sc)
     except ScenarioError as err:
         refusal = str(err)
-    else:
-        refusal = ""
     if refusal:
         assert one_line(refusal), refusal
         counts["refused"] += 1
         counts[f"refused: {refusal.split(':')[0]}"] += 1
         return
-    result = rfast_sim.run(sc)
+    assert result is not None
     check_frame(sc, result.metrics)
     # what `rfast-sim run` does with it: the files, the comparison table and its notes
     result.save(folder / "out")

@@ -132,18 +132,22 @@ def _num(low: float, high: float) -> st.SearchStrategy[float]:
 
 @st.composite
 def plain_law(draw: st.DrawFn, mean_low: float, mean_high: float,
-              kinds: tuple[str, ...] = PLAIN_LAWS) -> dict[str, Any]:
-    """A law by its mean, with a positive mean in [mean_low, mean_high]."""
-    kind = draw(st.sampled_from(kinds))
+              kinds: tuple[str, ...] = PLAIN_LAWS, continuous: bool = False) -> dict[str, Any]:
+    """A law by its mean, with a positive mean in [mean_low, mean_high]; `continuous`: no point
+    mass (no constant, no degenerate width, shift or sigma), so draws tie with probability 0."""
+    kind = draw(st.sampled_from(tuple(k for k in kinds if k != "constant") if continuous
+                                else kinds))
     mean = draw(_num(mean_low, mean_high))
     law: dict[str, Any] = {"dist": kind, "mean": mean}
+    # the largest width, shift or sigma that still leaves a continuous law
+    edge = 0.9 if continuous else 1.0
     if kind == "uniform" and draw(st.booleans()):
-        low = draw(_num(0.0, mean))
+        low = draw(_num(0.0, edge * mean))
         law.update(low=low, high=round(2 * mean - low, 6))
     elif kind == "shifted_exponential" and draw(st.booleans()):
-        law["shift"] = draw(_num(0.0, mean))
+        law["shift"] = draw(_num(0.0, edge * mean))
     elif kind == "lognormal":
-        law["sigma"] = draw(_num(0.0, 1.5))
+        law["sigma"] = draw(_num(0.1 if continuous else 0.0, 1.5))
     elif kind == "gamma":
         law["shape"] = draw(_num(0.3, 5.0))
     elif kind == "pareto":
@@ -175,7 +179,10 @@ def compute_law(draw: st.DrawFn, n: int) -> dict[str, Any]:
 
 
 @st.composite
-def latency_law(draw: st.DrawFn, n: int, matrix: bool = True) -> dict[str, Any]:
+def latency_law(draw: st.DrawFn, n: int, matrix: bool = True,
+                continuous: bool = False) -> dict[str, Any]:
+    if continuous:
+        return draw(plain_law(0.001, 0.5, continuous=True))
     source = draw(st.sampled_from(("plain",) * 4 + ("empirical",) + (("matrix",) if matrix
                                                                       else ())))
     if source == "plain":
@@ -299,18 +306,25 @@ def _pairs(draw: st.DrawFn, n: int, max_size: int) -> list[tuple[int, int]]:
 
 
 @st.composite
-def link_timing(draw: st.DrawFn, n: int) -> dict[str, Any]:
+def link_timing(draw: st.DrawFn, n: int, continuous: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if draw(st.booleans()):
-        out["latency"] = draw(latency_law(n, matrix=False))
+        out["latency"] = draw(latency_law(n, matrix=False, continuous=continuous))
     if draw(st.booleans()):
         out["bandwidth"] = draw(_num(1e5, 1e9))
     return out
 
 
 @st.composite
-def timing_block(draw: st.DrawFn, n: int, faults: bool) -> dict[str, Any]:
-    t: dict[str, Any] = {"compute": draw(compute_law(n)), "latency": draw(latency_law(n))}
+def timing_block(draw: st.DrawFn, n: int, faults: bool, ties_free: bool = False
+                 ) -> dict[str, Any]:
+    """`ties_free`: simultaneous events have probability zero (what `engine: auto` needs to
+    pick the vector builder, `vector.ties_unlikely`): continuous compute times, and without a
+    NIC (whose queue orders the packets of one computation) continuous latencies."""
+    compute = (plain_law(0.2, 2.0, ("exponential", "lognormal", "gamma", "uniform",
+                                    "shifted_exponential"), continuous=True) if ties_free
+               else compute_law(n))
+    t: dict[str, Any] = {"compute": draw(compute), "latency": draw(latency_law(n))}
     if draw(st.booleans()):
         t["speed"] = draw(plain_law(0.5, 1.5))
     if draw(st.booleans()):
@@ -363,6 +377,12 @@ def timing_block(draw: st.DrawFn, n: int, faults: bool) -> dict[str, Any]:
         t["retransmit_timeout"] = draw(_num(0.01, 2.0))
     if faults:
         t.update(draw(faults_block(n)))
+    if ties_free and not t.get("nic"):
+        t["latency"] = draw(latency_law(n, continuous=True))
+        for link in t.get("links", []) + [t["clusters"][k] for k in ("intra", "inter")
+                                           if "clusters" in t]:
+            if "latency" in link:
+                link["latency"] = draw(latency_law(n, continuous=True))
     return t
 
 
@@ -555,13 +575,10 @@ def scenarios(draw: st.DrawFn, max_nodes: int = 32, max_algorithms: int = 2,
                           min_size=1, max_size=max_algorithms, unique=True))
     faults = not vector_scope and draw(st.integers(0, 4)) == 0
     time_varying_ok = "sync_gt" not in names and not vector_scope
-    timing = draw(timing_block(n, faults))
-    if vector_scope:
-        timing["compute"] = draw(plain_law(0.2, 2.0, ("exponential", "lognormal", "gamma",
-                                                      "uniform", "shifted_exponential")))
-        if timing.get("nic"):
-            timing["nic"] = {k: v for k, v in timing["nic"].items() if k != "ingress"} | {
-                "queue": "fifo"}
+    timing = draw(timing_block(n, faults, ties_free=vector_scope))
+    if vector_scope and timing.get("nic"):
+        timing["nic"] = {k: v for k, v in timing["nic"].items() if k != "ingress"} | {
+            "queue": "fifo"}
     sc: dict[str, Any] = {
         "name": draw(st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True)),
         "seed": seed, "seeds": draw(st.integers(1, 3)), "nodes": n,

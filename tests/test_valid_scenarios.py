@@ -152,6 +152,9 @@ def run_draw(data: dict[str, Any], folder: Path, counts: collections.Counter[str
     if engines == {"vector"} and sc.run.mode == "replay":
         check_engines_agree(sc, result)
         counts["engines compared"] += 1
+    else:
+        for r in result.runs:
+            counts[f"engine {r.trace.network['engine']}: {r.trace.network['engine_reason']}"] += 1
 
 
 def check_engines_agree(sc: Scenario, vector_result: Any) -> None:
@@ -211,7 +214,7 @@ def test_valid_draws_run_or_are_refused_in_one_line(tmp_path):
 
 def test_engines_agree_on_generated_scenarios_the_vector_builder_covers(tmp_path):
     counts = _run_many(6, tmp_path, max_nodes=12, vector_scope=True)
-    assert counts["engines compared"] == counts["ran"]
+    assert counts["engines compared"] == counts["ran"], report(counts)
 
 
 @pytest.mark.slow

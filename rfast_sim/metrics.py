@@ -106,21 +106,46 @@ def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _best_steps(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
-    """Per algorithm: no diverged seed, then highest reached, then lowest median, then best
-    final value; `step_at_edge` flags a best step at the end of a grid of several."""
+def _ranked(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
+    """`per_step` best first within each algorithm: no diverged seed, then highest reached,
+    then lowest median time to target, then best final value of the target metric, then the
+    smaller step (the safer one; where every step diverged, the search goes lower)."""
     sign = 1.0 if LOWER_IS_BETTER.get(metric, True) else -1.0
     ranked = per_step.assign(
         _d=per_step["diverged"] > 0, _r=-per_step["reached"], _t=per_step[ttt],
         _f=(sign * per_step[f"final_{metric}"]).fillna(np.inf))
-    best = ranked.sort_values(["_d", "_r", "_t", "_f"], kind="stable").groupby(
-        "algorithm", sort=False).head(1).drop(columns=["_d", "_r", "_t", "_f"])
+    return ranked.sort_values(["_d", "_r", "_t", "_f", "step_size"], kind="stable").drop(
+        columns=["_d", "_r", "_t", "_f"])
+
+
+def _best_steps(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
+    """Per algorithm, its best step (`_ranked`); `step_at_edge` flags a best step at the end
+    of a grid of several."""
+    best = _ranked(per_step, ttt, metric).groupby("algorithm", sort=False).head(1)
     grid = per_step.groupby("algorithm")["step_size"].agg(["min", "max", "count"])
     g = grid.loc[best["algorithm"]]
-    best["step_at_edge"] = ((g["count"].to_numpy() > 1)
-                            & ((best["step_size"].to_numpy() == g["min"].to_numpy())
-                               | (best["step_size"].to_numpy() == g["max"].to_numpy())))
+    best = best.assign(step_at_edge=((g["count"].to_numpy() > 1)
+                                     & ((best["step_size"].to_numpy() == g["min"].to_numpy())
+                                        | (best["step_size"].to_numpy() == g["max"].to_numpy()))))
     return best
+
+
+def _censored_runs(df: pd.DataFrame, target: Mapping[str, float]) -> tuple[pd.DataFrame, str, str]:
+    """Per-run summaries with the time to the (first) target censored: a miss or a diverged
+    run counts as +inf."""
+    runs = run_summaries(df, target)
+    metric = next(iter(target))
+    ttt = f"time_to_{metric}"
+    runs[ttt] = np.where(runs["diverged"], np.inf, stats.as_censored(runs[ttt].to_numpy()))
+    return runs, metric, ttt
+
+
+def step_ranking(df: pd.DataFrame, target: Mapping[str, float], seed: int = 0) -> pd.DataFrame:
+    """Every (algorithm, step size) of a frame with its figures over the seeds, best first
+    within each algorithm by the comparison table's rule (what `step_size: auto` searches
+    with)."""
+    runs, metric, ttt = _censored_runs(df, target)
+    return _ranked(_per_step(runs, ttt, metric, seed), ttt, metric).reset_index(drop=True)
 
 
 def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float],
@@ -131,10 +156,7 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
     (ratio of medians, paired bootstrap CI over the seeds both ran). The bootstrap generator is
     seeded from `seed` (the scenario's), so reruns print the same CIs.
     """
-    runs = run_summaries(df, target)
-    metric = next(iter(target))
-    ttt = f"time_to_{metric}"
-    runs[ttt] = np.where(runs["diverged"], np.inf, stats.as_censored(runs[ttt].to_numpy()))
+    runs, metric, ttt = _censored_runs(df, target)
     best = _best_steps(_per_step(runs, ttt, metric, seed), ttt, metric)
     order = list(dict.fromkeys(runs["algorithm"]))
     table = best.set_index("algorithm").loc[order].reset_index()
@@ -154,7 +176,7 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
 
 def default_target(sc: Scenario) -> dict[str, float]:
     """The scenario's compare.target, or its problem's default (opt_gap 1e-3 where the optimum
-    is known, else (test) accuracy 0.9)."""
+    is known, else (test) accuracy 0.9); none for a timing-only run."""
     if sc.compare is not None:
         return {str(k): float(v) for k, v in sc.compare.target.items()}
-    return sc.problem.default_target()
+    return sc.problem.default_target() if sc.problem is not None else {}

@@ -91,9 +91,35 @@ class Timing(Strict):
         return self
 
 
+class AutoStep(Strict):
+    """How `step_size: auto` searches: a log-spaced bracket, widened while the best step sits
+    at an edge, then refined around the best, at most `budget` steps per algorithm."""
+
+    low: float = Field(0.01, gt=0, description="the initial bracket's smallest step")
+    high: float = Field(10.0, gt=0, description="the initial bracket's largest step")
+    points: int = Field(7, ge=2, le=64, description="steps in the initial bracket (log-spaced); "
+                        "each widening adds as many beyond the edge")
+    budget: int = Field(16, ge=2, le=256, description="most steps tried per algorithm (every one "
+                        "on every seed, on the same traces)")
+
+    @model_validator(mode="after")
+    def _check(self) -> AutoStep:
+        if not self.high > self.low:
+            raise ValueError(f"high: must be > low (got low {self.low:g}, high {self.high:g})")
+        if self.budget < self.points:
+            raise ValueError(f"budget: must be >= points ({self.points}; got {self.budget})")
+        return self
+
+
+class AutoStepSpec(Strict):
+    auto: AutoStep = Field(default_factory=AutoStep, description="the search's settings")
+
+
 class AlgorithmSpec(Strict):
     name: str = "rfast"
-    step_size: float | list[float] = 0.05
+    step_size: float | list[float] | Literal["auto"] | AutoStepSpec = Field(
+        0.05, description="a step, a list of steps (the best one is reported), or auto (a "
+        "search by the comparison's own rule: `auto` or {auto: {low, high, points, budget}})")
 
     @model_validator(mode="after")
     def _check(self) -> AlgorithmSpec:
@@ -104,14 +130,31 @@ class AlgorithmSpec(Strict):
             raise ValueError(
                 f"name: unknown algorithm {self.name!r}{hint} (known: {', '.join(known)})"
             )
-        steps = self.step_size if isinstance(self.step_size, list) else [self.step_size]
-        if not steps or any(not (s > 0 and math.isfinite(s)) for s in steps):
-            raise ValueError(f"step_size: must be > 0 (got {self.step_size})")
+        if self.auto is None:
+            steps = self.step_sizes
+            if not steps or any(not (s > 0 and math.isfinite(s)) for s in steps):
+                raise ValueError(f"step_size: must be > 0, a list of such, or auto (got "
+                                 f"{self.step_size})")
         return self
 
     @property
+    def auto(self) -> AutoStep | None:
+        """The search settings when the step is tuned, else None."""
+        if self.step_size == "auto":
+            return AutoStep()
+        return self.step_size.auto if isinstance(self.step_size, AutoStepSpec) else None
+
+    @property
     def step_sizes(self) -> list[float]:
-        return list(self.step_size) if isinstance(self.step_size, list) else [self.step_size]
+        """The steps given (none when tuned: the search chooses them)."""
+        if isinstance(self.step_size, list):
+            return list(self.step_size)
+        return [self.step_size] if isinstance(self.step_size, float | int) else []
+
+    @property
+    def max_runs_per_seed(self) -> int:
+        """Most steps run on one seed: the grid's size, or the search's budget."""
+        return self.auto.budget if self.auto is not None else len(self.step_sizes)
 
 
 TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy", "test_loss", "test_accuracy"]
@@ -155,7 +198,9 @@ class Scenario(Strict):
     dtype: Literal["float64", "float32"] = "float64"
     graphs: Graphs = Graphs()
     timing: Timing = Timing()
-    problem: Problem = Problem()
+    problem: Problem | None = Field(
+        default_factory=Problem, description="what the nodes train; null: a timing-only run "
+        "(the event engine alone: counts, bytes, drops, queueing; no maths, no JAX)")
     algorithm: AlgorithmSpec | None = None
     algorithms: list[AlgorithmSpec] | None = None
     compare: Compare | None = None
@@ -176,6 +221,8 @@ class Scenario(Strict):
                              "run.until, or loop: true")
         if self.algorithm is not None and self.algorithms is not None:
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
+        if self.problem is None:
+            self._check_timing_only()
         if self.compare is not None:
             names = [a.name for a in self.algorithm_list]
             if self.compare.baseline not in names:
@@ -185,11 +232,28 @@ class Scenario(Strict):
                 )
         return self._resolve_problem()
 
+    def _check_timing_only(self) -> None:
+        if self.timing.message_bytes == "auto":
+            raise ValueError("timing.message_bytes: auto sizes a packet from the model, and a "
+                             "timing-only run (problem: null) has none; give the bytes per "
+                             "packet (e.g. 4.0e6)")
+        tuned = [a.name for a in self.algorithm_list if a.auto is not None]
+        if tuned:
+            where = "algorithm" if self.algorithm is not None else "algorithms"
+            raise ValueError(f"{where}.step_size: auto tunes {', '.join(tuned)} on the "
+                             "problem, and a timing-only run (problem: null) has none; give a "
+                             "number (it is not used) or a problem")
+        if self.run.mode == "online":
+            raise ValueError("run.mode: online fires the maths as events happen, and a "
+                             "timing-only run (problem: null) has none; use mode: replay")
+
     def _resolve_problem(self) -> Scenario:
         """A problem read with a data seed gets the scenario's; a comparison without a target
         gets the problem's default."""
         update: dict = {}
         p = self.problem
+        if p is None:
+            return self
         if "data_seed" in PROBLEM_KINDS.entries[p.kind].keys and p.data_seed is None:
             update["problem"] = p.model_copy(update={"data_seed": self.seed})
         if (self.compare is not None and "target" not in self.compare.model_fields_set
@@ -307,6 +371,7 @@ __all__ = [
     "LOSS_MODELS",
     "PROBLEM_KINDS",
     "AlgorithmSpec",
+    "AutoStep",
     "Churn",
     "Clusters",
     "Compare",

@@ -330,6 +330,10 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
         return
     table.to_csv(folder / "summary.csv", index=False)
     keys = table.attrs["keys"]
+    if table.attrs.get("timing_only"):
+        print_table(table, f"{folder}: timing only, medians over seeds of the final counters")
+        console.print(f"written to {folder}/summary.csv")
+        return
     view = comparison_view(table)
     for key in reversed(keys):
         view.insert(0, key, table[key])

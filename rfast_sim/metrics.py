@@ -16,6 +16,7 @@ METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist
                   "test_loss", "test_accuracy")  # test_*: on the held-out set (NaN: none)
 LOWER_IS_BETTER = {"loss": True, "opt_gap": True, "grad_norm": True, "accuracy": False,
                    "test_loss": True, "test_accuracy": False}
+COUNTERS = ("updates", "messages", "bytes", "dropped", "superseded")  # cumulative, per sample
 DIVERGENCE_FACTOR = 1e6  # a run has diverged once loss or opt_gap grows past this x its start
 
 
@@ -82,7 +83,8 @@ def run_summaries(df: pd.DataFrame, target: Mapping[str, float] | None = None,
         for metric, value in (target or {}).items():
             row[f"time_to_{metric}"] = time_to_target(g, metric, value)
         metrics = [c for c in METRIC_COLUMNS if c in g]  # frames written before a column existed
-        for col in ("time", "updates", "messages", "bytes", "dropped", *metrics):
+        counters = [c for c in COUNTERS if c in g]
+        for col in ("time", *counters, *metrics):
             row[f"final_{col}" if col in METRIC_COLUMNS else col] = last[col]
         row["diverged"] = bool(g["diverged"].any()) if "diverged" in g else False
         rows.append(row)
@@ -146,6 +148,19 @@ def step_ranking(df: pd.DataFrame, target: Mapping[str, float], seed: int = 0) -
     with)."""
     runs, metric, ttt = _censored_runs(df, target)
     return _ranked(_per_step(runs, ttt, metric, seed), ttt, metric).reset_index(drop=True)
+
+
+def counters_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm, medians over its runs of the final counters and their rates per
+    simulated second (what a timing-only frame holds)."""
+    runs = run_summaries(df)
+    cols = [c for c in COUNTERS if c in runs]
+    for c in ("updates", "messages"):
+        runs[f"{c}_per_s"] = runs[c] / runs["time"].where(runs["time"] > 0)
+    table = runs.groupby("algorithm", sort=False)[
+        ["time", *cols, "updates_per_s", "messages_per_s"]].median()
+    table.insert(0, "seeds", runs.groupby("algorithm", sort=False)["seed"].count())
+    return table.reset_index()
 
 
 def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float],

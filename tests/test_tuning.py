@@ -55,7 +55,8 @@ def test_an_interior_best_is_refined_between_its_neighbours_until_fine():
         tried += steps
     near = sorted(tried)
     k = near.index(1.0)
-    assert near[k + 1] / 1.0 <= FINEST_RATIO and 1.0 / near[k - 1] <= FINEST_RATIO
+    assert near[k + 1] / 1.0 <= FINEST_RATIO
+    assert 1.0 / near[k - 1] <= FINEST_RATIO
 
 
 def test_the_budget_caps_every_round():
@@ -148,7 +149,8 @@ def test_auto_widens_past_an_edge_to_an_interior_pick():
     sc = _scenario({"auto": {"low": 1e-4, "high": 1e-3, "points": 4, "budget": 24}})
     record = rfast_sim.run(sc).tuning["allreduce_sgd"]
     whys = [why for why, _ in record.rounds]
-    assert whys[0] == "bracket" and "widen up" in whys
+    assert whys[0] == "bracket"
+    assert "widen up" in whys
     tried = record.tried
     assert not record.at_edge
     assert tried[0] < record.chosen < tried[-1]
@@ -224,7 +226,7 @@ def test_a_sweep_can_tune_each_point(tmp_path):
 
 
 def test_a_timing_only_run_refuses_auto():
-    with pytest.raises(ScenarioError, match="algorithm.step_size: auto tunes"):
+    with pytest.raises(ScenarioError, match=r"algorithm\.step_size: auto tunes"):
         parse_scenario({**GD, "problem": None, "algorithm": {"name": "rfast",
                                                              "step_size": "auto"}})
 

@@ -1,11 +1,11 @@
 """`step_size: auto`: find each algorithm's best step by the comparison table's own rule.
 
 A log-spaced bracket is run on the scenario's own seeds and traces; while the best step sits at
-an edge of the steps tried, the grid is continued past that edge; then the best step is refined
-(geometric midpoints to its neighbours) until the spacing is fine or the budget is spent. Every
-algorithm gets the same rule and budget. The search is deterministic: its inputs are the runs'
-figures, which the scenario's seed fixes. The caller supplies `evaluate` (steps -> runs on
-every seed), so the search knows nothing of replay or online.
+an edge of the steps tried, the grid is continued past that edge (half a bracket at a time);
+then the best step is refined (log-spaced steps between it and its neighbours) until the spacing
+is fine or the budget is spent. Every algorithm gets the same rule and budget. The search is
+deterministic: its inputs are the runs' figures, which the scenario's seed fixes. The caller
+supplies `evaluate` (steps -> runs on every seed), so the search knows nothing of replay or online.
 """
 
 from __future__ import annotations
@@ -74,20 +74,24 @@ def next_steps(tried: list[float], best: float, settings: AutoStep) -> tuple[str
         return "", []
     ratio = (settings.high / settings.low) ** (1.0 / max(settings.points - 1, 1))
     lo, hi = min(tried), max(tried)
-    count = min(settings.points, left)
+    # half a bracket per widening: past a good edge most steps diverge or crawl, and the
+    # budget they would take is better spent refining
+    half = max(2, math.ceil(settings.points / 2))
+    count = min(half, left)
     if best >= hi:
         return "widen up", [_round(hi * ratio ** k) for k in range(1, count + 1)]
     if best <= lo:
         return "widen down", [_round(lo / ratio ** k) for k in range(1, count + 1)]
     below = max(h for h in tried if h < best)
     above = min(h for h in tried if h > best)
-    # each neighbour interval in `parts` equal log parts: one round takes the spacing from the
-    # bracket's ratio to about its `parts`-th root (few rounds: a replay's cost is mostly per
-    # round, a vmapped step costs little more)
-    parts = max(2, math.ceil(settings.points / 2))
-    mids = [_round(best * (h / best) ** (j / parts)) for h in (below, above)
-            if max(best, h) / min(best, h) > FINEST_RATIO for j in range(1, parts)]
-    mids = [h for h in dict.fromkeys(mids) if h not in tried and h != best][:left]
+    # each neighbour interval in `half` equal log parts: one round takes the spacing from the
+    # bracket's ratio to about its `half`-th root (few rounds: a replay's cost is mostly per
+    # round, a vmapped step costs less)
+    mids = [_round(best * (h / best) ** (j / half)) for h in (below, above)
+            if max(best, h) / min(best, h) > FINEST_RATIO for j in range(1, half)]
+    # where the budget cannot take them all, the ones nearest the best first
+    mids = sorted((h for h in dict.fromkeys(mids) if h not in tried and h != best),
+                  key=lambda h: abs(math.log(h / best)))[:left]
     return ("refine", sorted(mids)) if mids else ("", [])
 
 

@@ -30,13 +30,15 @@ def test_bracket_is_log_spaced_from_low_to_high():
 
 
 def test_a_best_step_at_an_edge_widens_past_it_on_the_same_ratio():
-    s = AutoStep(low=0.01, high=10.0, points=4, budget=12)
+    s = AutoStep(low=0.01, high=10.0, points=5, budget=12)
+    ratio = 1000 ** (1 / 4)
     why, steps = next_steps(bracket(s), 10.0, s)
-    assert why == "widen up"
-    assert steps == pytest.approx([100.0, 1e3, 1e4, 1e5])
+    assert why == "widen up"  # half a bracket (ceil(points / 2) steps) at a time
+    assert steps == pytest.approx([10 * ratio, 10 * ratio ** 2, 10 * ratio ** 3], rel=1e-5)
     why, steps = next_steps(bracket(s), 0.01, s)
     assert why == "widen down"
-    assert steps == pytest.approx([1e-3, 1e-4, 1e-5, 1e-6])
+    assert steps == pytest.approx([0.01 / ratio, 0.01 / ratio ** 2, 0.01 / ratio ** 3],
+                                  rel=1e-5)
 
 
 def test_an_interior_best_is_refined_between_its_neighbours_until_fine():
@@ -59,12 +61,17 @@ def test_an_interior_best_is_refined_between_its_neighbours_until_fine():
     assert 1.0 / near[k - 1] <= FINEST_RATIO
 
 
-def test_the_budget_caps_every_round():
-    s = AutoStep(low=0.01, high=10.0, points=4, budget=6)
+def test_the_budget_caps_every_round_nearest_steps_first():
+    s = AutoStep(low=0.01, high=10.0, points=4, budget=5)
     tried = bracket(s)
     why, steps = next_steps(tried, 10.0, s)
-    assert (why, len(steps)) == ("widen up", 2)
+    assert (why, steps) == ("widen up", [100.0])
     assert next_steps(tried + steps, 1e3, s) == ("", [])
+    s = AutoStep(low=0.01, high=10.0, points=7, budget=9)
+    tried = bracket(s)
+    why, steps = next_steps(tried, 1.0, s)  # 6 candidates, 2 left: one on each side
+    assert why == "refine"
+    assert steps == pytest.approx([10 ** -0.125, 10 ** 0.125], rel=1e-5)
 
 
 @pytest.mark.parametrize(("value", "expected"), [

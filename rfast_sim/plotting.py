@@ -122,6 +122,33 @@ def plot_sweep_summary(summary: pd.DataFrame, x: str, y: str, hue: str, out: Pat
     return path
 
 
+def plot_async_pays(summary: pd.DataFrame, egress: float = 1.25e9, clip: float = 5.0,
+                    ax: Any = None) -> Any:
+    """R-FAST's speed-up over the baseline against seconds per message on the NIC (message
+    bytes / `egress`), a line per straggler slowdown and NIC queue: the summary of
+    ``scenarios/sweep_when_async_pays.yaml``. Speed-ups are clipped at `clip` (inf: the
+    baseline missed the target; 0: R-FAST did)."""
+    rf = summary[summary["algorithm"] == "rfast"].copy()
+    rf["seconds_per_message"] = rf["timing.message_bytes"] / egress
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for (slow, queue), g in rf.groupby(["timing.stragglers.slowdown", "timing.nic.queue"]):
+        g = g.sort_values("seconds_per_message")
+        s = g["speedup"].clip(upper=clip)
+        err = [(s - g["speedup_ci_low"]).clip(lower=0),
+               (g["speedup_ci_high"].clip(upper=clip) - s).clip(lower=0)]
+        ax.errorbar(g["seconds_per_message"], s, yerr=err, marker="o", capsize=3,
+                    ls="-" if queue == "latest" else "--",
+                    label=f"slowdown {slow:g}, queue {queue}")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds per message on the NIC (message bytes / egress)")
+    ax.set_ylabel("R-FAST speed-up over Ring-AllReduce\n(median ratio, 95% CI)")
+    ax.set_title("above the line asynchrony pays")
+    ax.legend(fontsize=8)
+    return ax
+
+
 def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
                 hue: str = "algorithm") -> list[Path]:
     """Figures for a run folder (metrics.parquet) or a sweep folder (with --x)."""

@@ -254,7 +254,7 @@ def scenario_markdown() -> str:
                   " ".join(d.get("description", "").split()), "",
                   table(ref.block_rows(name)), ""]
     sweep = Reference(sweep_schema())
-    parts += ["## Sweep files", "", "A sweep file (`rfast-sim sweep SPEC`) names a base "
+    parts += ["(sweep-files)=", "## Sweep files", "", "A sweep file (`rfast-sim sweep SPEC`) names a base "
               "scenario and the dotted keys above to vary.", "",
               table([r for r in sweep.rows() if "." not in r.key]), "",
               "## Registered kinds", "", registry_markdown()]

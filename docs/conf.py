@@ -1,0 +1,62 @@
+"""Sphinx configuration of the rfast-sim docs (build: ``sphinx-build -W docs docs/_build/html``).
+
+Notebooks under ``notebooks/`` are pages (``notebooks/*`` is a glob in the toctree): myst-nb
+runs each one at build time through a jupyter-cache in ``docs/_build/.jupyter_cache``, so an
+unchanged notebook is never executed twice, and the notebook tests read that same cache. A
+notebook that fails fails the build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+import rfast_sim  # noqa: E402
+
+project = "rfast-sim"
+author = "the rfast-sim developers"
+copyright = "2026, the rfast-sim developers"  # noqa: A001
+release = version = rfast_sim.__version__
+
+extensions = [
+    "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx_click",
+    "rfast_docs",
+]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+html_theme = "furo"
+html_title = f"rfast-sim {release}"
+html_static_path = ["_static"]
+
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist"]
+myst_heading_anchors = 3
+nb_execution_mode = "cache"
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_timeout = 600
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autodoc_default_options = {"exclude-members": "model_config, model_fields, model_computed_fields"}
+napoleon_google_docstring = True
+
+# Warnings are errors (-W) and every cross-reference must resolve. With no network there is no
+# intersphinx, so the names of other libraries that annotations mention cannot resolve: named
+# here, by package.
+nitpicky = True
+nitpick_ignore_regex = [
+    (r"py:.*", r"(jax|jaxlib|numpy|np|pandas|pd|pydantic|pydantic_core|networkx|nx|simpy|"
+               r"scipy|typer|click|pathlib|collections|typing|types|enum|os)(\..*)?"),
+    (r"py:.*", r"(Array|ArrayLike|DataFrame|Path|PathLike|Any|Callable|Iterator|Mapping|"
+               r"Sequence|Literal|NamedTuple|Protocol|TypeVar)"),
+]

@@ -45,10 +45,12 @@ nb_execution_show_tb = True
 nb_merge_streams = True
 
 autodoc_member_order = "bysource"
-autodoc_typehints = "description"
+autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"exclude-members": "model_config, model_fields, model_computed_fields"}
 napoleon_google_docstring = True
+# docstrings quote names in single backticks, as Markdown does: show them as code
+default_role = "code"
 
 # Warnings are errors (-W) and every cross-reference must resolve. With no network there is no
 # intersphinx, so the names of other libraries that annotations mention cannot resolve: named
@@ -59,4 +61,11 @@ nitpick_ignore_regex = [
                r"scipy|typer|click|pathlib|collections|typing|types|enum|os)(\..*)?"),
     (r"py:.*", r"(Array|ArrayLike|DataFrame|Path|PathLike|Any|Callable|Iterator|Mapping|"
                r"Sequence|Literal|NamedTuple|Protocol|TypeVar)"),
+]
+# internal names the API page mentions but does not document
+nitpick_ignore = [
+    ("py:class", "K"),
+    ("py:class", "rfast_sim.scenario.kinds.K"),
+    ("py:class", "rfast_sim.topology.Channels"),
+    ("py:mod", "rfast_sim.budget"),
 ]

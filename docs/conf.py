@@ -18,7 +18,7 @@ import rfast_sim  # noqa: E402
 
 project = "rfast-sim"
 author = "the rfast-sim developers"
-copyright = "2026, the rfast-sim developers"  # noqa: A001
+copyright = "2026, the rfast-sim developers"
 release = version = rfast_sim.__version__
 
 extensions = [

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from jupyter_cache import get_cache
-
 from conftest import DOCS
+from jupyter_cache import get_cache
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

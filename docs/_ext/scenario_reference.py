@@ -33,7 +33,7 @@ def _ref_name(ref: str) -> str:
 
 
 def _members(prop: dict[str, Any]) -> list[dict[str, Any]]:
-    return prop["anyOf"] if "anyOf" in prop else [prop]
+    return prop.get("anyOf", [prop])
 
 
 def _refs(node: Any) -> list[str]:
@@ -149,7 +149,7 @@ class Reference:
     def block_rows(self, name: str) -> list[Row]:
         return self.rows(self.defs[name])
 
-    def keys(self) -> list[str]:
+    def documented_keys(self) -> list[str]:
         """Every dotted key the reference documents, shared blocks expanded where used."""
         def expand(rows: list[Row]) -> list[str]:
             found = []
@@ -254,8 +254,9 @@ def scenario_markdown() -> str:
                   " ".join(d.get("description", "").split()), "",
                   table(ref.block_rows(name)), ""]
     sweep = Reference(sweep_schema())
-    parts += ["(sweep-files)=", "## Sweep files", "", "A sweep file (`rfast-sim sweep SPEC`) names a base "
-              "scenario and the dotted keys above to vary.", "",
+    parts += ["(sweep-files)=", "## Sweep files", "",
+              "A sweep file (`rfast-sim sweep SPEC`) names a base scenario and the dotted keys "
+              "above to vary.", "",
               table([r for r in sweep.rows() if "." not in r.key]), "",
               "## Registered kinds", "", registry_markdown()]
     return "\n".join(parts)

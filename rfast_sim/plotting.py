@@ -16,7 +16,7 @@ import pandas as pd
 from rfast_sim.scenario import ScenarioError
 
 LOG_METRICS = {"loss": False, "opt_gap": True, "grad_norm": True, "consensus": True,
-               "dist_opt": True, "accuracy": False}
+               "dist_opt": True, "accuracy": False, "test_loss": False, "test_accuracy": False}
 
 
 def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) -> Any:
@@ -40,7 +40,7 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
     if log and np.isfinite(values).any():
         ax.set_yscale("log")
     finite = df[np.isfinite(values)]
-    if metric != "accuracy" and len(finite):
+    if not metric.endswith("accuracy") and len(finite):
         # a diverging run must not squash the others: the top is the median algorithm's peak
         peaks = finite.groupby("algorithm")[metric].max()
         top = float(np.median(peaks)) * (10.0 if log else 1.1)
@@ -71,10 +71,11 @@ def best_step_runs(df: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
 
 def plot_run(df: pd.DataFrame, out: Path,
              target: dict[str, float] | None = None) -> list[Path]:
-    """Loss / opt_gap / accuracy against simulated time and against updates."""
+    """Loss / opt_gap / accuracy (and the held-out set's, where there is one) against
+    simulated time and against updates."""
     if target:
         df = best_step_runs(df, target)
-    metrics = [m for m in ("opt_gap", "loss", "accuracy", "consensus")
+    metrics = [m for m in ("opt_gap", "loss", "accuracy", "test_accuracy", "consensus")
                if m in df and np.isfinite(df[m].to_numpy(dtype=float)).any()]
     files = []
     for x in ("time", "updates"):

@@ -139,3 +139,20 @@ def test_pages_are_reachable_from_a_glob_toctree(page):
     index = (DOCS / folder / "index.md").read_text()
     assert ":glob:" in index, f"{folder}/index.md has no glob toctree"
     assert "\n*\n" in index, f"{folder}/index.md does not glob its folder"
+
+
+def test_the_figure_draws_a_line_per_straggler_and_queue():
+    import pandas as pd
+
+    from rfast_sim.plotting import plot_async_pays
+
+    rows = [{"algorithm": alg, "timing.message_bytes": mb, "timing.stragglers.slowdown": slow,
+             "timing.nic.queue": queue, "speedup": s, "speedup_ci_low": s / 2,
+             "speedup_ci_high": s * 2}
+            for alg in ("rfast", "allreduce_sgd") for mb in (1e7, 1e9) for slow in (1.0, 5.0)
+            for queue in ("fifo", "latest") for s in [float("inf") if mb == 1e9 else 1.5]]
+    ax = plot_async_pays(pd.DataFrame(rows))
+    assert len(ax.get_legend().get_texts()) == 4
+    assert ax.get_xscale() == "log"
+    for line in ax.get_lines()[1:]:
+        assert max(line.get_ydata()) <= 5.0  # inf speed-ups clipped

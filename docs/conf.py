@@ -1,9 +1,10 @@
 """Sphinx configuration of the rfast-sim docs (build: ``sphinx-build -W docs docs/_build/html``).
 
 Notebooks under ``notebooks/`` are pages (``notebooks/*`` is a glob in the toctree): myst-nb
-runs each one at build time through a jupyter-cache in ``docs/_build/.jupyter_cache``, so an
-unchanged notebook is never executed twice, and the notebook tests read that same cache. A
-notebook that fails fails the build.
+runs each one at build time through a jupyter-cache under ``docs/_build/.jupyter_cache/`` (one
+per state of the sources, :func:`rfast_docs.notebook_cache`), so a notebook is executed again
+only when it or the code changed, and the notebook tests read that same cache. A notebook that
+fails fails the build.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
+
+from rfast_docs import notebook_cache  # noqa: E402
 
 import rfast_sim  # noqa: E402
 
@@ -38,7 +41,7 @@ html_css_files = ["custom.css"]
 myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist"]
 myst_heading_anchors = 3
 nb_execution_mode = "cache"
-nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
+nb_execution_cache_path = str(notebook_cache(prune=True))
 nb_execution_timeout = 600
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True

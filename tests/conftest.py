@@ -68,9 +68,9 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 def docs_build():
     """The docs site, built once per session with warnings as errors (``-W``).
 
-    It runs every notebook through myst-nb's jupyter-cache (``docs/_build/.jupyter_cache``):
-    the notebook tests read that cache instead of running the notebooks again, and a rebuild
-    runs only the notebooks that changed. Returns (exit status, log)."""
+    It runs every notebook through myst-nb's jupyter-cache (under ``docs/_build/``, one per
+    state of the sources): the notebook tests read that cache instead of running the notebooks
+    again, and a rebuild runs only what changed since. Returns (exit status, log)."""
     import os
     import subprocess
     import sys

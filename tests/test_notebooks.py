@@ -4,12 +4,16 @@ have a successful execution in that cache. A notebook that fails fails the docs 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from conftest import DOCS
 from jupyter_cache import get_cache
+
+sys.path.insert(0, str(DOCS / "_ext"))
+from rfast_docs import notebook_cache
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
@@ -23,7 +27,7 @@ def test_notebook_runs(path, docs_build):
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         "commit notebooks with outputs stripped"
-    cache = get_cache(str(DOCS / "_build" / ".jupyter_cache"))
+    cache = get_cache(str(notebook_cache()))
     try:
         cache.match_cache_notebook(nb)
     except KeyError:

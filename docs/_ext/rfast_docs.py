@@ -5,14 +5,18 @@
   build, so it follows the schema and the registries without a stale cache.
 - the scenario's and the sweep file's JSON Schemas are written next to the site's pages
   (``scenario.schema.json``, ``sweep.schema.json``), for editors.
+- ``notebook_cache()``: the notebooks' jupyter-cache, one per state of the package and the
+  shipped scenarios, so a cached notebook is reused only while the code it ran is unchanged.
 - ``reference/cli``: every command of the typer app, its usage, arguments and options, from
   the app itself (typer vendors its own click, so sphinx-click cannot read it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +27,39 @@ from rfast_sim.cli import app as _app
 from rfast_sim.schema import SCHEMAS
 
 cli = typer.main.get_command(_app)
+ROOT = Path(__file__).resolve().parents[2]
+CACHES = ROOT / "docs" / "_build" / ".jupyter_cache"
+
+
+def source_digest() -> str:
+    """A hash of what the notebooks run: the package's sources and the shipped scenarios."""
+    import rfast_sim
+
+    digest = hashlib.sha256()
+    for base in (Path(rfast_sim.__file__).parent, ROOT / "scenarios"):
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and path.suffix in (".py", ".yaml", ".csv", ".npz"):
+                digest.update(path.relative_to(base).as_posix().encode() + b"\0")
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def notebook_cache(prune: bool = False) -> Path:
+    """The jupyter-cache of the current sources (`prune`: remove those of earlier ones).
+
+    jupyter-cache keys a notebook by its code cells only; keying the folder by the sources
+    too means a change to the package runs the notebooks again instead of showing (and
+    passing) outputs of the old code."""
+    current = CACHES / source_digest()
+    if prune and CACHES.is_dir():
+        for old in CACHES.iterdir():
+            if old == current:
+                continue
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink()
+    return current
 
 
 def cli_markdown() -> str:

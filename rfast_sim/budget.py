@@ -87,8 +87,10 @@ def default_limit() -> float:
 
 def model_dim(sc: Scenario) -> int:
     """A built-in kind's dimension from its keys (other kinds: their model's, which the caller
-    measures with the model and passes)."""
+    measures with the model and passes; a timing-only run: 0)."""
     p = sc.problem
+    if p is None:
+        return 0
     return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
 
 
@@ -109,12 +111,14 @@ def estimate(sc: Scenario, dim: int | None = None) -> Estimate:
     if sc.run.max_updates is not None:
         updates = min(updates, sc.run.max_updates)
     events = updates * (1 + channels / n) + (sc.run.until or 0) / sc.run.sample_every
-    runs = sc.seeds * sum(len(a.step_sizes) for a in sc.algorithm_list)
-    features = d if sc.problem.kind != "mlp" else 64
-    builtin = sc.problem.kind in BUILTIN_KEYS  # others: the data are read, not made, and small
+    p = sc.problem
+    runs = sc.seeds * (sum(a.max_runs_per_seed for a in sc.algorithm_list) if p is not None
+                       else len(sc.algorithm_list))
+    features = d if p is not None and p.kind != "mlp" else 64
+    builtin = p is not None and p.kind in BUILTIN_KEYS  # others: read, not made, and small
     parts = {
-        "problem data": float(n * sc.problem.samples_per_node * (features + 1) * word
-                              if builtin else 0.0),
+        "problem data": float(n * p.samples_per_node * (features + 1) * word
+                              if p is not None and builtin else 0.0),
         "graphs": float(channels * _GRAPH_EDGE),
         "state": float(6 * (n + channels) * d * word),
         "trace": float(events * (_EVENT_RECORDING + 4 * kout)),

@@ -73,7 +73,9 @@ def comparison_view(df: pd.DataFrame) -> pd.DataFrame:
     view[ttt.replace("time_to_", "t→")] = [
         _with_ci(*v) for v in zip(df[ttt], df[f"{ttt}_ci_low"], df[f"{ttt}_ci_high"],
                                   strict=True)]
-    view["step"] = df["step_size"]
+    tuned = df["tuned"] if "tuned" in df else pd.Series(False, index=df.index)
+    view["step"] = [f"{_fmt(float(h))} (auto)" if t else float(h)
+                    for h, t in zip(df["step_size"], tuned, strict=True)]
     for col in ("updates", "bytes", "messages", "dropped", "final_opt_gap", "final_accuracy",
                 "final_test_accuracy"):
         if col in df and df[col].notna().any():
@@ -83,10 +85,43 @@ def comparison_view(df: pd.DataFrame) -> pd.DataFrame:
     return view
 
 
+NETWORK_LEGEND = ("totals per run; upd/node/s: updates per node per simulated second, slowest "
+                  "/ median / fastest node; queue: mean send-queue length (max); delays per "
+                  "packet in seconds: waiting in the queue, transfer, latency; round: seconds "
+                  "per synchronous round (of which after the node's own computation)")
+
+
+def network_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The network figures of a timing-only run as a terminal shows them."""
+    import pandas as pd
+
+    def col(name: str) -> pd.Series:
+        return df[name] if name in df else pd.Series(math.nan, index=df.index)
+
+    def pair(a: pd.Series, b: pd.Series) -> list[str]:
+        return ["-" if math.isnan(x) else f"{_fmt(float(x))} ({_fmt(float(y))})"
+                for x, y in zip(a, b, strict=True)]
+
+    return pd.DataFrame({
+        "algorithm": df["algorithm"], "seeds": df["seeds"], "updates": col("updates"),
+        "messages": col("messages"), "GB": col("bytes") / 1e9, "dropped": col("dropped"),
+        "upd/node/s": [" / ".join(_fmt(float(v)) for v in r) for r in zip(
+            col("node_rate_min"), col("node_rate_median"), col("node_rate_max"), strict=True)],
+        "queue": pair(col("mean_queue"), col("max_queue")),
+        "queueing": col("mean_queueing_delay"), "transfer": col("mean_transfer_delay"),
+        "latency": col("mean_latency"), "round": pair(col("mean_round"), col("mean_round_comm")),
+    })
+
+
 def comparison_notes(df: pd.DataFrame) -> list[str]:
-    """Warnings a reader of the table needs: diverged seeds, best steps at a grid's edge."""
-    notes = [f"{r.algorithm}: best step {r.step_size:g} is at the edge of its grid; widen "
-             "step_size" for r in df.itertuples() if r.step_at_edge]
+    """Warnings a reader of the table needs: diverged seeds, best steps at a grid's edge (or,
+    for a tuned step, at the edge of everything its search could try)."""
+    tuned = df["tuned"] if "tuned" in df else [False] * len(df)
+    notes = [f"{r.algorithm}: best step {r.step_size:g} is at the edge of the steps auto "
+             "tried within its budget; raise step_size.auto.budget or move auto.low / high"
+             if t else f"{r.algorithm}: best step {r.step_size:g} is at the edge of its grid; "
+             "widen step_size (or use step_size: auto)"
+             for r, t in zip(df.itertuples(), tuned, strict=True) if r.step_at_edge]
     notes += [f"{r.algorithm}: {r.diverged} of {r.seeds} seeds diverged at its best step"
               for r in df.itertuples() if r.diverged]
     seeds = int(df["seeds"].max()) if len(df) else 0
@@ -138,9 +173,16 @@ def run(
         fail(str(err))
         return
     result.save(folder)
+    until = f"{sc.run.until:g} s simulated" if sc.run.until is not None else "max_updates"
+    if result.timing_only:
+        print_table(network_view(result.network()),
+                    f"{sc.name}: {sc.nodes} nodes, {until}, timing only (medians over seeds)")
+        console.print(NETWORK_LEGEND, highlight=False)
+        console.print(f"results written to {folder}/ (metrics.parquet, scenario.yaml, "
+                      "summary.json, network.csv)")
+        return
     target = ", ".join(f"{k} {v:g}" for k, v in result.target.items())
     table = result.comparison()
-    until = f"{sc.run.until:g} s simulated" if sc.run.until is not None else "max_updates"
     print_table(comparison_view(table), f"{sc.name}: {sc.nodes} nodes, {until}, target {target}")
     for note in comparison_notes(table):
         console.print(note, highlight=False)
@@ -152,13 +194,13 @@ def run(
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
     """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
     from rfast_sim import budget
-    from rfast_sim.problems import problem_dim
-    from rfast_sim.setup import scenario_graphs
+    from rfast_sim.runner import model_dim
+    from rfast_sim.traces import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
         est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
-                           dim=problem_dim(sc.problem, sc.nodes, sc.seed))
+                           dim=model_dim(sc))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))
@@ -288,6 +330,10 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
         return
     table.to_csv(folder / "summary.csv", index=False)
     keys = table.attrs["keys"]
+    if table.attrs.get("timing_only"):
+        print_table(table, f"{folder}: timing only, medians over seeds of the final counters")
+        console.print(f"written to {folder}/summary.csv")
+        return
     view = comparison_view(table)
     for key in reversed(keys):
         view.insert(0, key, table[key])

@@ -256,7 +256,7 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
     """The fully resolved scenario as plain data (re-loadable to an identical Scenario). Of the
     two loss keys it holds only the one in use."""
     data = sc.model_dump(mode="json")
-    data["problem"] = sc.problem.dumped()
+    data["problem"] = sc.problem.dumped() if sc.problem is not None else None
     for key in ("drop_prob", "loss"):
         if data["timing"][key] is None:
             del data["timing"][key]

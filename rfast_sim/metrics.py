@@ -16,6 +16,7 @@ METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist
                   "test_loss", "test_accuracy")  # test_*: on the held-out set (NaN: none)
 LOWER_IS_BETTER = {"loss": True, "opt_gap": True, "grad_norm": True, "accuracy": False,
                    "test_loss": True, "test_accuracy": False}
+COUNTERS = ("updates", "messages", "bytes", "dropped", "superseded")  # cumulative, per sample
 DIVERGENCE_FACTOR = 1e6  # a run has diverged once loss or opt_gap grows past this x its start
 
 
@@ -82,7 +83,8 @@ def run_summaries(df: pd.DataFrame, target: Mapping[str, float] | None = None,
         for metric, value in (target or {}).items():
             row[f"time_to_{metric}"] = time_to_target(g, metric, value)
         metrics = [c for c in METRIC_COLUMNS if c in g]  # frames written before a column existed
-        for col in ("time", "updates", "messages", "bytes", "dropped", *metrics):
+        counters = [c for c in COUNTERS if c in g]
+        for col in ("time", *counters, *metrics):
             row[f"final_{col}" if col in METRIC_COLUMNS else col] = last[col]
         row["diverged"] = bool(g["diverged"].any()) if "diverged" in g else False
         rows.append(row)
@@ -106,21 +108,59 @@ def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def _best_steps(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
-    """Per algorithm: no diverged seed, then highest reached, then lowest median, then best
-    final value; `step_at_edge` flags a best step at the end of a grid of several."""
+def _ranked(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
+    """`per_step` best first within each algorithm: no diverged seed, then highest reached,
+    then lowest median time to target, then best final value of the target metric, then the
+    smaller step (the safer one; where every step diverged, the search goes lower)."""
     sign = 1.0 if LOWER_IS_BETTER.get(metric, True) else -1.0
     ranked = per_step.assign(
         _d=per_step["diverged"] > 0, _r=-per_step["reached"], _t=per_step[ttt],
         _f=(sign * per_step[f"final_{metric}"]).fillna(np.inf))
-    best = ranked.sort_values(["_d", "_r", "_t", "_f"], kind="stable").groupby(
-        "algorithm", sort=False).head(1).drop(columns=["_d", "_r", "_t", "_f"])
+    return ranked.sort_values(["_d", "_r", "_t", "_f", "step_size"], kind="stable").drop(
+        columns=["_d", "_r", "_t", "_f"])
+
+
+def _best_steps(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
+    """Per algorithm, its best step (`_ranked`); `step_at_edge` flags a best step at the end
+    of a grid of several."""
+    best = _ranked(per_step, ttt, metric).groupby("algorithm", sort=False).head(1)
     grid = per_step.groupby("algorithm")["step_size"].agg(["min", "max", "count"])
     g = grid.loc[best["algorithm"]]
-    best["step_at_edge"] = ((g["count"].to_numpy() > 1)
-                            & ((best["step_size"].to_numpy() == g["min"].to_numpy())
-                               | (best["step_size"].to_numpy() == g["max"].to_numpy())))
+    best = best.assign(step_at_edge=((g["count"].to_numpy() > 1)
+                                     & ((best["step_size"].to_numpy() == g["min"].to_numpy())
+                                        | (best["step_size"].to_numpy() == g["max"].to_numpy()))))
     return best
+
+
+def _censored_runs(df: pd.DataFrame, target: Mapping[str, float]) -> tuple[pd.DataFrame, str, str]:
+    """Per-run summaries with the time to the (first) target censored: a miss or a diverged
+    run counts as +inf."""
+    runs = run_summaries(df, target)
+    metric = next(iter(target))
+    ttt = f"time_to_{metric}"
+    runs[ttt] = np.where(runs["diverged"], np.inf, stats.as_censored(runs[ttt].to_numpy()))
+    return runs, metric, ttt
+
+
+def step_ranking(df: pd.DataFrame, target: Mapping[str, float], seed: int = 0) -> pd.DataFrame:
+    """Every (algorithm, step size) of a frame with its figures over the seeds, best first
+    within each algorithm by the comparison table's rule (what `step_size: auto` searches
+    with)."""
+    runs, metric, ttt = _censored_runs(df, target)
+    return _ranked(_per_step(runs, ttt, metric, seed), ttt, metric).reset_index(drop=True)
+
+
+def counters_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm, medians over its runs of the final counters and their rates per
+    simulated second (what a timing-only frame holds)."""
+    runs = run_summaries(df)
+    cols = [c for c in COUNTERS if c in runs]
+    for c in ("updates", "messages"):
+        runs[f"{c}_per_s"] = runs[c] / runs["time"].where(runs["time"] > 0)
+    table = runs.groupby("algorithm", sort=False)[
+        ["time", *cols, "updates_per_s", "messages_per_s"]].median()
+    table.insert(0, "seeds", runs.groupby("algorithm", sort=False)["seed"].count())
+    return table.reset_index()
 
 
 def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float],
@@ -131,10 +171,7 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
     (ratio of medians, paired bootstrap CI over the seeds both ran). The bootstrap generator is
     seeded from `seed` (the scenario's), so reruns print the same CIs.
     """
-    runs = run_summaries(df, target)
-    metric = next(iter(target))
-    ttt = f"time_to_{metric}"
-    runs[ttt] = np.where(runs["diverged"], np.inf, stats.as_censored(runs[ttt].to_numpy()))
+    runs, metric, ttt = _censored_runs(df, target)
     best = _best_steps(_per_step(runs, ttt, metric, seed), ttt, metric)
     order = list(dict.fromkeys(runs["algorithm"]))
     table = best.set_index("algorithm").loc[order].reset_index()
@@ -154,7 +191,7 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
 
 def default_target(sc: Scenario) -> dict[str, float]:
     """The scenario's compare.target, or its problem's default (opt_gap 1e-3 where the optimum
-    is known, else (test) accuracy 0.9)."""
+    is known, else (test) accuracy 0.9); none for a timing-only run."""
     if sc.compare is not None:
         return {str(k): float(v) for k, v in sc.compare.target.items()}
-    return sc.problem.default_target()
+    return sc.problem.default_target() if sc.problem is not None else {}

@@ -72,13 +72,17 @@ def best_step_runs(df: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
 def plot_run(df: pd.DataFrame, out: Path,
              target: dict[str, float] | None = None) -> list[Path]:
     """Loss / opt_gap / accuracy (and the held-out set's, where there is one) against
-    simulated time and against updates."""
+    simulated time and against updates (a timing-only run: updates, messages and drops against
+    time)."""
     if target:
         df = best_step_runs(df, target)
     metrics = [m for m in ("opt_gap", "loss", "accuracy", "test_accuracy", "consensus")
                if m in df and np.isfinite(df[m].to_numpy(dtype=float)).any()]
+    xs: tuple[str, ...] = ("time", "updates")
+    if not metrics:  # a timing-only run: its counters against time
+        metrics, xs = [c for c in ("updates", "messages", "dropped") if c in df], ("time",)
     files = []
-    for x in ("time", "updates"):
+    for x in xs:
         fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
         for ax, m in zip(axes[0], metrics, strict=True):
             plot_metric(df, m, x=x, ax=ax)
@@ -173,7 +177,8 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
         from rfast_sim.loading import load_scenario
         from rfast_sim.metrics import default_target
 
-        target = default_target(load_scenario(folder / "scenario.yaml"))
+        sc = load_scenario(folder / "scenario.yaml")
+        target = default_target(sc) if sc.problem is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # log axes of diverged runs overflow
         return plot_run(pd.read_parquet(path), folder, target)

@@ -13,7 +13,7 @@ import pandas as pd
 from rfast_sim import metrics as metrics_mod
 from rfast_sim.engine import EventTrace
 from rfast_sim.loading import dump_scenario
-from rfast_sim.scenario import Scenario
+from rfast_sim.scenario import Scenario, ScenarioError
 
 
 @dataclass
@@ -44,13 +44,57 @@ def run_frame_of(r: Run) -> pd.DataFrame:
         extra={"superseded": tr.sample_superseded})
 
 
+def updates_per_node(tr: EventTrace, n: int) -> np.ndarray:
+    """How many updates each node made: its computations (asynchronous methods), its rounds
+    (D-PSGD, sync GT), or every all-reduce round (all nodes update together)."""
+    if len(tr.round_node):
+        own = np.bincount(tr.round_node[tr.round_node >= 0], minlength=n)
+        return own + int((tr.round_node < 0).sum())
+    return np.bincount(tr.node[tr.is_kind("compute")], minlength=n)
+
+
+def network_figures(r: Run, n: int) -> dict[str, Any]:
+    """One run's network figures: counts, update rates per node, queueing and delays."""
+    tr = r.trace
+    duration = float(tr.sample_time[-1]) if len(tr.sample_time) else 0.0
+    rate = updates_per_node(tr, n) / max(duration, 1e-300)
+    last = {k: float(getattr(tr, f"sample_{k}")[-1]) if len(tr.sample_time) else 0.0
+            for k in ("updates", "messages", "bytes", "dropped", "superseded")}
+    net = {k: v for k, v in tr.network.items() if isinstance(v, int | float)}
+    rounds = {}
+    if len(tr.round_start):  # synchronous methods: a round's length and its waiting part
+        rounds = {"mean_round": float(np.mean(tr.round_end - tr.round_start)),
+                  "mean_round_comm": float(np.mean(tr.round_end - tr.round_compute))}
+    return {"algorithm": r.name, "seed": r.seed, "time": duration, **last,
+            "drop_rate": last["dropped"] / max(last["messages"], 1.0),
+            "node_rate_min": float(rate.min()), "node_rate_median": float(np.median(rate)),
+            "node_rate_max": float(rate.max()), **rounds, **net}
+
+
 @dataclass
 class Result:
-    """All runs of a scenario and their tidy metrics frame."""
+    """All runs of a scenario and their tidy metrics frame; `tuning`: the step searches of
+    the algorithms with `step_size: auto`."""
 
     scenario: Scenario
     runs: list[Run]
     metrics: pd.DataFrame
+    tuning: dict[str, Any] = field(default_factory=dict)  # name -> tuning.Tuning
+
+    @property
+    def timing_only(self) -> bool:
+        """A run without a problem (`problem: null`): counters and network figures only."""
+        return self.scenario.problem is None
+
+    def network(self) -> pd.DataFrame:
+        """Per algorithm, medians over seeds of each run's network figures: counts, the drop
+        rate, update rates per node (slowest, median, fastest; updates per simulated second),
+        queueing and delays."""
+        rows = pd.DataFrame([network_figures(r, self.scenario.nodes) for r in self.runs])
+        order = list(dict.fromkeys(rows["algorithm"]))
+        table = rows.drop(columns="seed").groupby("algorithm", sort=False).median()
+        table.insert(0, "seeds", rows.groupby("algorithm", sort=False)["seed"].count())
+        return table.loc[order].reset_index()
 
     @property
     def target(self) -> dict[str, float]:
@@ -62,9 +106,16 @@ class Result:
         return self.scenario.compare.baseline if self.scenario.compare else names[0]
 
     def comparison(self) -> pd.DataFrame:
-        """Per-algorithm table: time to target, counters, final metrics, speed-up."""
-        return metrics_mod.comparison_table(self.metrics, self.baseline, self.target,
-                                            self.scenario.seed)
+        """Per-algorithm table: time to target, counters, final metrics, speed-up; `tuned`
+        marks a step chosen by `step_size: auto`."""
+        if self.timing_only:
+            raise ScenarioError("problem: a timing-only run (problem: null) has no metric to "
+                                "compare; its figures are Result.network()")
+        table = metrics_mod.comparison_table(self.metrics, self.baseline, self.target,
+                                             self.scenario.seed)
+        table.insert(table.columns.get_loc("step_size") + 1, "tuned",
+                     table["algorithm"].isin(self.tuning))
+        return table
 
     def summary(self) -> dict[str, Any]:
         per_run = metrics_mod.run_summaries(self.metrics, self.target)
@@ -84,17 +135,26 @@ class Result:
                                 "peak_rss_bytes": r.extra.get("peak_rss_bytes")},
                        network=net)
             runs.append(row)
-        return {"scenario": self.scenario.name, "runs": runs}
+        out: dict[str, Any] = {"scenario": self.scenario.name, "runs": runs}
+        if self.tuning:
+            out["tuning"] = {name: t.summary() for name, t in self.tuning.items()}
+        if self.timing_only:
+            out["network"] = self.network().to_dict("records")
+        return out
 
     def save(self, out: str | Path) -> Path:
-        """Write metrics.parquet, scenario.yaml, summary.json and comparison.csv under `out`."""
+        """Write metrics.parquet, scenario.yaml, summary.json and comparison.csv (a timing-only
+        run: network.csv) under `out`."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         self.metrics.to_parquet(out / "metrics.parquet", index=False)
         dump_scenario(self.scenario, out / "scenario.yaml")
         (out / "summary.json").write_text(json.dumps(_strict(self.summary()), indent=2,
                                                      default=_json))
-        self.comparison().to_csv(out / "comparison.csv", index=False)
+        if self.timing_only:
+            self.network().to_csv(out / "network.csv", index=False)
+        else:
+            self.comparison().to_csv(out / "comparison.csv", index=False)
         return out
 
 

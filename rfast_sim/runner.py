@@ -6,20 +6,23 @@ Online (:mod:`rfast_sim.online`) calls the jitted update as SimPy fires each eve
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from rfast_sim import budget
-from rfast_sim.online import run_online
-from rfast_sim.problems import problem_dim
-from rfast_sim.replay import run_replay
+from rfast_sim.metrics import METRIC_COLUMNS, default_target
 from rfast_sim.results import Result, Run, run_frame_of
-from rfast_sim.scenario import Scenario
-from rfast_sim.setup import prepare, scenario_graphs
+from rfast_sim.scenario import AlgorithmSpec, Scenario
+from rfast_sim.traces import ScenarioGraphs, record_trace, scenario_graphs, timing_setup
+from rfast_sim.tuning import Tuning, tune
+
+Progress = Callable[[int, int, str], None]
 
 
 def peak_rss_bytes() -> int:
@@ -28,40 +31,86 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def run(sc: Scenario, *, mode: str | None = None,
-        progress: Callable[[int, int, str], None] | None = None,
+def model_dim(sc: Scenario) -> int:
+    """The model's flat dimension (0 for a timing-only run, whose path imports no JAX)."""
+    if sc.problem is None:
+        return 0
+    from rfast_sim.problems import problem_dim
+
+    return problem_dim(sc.problem, sc.nodes, sc.seed)
+
+
+def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = None,
         max_memory: float | None = None) -> Result:
     """Run every algorithm x seed x step size of a scenario; return runs and the tidy frame.
 
-    The run is refused (ScenarioError) before anything is allocated when its memory estimate
-    passes `max_memory` bytes (default: most of the available memory).
+    `step_size: auto` searches each algorithm's step (:mod:`rfast_sim.tuning`); every step tried
+    is in the result. `problem: null` runs the event engine alone (no JAX, no replay): counters
+    and network figures, NaN metric columns. The run is refused (ScenarioError) before anything
+    is allocated when its memory estimate passes `max_memory` bytes (default: most of the
+    available memory).
     """
-    budget.check(sc, max_memory, dim=problem_dim(sc.problem, sc.nodes, sc.seed))
-    mode = mode or sc.run.mode
+    budget.check(sc, max_memory, dim=model_dim(sc))
     graphs = scenario_graphs(sc, [a.name for a in sc.algorithm_list])
-    total = sum(len(a.step_sizes) for a in sc.algorithm_list) * sc.seeds
     runs: list[Run] = []
+    frames: list[pd.DataFrame] = []
+    tuning: dict[str, Tuning] = {}
+    total = sc.seeds * (len(sc.algorithm_list) if sc.problem is None else
+                        sum(a.max_runs_per_seed for a in sc.algorithm_list))
     for spec in sc.algorithm_list:
-        setups = [prepare(sc, spec.name, s, graphs) for s in sc.seed_list]
-        if mode == "online":
-            new = []
-            for setup in setups:
-                for h in spec.step_sizes:
-                    new.append(run_online(setup, h))
-                    if progress:
-                        progress(len(runs) + len(new), total, spec.name)
+        if sc.problem is None:
+            new = [_timing_run(sc, spec.name, s, graphs) for s in sc.seed_list]
         else:
-            new = run_replay(setups, spec.step_sizes)
-            if progress:
-                progress(len(runs) + len(new), total, spec.name)
+            new, record = _math_runs(sc, spec, graphs, mode or sc.run.mode)
+            if record is not None:
+                tuning[spec.name] = record
+                total += len(record.tried) * sc.seeds - spec.max_runs_per_seed * sc.seeds
+        for r in new:
+            r.extra["peak_rss_bytes"] = peak_rss_bytes()
+            if "frame" not in r.extra:  # a search has made its runs' frames already
+                t0 = time.perf_counter()
+                r.extra["frame"] = run_frame_of(r)
+                r.timings["metrics_s"] = time.perf_counter() - t0
+            frames.append(r.extra.pop("frame"))
+        runs.extend(new)
+        if progress:
+            progress(len(runs), total, spec.name)
+    return Result(sc, runs, pd.concat(frames, ignore_index=True), tuning)
+
+
+def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
+               mode: str) -> tuple[list[Run], Tuning | None]:
+    """One algorithm's runs on every seed: its steps, or those its search tries."""
+    from rfast_sim.online import run_online
+    from rfast_sim.replay import run_replay
+    from rfast_sim.setup import prepare
+
+    setups = [prepare(sc, spec.name, s, graphs) for s in sc.seed_list]
+    traces = None  # recorded by the first replay; one trace serves every step of a seed
+
+    def evaluate(steps: list[float]) -> list[Run]:
+        nonlocal traces
+        if mode == "online":
+            new = [run_online(s, h) for s in setups for h in steps]
+        else:
+            new = run_replay(setups, steps, traces)
+            traces = traces or [next(r.trace for r in new if r.seed == s.seed) for s in setups]
         by_seed = {s.seed: s for s in setups}
         for r in new:
             r.extra["straggler_nodes"] = by_seed[r.seed].straggler_nodes
-            r.extra["peak_rss_bytes"] = peak_rss_bytes()
-        runs.extend(new)
-    frames = []
-    for r in runs:
-        t0 = time.perf_counter()
-        frames.append(run_frame_of(r))
-        r.timings["metrics_s"] = time.perf_counter() - t0
-    return Result(sc, runs, pd.concat(frames, ignore_index=True))
+        return new
+
+    if spec.auto is None:
+        return evaluate(spec.step_sizes), None
+    return tune(spec.name, spec.auto, evaluate, default_target(sc), sc.seed)
+
+
+def _timing_run(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs) -> Run:
+    """A timing-only run: the trace and its counters; every metric NaN."""
+    setup = timing_setup(sc, name, seed, graphs)
+    t0 = time.perf_counter()
+    trace = record_trace(setup)
+    wall = time.perf_counter() - t0
+    metrics = np.full((len(trace.sample_time), len(METRIC_COLUMNS)), np.nan)
+    return Run(name, seed, math.nan, trace, metrics, None, wall, setup.message_bytes,
+               extra={"straggler_nodes": setup.straggler_nodes}, timings={"trace_s": wall})

@@ -10,8 +10,12 @@ editor checks it too. Point an editor's YAML support at a saved copy with a firs
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 
 from rfast_sim.scenario import Scenario
 
@@ -20,7 +24,7 @@ SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 def scenario_schema() -> dict[str, Any]:
     """The scenario file's JSON Schema (draft 2020-12)."""
-    schema = Scenario.model_json_schema()
+    schema = _with_factory_defaults(Scenario, Scenario.model_json_schema())
     return {"$schema": SCHEMA_DIALECT, **_untitled(schema), "title": "rfast-sim scenario"}
 
 
@@ -28,7 +32,7 @@ def sweep_schema() -> dict[str, Any]:
     """The sweep file's JSON Schema; its inline ``scenario`` is checked as a scenario."""
     from rfast_sim.sweeps.spec import SweepSpec
 
-    schema = _untitled(SweepSpec.model_json_schema())
+    schema = _untitled(_with_factory_defaults(SweepSpec, SweepSpec.model_json_schema()))
     scen = scenario_schema()
     defs = {**scen.pop("$defs", {}), **schema.pop("$defs", {})}
     scen.pop("$schema")
@@ -41,6 +45,35 @@ def sweep_schema() -> dict[str, Any]:
 
 SCHEMAS: dict[str, Callable[[], dict[str, Any]]] = {"scenario": scenario_schema,
                                                      "sweep": sweep_schema}
+
+
+def _models(model: type[BaseModel]) -> Iterator[type[BaseModel]]:
+    """`model` and every model its fields hold (in unions, lists, mappings)."""
+    seen: set[type] = set()
+    todo: list[Any] = [model]
+    while todo:
+        ann = todo.pop()
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            if ann in seen:
+                continue
+            seen.add(ann)
+            yield ann
+            todo.extend(f.annotation for f in ann.model_fields.values())
+        else:
+            todo.extend(typing.get_args(ann))
+
+
+def _with_factory_defaults(model: type[BaseModel], schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with the defaults of `default_factory` fields, which pydantic leaves out (an
+    editor shows a default; the docs list it)."""
+    defs = schema.get("$defs", {})
+    for m in _models(model):
+        target = schema if m is model else defs.get(m.__name__)
+        props = (target or {}).get("properties", {})
+        for name, f in m.model_fields.items():
+            if f.default_factory is not None and name in props:
+                props[name]["default"] = to_jsonable_python(f.default_factory())  # type: ignore[call-arg]
+    return schema
 
 
 def _untitled(schema: dict[str, Any]) -> dict[str, Any]:

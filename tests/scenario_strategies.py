@@ -558,7 +558,16 @@ def problem_block(draw: st.DrawFn, n: int) -> dict[str, Any]:
     return p
 
 
-def _step_sizes(draw: st.DrawFn) -> float | list[float]:
+def _step_sizes(draw: st.DrawFn, tunable: bool) -> Any:
+    """A step, a grid, or (where there is a problem) a search: mostly a small one, sometimes
+    `auto` with its default budget."""
+    if tunable and draw(st.integers(0, 7)) == 0:
+        if draw(st.integers(0, 3)) == 0:
+            return "auto"
+        low = draw(_num(0.001, 0.5))
+        points = draw(st.integers(2, 3))
+        return {"auto": {"low": low, "high": round(low * draw(st.floats(1.5, 100.0)), 6),
+                         "points": points, "budget": draw(st.integers(points, 5))}}
     steps = draw(st.lists(_num(0.005, 0.5), min_size=1, max_size=3, unique=True))
     return steps[0] if len(steps) == 1 and draw(st.booleans()) else steps
 
@@ -585,12 +594,16 @@ def scenarios(draw: st.DrawFn, max_nodes: int = 32, max_algorithms: int = 2,
         "dtype": draw(st.sampled_from(("float64", "float32"))),
         "graphs": draw(graphs_block(n, names, seed, time_varying_ok)),
         "timing": timing,
-        "problem": draw(problem_block(n)),
+        # a timing-only run (the engine alone) needs packet sizes given in bytes
+        "problem": None if draw(st.integers(0, 7)) == 0 else draw(problem_block(n)),
     }
+    if sc["problem"] is None and timing["message_bytes"] == "auto":
+        timing["message_bytes"] = draw(_num(8.0, 1e7))
+    tunable = sc["problem"] is not None
     if len(names) == 1 and draw(st.booleans()):
-        sc["algorithm"] = {"name": names[0], "step_size": _step_sizes(draw)}
+        sc["algorithm"] = {"name": names[0], "step_size": _step_sizes(draw, tunable)}
     else:
-        sc["algorithms"] = [{"name": a, "step_size": _step_sizes(draw)} for a in names]
+        sc["algorithms"] = [{"name": a, "step_size": _step_sizes(draw, tunable)} for a in names]
     if draw(st.booleans()):
         metric = draw(st.sampled_from(TARGETS))
         sc["compare"] = {"baseline": draw(st.sampled_from(names)),
@@ -629,7 +642,7 @@ def run_block(draw: st.DrawFn, sc: dict[str, Any], faults: bool,
         run["max_updates"] = draw(st.integers(1, 40 * sc["nodes"]))
     # sometimes longer than the run itself
     run["sample_every"] = round(until * 10 ** draw(st.floats(-1.3, 0.5)), 6) or 0.01
-    if draw(st.integers(0, 4)) == 0 and not vector_scope:
+    if draw(st.integers(0, 4)) == 0 and not vector_scope and sc["problem"] is not None:
         run["mode"] = "online"
     engines = ["auto", "simpy"] + (["vector"] if _covered_by_vector(sc) else [])
     run["engine"] = "auto" if vector_scope else draw(st.sampled_from(engines))

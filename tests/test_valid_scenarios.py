@@ -27,7 +27,7 @@ from scenario_strategies import materialize, scenarios
 
 import rfast_sim
 from rfast_sim import budget
-from rfast_sim.cli import comparison_notes, comparison_view
+from rfast_sim.cli import comparison_notes, comparison_view, network_view
 from rfast_sim.loading import load_scenario, parse_scenario, shipped_scenarios
 from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, Scenario, ScenarioError
 from rfast_sim.setup import scenario_graphs
@@ -52,9 +52,17 @@ def check_frame(sc: Scenario, df: pd.DataFrame) -> None:
     """Every run of the scenario is in the frame with every sample row and every column;
     counters are finite and non-decreasing; metrics are finite or NaN where not defined."""
     assert set(COLUMNS) <= set(df.columns), set(COLUMNS) - set(df.columns)
-    runs = {(a.name, s, h) for a in sc.algorithm_list for s in sc.seed_list for h in a.step_sizes}
-    got = df.groupby(["algorithm", "seed", "step_size"], sort=False)
-    assert {k for k, _ in got} == runs
+    got = df.groupby(["algorithm", "seed", "step_size"], sort=False, dropna=False)
+    for a in sc.algorithm_list:
+        steps = {s: sorted(k[2] for k, _ in got if k[:2] == (a.name, s)) for s in sc.seed_list}
+        if sc.problem is None:  # the engine alone: one run per seed, no step
+            assert all(len(h) == 1 and math.isnan(h[0]) for h in steps.values()), steps
+        elif a.auto is not None:  # a search: the same steps on every seed, within its budget
+            first = steps[sc.seed]
+            assert all(h == first for h in steps.values()), steps
+            assert 1 <= len(first) <= a.auto.budget, (a.name, first)
+        else:
+            assert all(h == sorted(a.step_sizes) for h in steps.values()), (a.name, steps)
     until, every, cap = sc.run.until, sc.run.sample_every, sc.run.max_updates
     for key, g in got:
         t = g["time"].to_numpy()
@@ -102,9 +110,11 @@ def features(data: dict[str, Any]) -> list[str]:
     out += [f"{role}={g[role]['kind']}" for role in ("pull", "push", "undirected") if role in g]
     out += [f"compute={t['compute']['dist']}", f"latency={t['latency']['dist']}",
             f"engine={r['engine']}", f"mode={r.get('mode', 'replay')}", f"dtype={data['dtype']}",
-            f"problem={data['problem']['kind']}"]
-    prob = data["problem"]
-    if prob["kind"] == "dataset":
+            f"problem={data['problem']['kind'] if data['problem'] else None}"]
+    prob = data["problem"] or {}
+    steps = [a["step_size"] for a in data.get("algorithms") or [data["algorithm"]]]
+    out += ["step=auto" for h in steps if h == "auto" or isinstance(h, dict)][:1]
+    if prob.get("kind") == "dataset":
         out += [f"model={prob['model']['kind']}", f"loss={prob['loss']}",
                 f"partition={prob.get('partition', {}).get('kind', 'iid')}",
                 "data=" + (prob.get("source") or _suffix(prob["file"]))]
@@ -142,9 +152,11 @@ def run_draw(data: dict[str, Any], folder: Path, counts: collections.Counter[str
     check_frame(sc, result.metrics)
     # what `rfast-sim run` does with it: the files, the comparison table and its notes
     result.save(folder / "out")
-    view = comparison_view(result.comparison())
+    view = (network_view(result.network()) if result.timing_only
+            else comparison_view(result.comparison()))
     assert list(view["algorithm"]) == [a.name for a in sc.algorithm_list]
-    comparison_notes(result.comparison())
+    if not result.timing_only:
+        comparison_notes(result.comparison())
     counts["ran"] += 1
     for f in features(data):
         counts[f] += 1
@@ -287,7 +299,8 @@ def test_every_schema_leaf_is_drawn():
                     "dtype=float32", "has schedule", "has churn", "has link_churn", "has outages",
                     "has loss", "has drop_prob", "nic=null", "nic queue=latest",
                     "nic queue=fifo ingress", "stop=max_updates", "stop=until+max_updates",
-                    "sample_every > until", *(f"algorithm={a}" for a in rfast_sim.registry.names()
+                    "sample_every > until", "problem=None", "step=auto",
+                    *(f"algorithm={a}" for a in rfast_sim.registry.names()
                                               if a in {"rfast", "osgp", "adpsgd", "dpsgd",
                                                        "sync_gt", "allreduce_sgd",
                                                        "rfast_nonrobust"})):

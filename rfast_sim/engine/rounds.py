@@ -188,6 +188,10 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
             or not faults.node_up(b, arrival)
         sim.messages += 1
         sim.bytes += nbytes
+        stats = sim.network.stats  # the ring's figures, as a NIC's would be (no queue)
+        stats.departed += 1
+        stats.transfer += transfer
+        stats.latency += latency
         if not lost:
             return total + transfer + latency
         sim.dropped += 1

@@ -6,14 +6,12 @@ lazy registry). Reading YAML, overrides and error formatting live in :mod:`rfast
 
 from __future__ import annotations
 
-import difflib
-import math
 import re
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rfast_sim import registry
+from rfast_sim.scenario.algorithm import AlgorithmSpec, AutoStep, AutoStepSpec
 from rfast_sim.scenario.base import Dist, ScenarioError, Strict
 from rfast_sim.scenario.graphs import Graphs, GraphSpec, ScheduleEntry
 from rfast_sim.scenario.kinds import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, Law, LossModel
@@ -97,30 +95,6 @@ class Timing(Strict):
         return self
 
 
-class AlgorithmSpec(Strict):
-    name: str = Field("rfast", description="a registered algorithm (rfast-sim list)")
-    step_size: float | list[float] = Field(
-        0.05, description="the step size gamma; a list: each one runs and the best is reported")
-
-    @model_validator(mode="after")
-    def _check(self) -> AlgorithmSpec:
-        known = registry.names()
-        if self.name not in known:
-            close = difflib.get_close_matches(self.name, known, n=3)
-            hint = f"; did you mean {', '.join(close)}" if close else ""
-            raise ValueError(
-                f"name: unknown algorithm {self.name!r}{hint} (known: {', '.join(known)})"
-            )
-        steps = self.step_size if isinstance(self.step_size, list) else [self.step_size]
-        if not steps or any(not (s > 0 and math.isfinite(s)) for s in steps):
-            raise ValueError(f"step_size: must be > 0 (got {self.step_size})")
-        return self
-
-    @property
-    def step_sizes(self) -> list[float]:
-        return list(self.step_size) if isinstance(self.step_size, list) else [self.step_size]
-
-
 TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy", "test_loss", "test_accuracy"]
 
 
@@ -169,8 +143,9 @@ class Scenario(Strict):
     graphs: Graphs = Field(Graphs(), description="the communication graphs")
     timing: Timing = Field(Timing(), description="the timing model: compute times, the network, "
                            "losses, faults")
-    problem: Problem = Field(Problem(), description="the objective: a built-in problem, your "
-                             "dataset and model, or a registered kind")
+    problem: Problem | None = Field(
+        default_factory=Problem, description="what the nodes train; null: a timing-only run "
+        "(the event engine alone: counts, bytes, drops, queueing; no maths, no JAX)")
     algorithm: AlgorithmSpec | None = Field(None, description="one algorithm (or give "
                                             "algorithms)")
     algorithms: list[AlgorithmSpec] | None = Field(
@@ -194,6 +169,8 @@ class Scenario(Strict):
                              "run.until, or loop: true")
         if self.algorithm is not None and self.algorithms is not None:
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
+        if self.problem is None:
+            self._check_timing_only()
         if self.compare is not None:
             names = [a.name for a in self.algorithm_list]
             if self.compare.baseline not in names:
@@ -203,11 +180,28 @@ class Scenario(Strict):
                 )
         return self._resolve_problem()
 
+    def _check_timing_only(self) -> None:
+        if self.timing.message_bytes == "auto":
+            raise ValueError("timing.message_bytes: auto sizes a packet from the model, and a "
+                             "timing-only run (problem: null) has none; give the bytes per "
+                             "packet (e.g. 4.0e6)")
+        tuned = [a.name for a in self.algorithm_list if a.auto is not None]
+        if tuned:
+            where = "algorithm" if self.algorithm is not None else "algorithms"
+            raise ValueError(f"{where}.step_size: auto tunes {', '.join(tuned)} on the "
+                             "problem, and a timing-only run (problem: null) has none; give a "
+                             "number (it is not used) or a problem")
+        if self.run.mode == "online":
+            raise ValueError("run.mode: online fires the maths as events happen, and a "
+                             "timing-only run (problem: null) has none; use mode: replay")
+
     def _resolve_problem(self) -> Scenario:
         """A problem read with a data seed gets the scenario's; a comparison without a target
         gets the problem's default."""
         update: dict = {}
         p = self.problem
+        if p is None:
+            return self
         if "data_seed" in PROBLEM_KINDS.entries[p.kind].keys and p.data_seed is None:
             update["problem"] = p.model_copy(update={"data_seed": self.seed})
         if (self.compare is not None and "target" not in self.compare.model_fields_set
@@ -325,6 +319,8 @@ __all__ = [
     "LOSS_MODELS",
     "PROBLEM_KINDS",
     "AlgorithmSpec",
+    "AutoStep",
+    "AutoStepSpec",
     "Churn",
     "Clusters",
     "Compare",

@@ -93,7 +93,8 @@ def run_task(task: Task) -> list[tuple[str, str | None]]:
 def run_task_in_worker(task: Task) -> list[tuple[str, str | None]]:
     """`run_task` in a worker process, which shares compiled code through the cache (in the
     calling process compiled functions are reused anyway)."""
-    use_compile_cache(Path(task.out) / "jax_cache")
+    if task.scenario.problem is not None:  # a timing-only point imports no JAX
+        use_compile_cache(Path(task.out) / "jax_cache")
     try:
         reregister(task.problems)
     except Exception as err:

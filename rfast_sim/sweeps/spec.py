@@ -123,7 +123,7 @@ def run_hash(sc: Scenario) -> str:
     """A point's run id: the resolved scenario's hash, and its trace files', data files' and
     model source's contents."""
     files = {d.file: digest(d.file) for d in sc.laws().values() if d.file is not None}
-    files.update({f: digest(f) for f in sc.problem.files()})
+    files.update({f: digest(f) for f in (sc.problem.files() if sc.problem else [])})
     data = scenario_to_dict(sc)
     return content_hash({"scenario": data, "files": files} if files else data)
 

@@ -27,7 +27,6 @@ release = version = rfast_sim.__version__
 extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
-    "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
     "rfast_docs",
@@ -51,7 +50,6 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"
 autodoc_default_options = {"exclude-members": "model_config, model_fields, model_computed_fields"}
-napoleon_google_docstring = True
 # docstrings quote names in single backticks, as Markdown does: show them as code
 default_role = "code"
 

@@ -1,4 +1,4 @@
-"""The `rfast-sim` command line: run, validate, list, plot, sweep, summarize, reproduce."""
+"""The `rfast-sim` command line: run, validate, list, plot, sweep, summarize, reproduce, schema."""
 
 from __future__ import annotations
 
@@ -359,6 +359,29 @@ def reproduce(
         return
     print_table(table.drop(columns=["scenario"]), "the R-FAST paper's claims in the simulator")
     console.print(f"written to {out}/ (claims.csv, claims.md, one folder of figures per scenario)")
+
+
+@app.command()
+def schema(
+    which: Annotated[str, typer.Argument(help="scenario | sweep")] = "scenario",
+    out: Annotated[Path | None, typer.Option(help="write it to this file (default: stdout)")]
+    = None,
+) -> None:
+    """Print the JSON Schema of a scenario file (or of a sweep file), for an editor's YAML
+    support: save it and start a scenario with `# yaml-language-server: $schema=FILE`."""
+    import json
+
+    from rfast_sim.schema import SCHEMAS
+
+    if which not in SCHEMAS:
+        fail(f"schema: unknown {which!r}; give {' or '.join(SCHEMAS)}")
+        return
+    text = json.dumps(SCHEMAS[which](), indent=2) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text)
+        err_console.print(f"written to {out}")
 
 
 def main() -> None:

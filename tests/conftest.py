@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,3 +59,25 @@ def reference_run(sc: Scenario, step: float = 0.05) -> tuple[Any, Any, Any, Any]
 @pytest.fixture
 def make_scenario():
     return scenario
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+@pytest.fixture(scope="session")
+def docs_build():
+    """The docs site, built once per session with warnings as errors (``-W``).
+
+    It runs every notebook through myst-nb's jupyter-cache (under ``docs/_build/``, one per
+    state of the sources): the notebook tests read that cache instead of running the notebooks
+    again, and a rebuild runs only what changed since. Returns (exit status, log)."""
+    import os
+    import subprocess
+    import sys
+
+    build = DOCS / "_build"
+    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+           "-d", str(build / "doctrees"), str(DOCS), str(build / "html")]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
+                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
+    return out.returncode, out.stdout + out.stderr

@@ -1,4 +1,10 @@
-"""Every shell command of the README runs (marked blocks, and the quickstart run command)."""
+"""The README is a short front page, and every command it and the docs pages show runs.
+
+Marked blocks, in README.md and docs/**/*.md: ``<!-- readme-test -->`` before a ```bash block
+(each line runs), ``<!-- scenario-example -->`` before a ```yaml block (it is a valid
+scenario); ``<!-- run-command -->`` and ``<!-- test-command -->`` stay in the README (CI reads
+the test command there).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +14,49 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
+
+from rfast_sim.loading import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+PAGES = {p.relative_to(ROOT).as_posix(): p.read_text()
+         for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+         if "_build" not in p.parts}
 
 
-def _blocks(marker: str) -> list[str]:
-    return re.findall(rf"<!-- {marker} -->\n```bash\n(.*?)```", README, flags=re.S)
+def _blocks(marker: str, text: str, lang: str = "bash") -> list[str]:
+    return re.findall(rf"<!-- {marker} -->\n```{lang}\n(.*?)```", text, flags=re.S)
 
 
-COMMANDS = [line for block in _blocks("readme-test") for line in block.splitlines() if line]
-RUN = _blocks("run-command")[0].split("&&", 1)[1].strip()  # the install part is CI's job
+COMMANDS = [(page, line) for page, text in PAGES.items() for block in _blocks("readme-test", text)
+            for line in block.splitlines() if line]
+EXAMPLES = [(page, block) for page, text in PAGES.items()
+            for block in _blocks("scenario-example", text, "yaml")]
+RUN = _blocks("run-command", README)[0].split("&&", 1)[1].strip()  # the install part is CI's job
 
 
 def test_readme_has_its_two_setup_commands():
-    assert "pip install -e ." in _blocks("run-command")[0]
-    assert "pytest" in _blocks("test-command")[0]
+    assert "pip install -e ." in _blocks("run-command", README)[0]
+    assert "pytest" in _blocks("test-command", README)[0]
     assert len(COMMANDS) >= 5
+    assert any(page == "README.md" for page, _ in EXAMPLES)
+
+
+def test_readme_is_a_front_page_linking_every_docs_section():
+    assert len(README.splitlines()) < 120
+    assert re.search(r"!\[[^\]]*\]\(docs/_static/when_async_pays\.png\)", README)
+    assert (ROOT / "docs/_static/when_async_pays.png").is_file()
+    links = re.findall(r"\]\((docs/[^)#]+)", README)
+    for section in ("getting_started", "concepts", "howto", "results", "reference", "changelog"):
+        assert any(section in link for link in links), f"README links no docs page of {section}"
+    for link in links:
+        assert (ROOT / link).exists(), f"README links {link}, which does not exist"
+
+
+@pytest.mark.parametrize(("page", "text"), EXAMPLES, ids=[p for p, _ in EXAMPLES])
+def test_scenario_examples_are_valid(page, text):
+    parse_scenario(yaml.safe_load(text), source=page)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +66,7 @@ def workdir(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("command", [RUN, *COMMANDS])
+@pytest.mark.parametrize("command", [RUN, *(line for _, line in COMMANDS)])
 def test_readme_command_runs(command, workdir):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(command, shell=True, cwd=workdir, env=env, capture_output=True,

@@ -87,7 +87,7 @@ class ProblemOps:
 
     def loss(self, x: Array, feats: Array, targets: Array, l2: Array,
              mask: Array | None = None) -> Array:
-        """Mean loss over the given samples plus (l2/2) |x|^2."""
+        """Mean loss over the given samples plus ``(l2/2) |x|^2``."""
         assert self.data_loss is not None
         return self.data_loss(x, feats, targets, mask) + 0.5 * l2 * jnp.dot(x, x)
 

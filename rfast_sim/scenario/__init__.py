@@ -40,20 +40,26 @@ class Stragglers(Strict):
     count: int = Field(0, ge=0, description="persistent slow nodes, chosen from the seed")
     nodes: list[int] | None = Field(None, description="explicit persistent slow nodes")
     prob: float = Field(0.0, ge=0, le=1, description="per-computation transient slowdown prob.")
-    slowdown: float = Field(5.0, ge=1)
+    slowdown: float = Field(5.0, ge=1, description="a straggler's compute times are multiplied "
+                            "by this")
 
 
 class Timing(Strict):
-    compute: Dist = Dist(dist="exponential", mean=1.0)
+    compute: Dist = Field(Dist(dist="exponential", mean=1.0), description="seconds per local "
+                          "gradient, per node and computation")
     speed: Dist | None = Field(None, description="per-node persistent compute-time multipliers")
-    stragglers: Stragglers = Stragglers()
-    latency: Dist = Dist(dist="constant", mean=0.01)
+    stragglers: Stragglers = Field(Stragglers(), description="slow nodes: persistent ones "
+                                   "(count or nodes) and/or transient ones (prob)")
+    latency: Dist = Field(Dist(dist="constant", mean=0.01), description="seconds per packet "
+                          "on a link, after it has left the sender's egress")
     bandwidth: float = Field(1.25e9, gt=0, description="bytes/s per link")
-    message_bytes: float | Literal["auto"] = "auto"
+    message_bytes: float | Literal["auto"] = Field(
+        "auto", description="bytes per packet; auto: the model's dimension x the dtype's size")
     drop_prob: float | None = Field(
         None, ge=0, lt=1, description="Bernoulli loss per packet (the shorthand of `loss`)")
     loss: Loss | None = Field(None, description="bursty loss per link (Gilbert-Elliott)")
-    link_drop_prob: list[LinkDrop] = Field(default_factory=list)
+    link_drop_prob: list[LinkDrop] = Field(default_factory=list, description="per-link "
+                                           "Bernoulli loss rates (over drop_prob)")
     links: list[Link] = Field([], description="per-link latency / bandwidth (over clusters)")
     clusters: Clusters | None = Field(None, description="intra- and inter-group link timing")
     churn: Churn | None = Field(None, description="random node failures")
@@ -97,8 +103,11 @@ def _default_target() -> dict[TargetMetric, float]:
 
 
 class Compare(Strict):
-    baseline: str = "allreduce_sgd"
-    target: dict[TargetMetric, float] = Field(default_factory=_default_target)
+    baseline: str = Field("allreduce_sgd", description="the algorithm speed-ups are measured "
+                          "against (one of the scenario's)")
+    target: dict[TargetMetric, float] = Field(
+        default_factory=_default_target, description="metric: value; time to target is when "
+        "the metric stays at or below it (at or above it for accuracies)")
 
 
 class RunSpec(Strict):
@@ -107,7 +116,9 @@ class RunSpec(Strict):
     sample_every: float = Field(
         1.0, gt=0, description="metric grid, simulated seconds: 0, every, 2 every, ... and the "
         "run's end (a run shorter than one interval still samples its final state)")
-    mode: Literal["replay", "online"] = "replay"
+    mode: Literal["replay", "online"] = Field(
+        "replay", description="replay: the trace first, then the math in one jitted scan "
+        "(fast); online: one jitted call per SimPy event (the reference)")
     engine: Literal["auto", "simpy", "vector"] = Field(
         "auto", description="trace builder: the SimPy reference, the vectorised builder "
         "(asynchronous methods on static graphs without faults), or auto: vector where it "
@@ -123,20 +134,25 @@ class RunSpec(Strict):
 class Scenario(Strict):
     """A whole simulated experiment."""
 
-    name: str = "scenario"
-    seed: int = Field(0, ge=0)
+    name: str = Field("scenario", description="used for output folder names")
+    seed: int = Field(0, ge=0, description="every random stream (timing, data, minibatches) "
+                      "derives from it")
     seeds: int = Field(1, ge=1, description="replicates: seeds seed, seed+1, ...")
-    nodes: int = Field(8, ge=2)
-    dtype: Literal["float64", "float32"] = "float64"
-    graphs: Graphs = Graphs()
-    timing: Timing = Timing()
+    nodes: int = Field(8, ge=2, description="devices in the network")
+    dtype: Literal["float64", "float32"] = Field("float64", description="floats of the maths")
+    graphs: Graphs = Field(Graphs(), description="the communication graphs")
+    timing: Timing = Field(Timing(), description="the timing model: compute times, the network, "
+                           "losses, faults")
     problem: Problem | None = Field(
         default_factory=Problem, description="what the nodes train; null: a timing-only run "
         "(the event engine alone: counts, bytes, drops, queueing; no maths, no JAX)")
-    algorithm: AlgorithmSpec | None = None
-    algorithms: list[AlgorithmSpec] | None = None
-    compare: Compare | None = None
-    run: RunSpec = RunSpec()
+    algorithm: AlgorithmSpec | None = Field(None, description="one algorithm (or give "
+                                            "algorithms)")
+    algorithms: list[AlgorithmSpec] | None = Field(
+        None, description="several algorithms, run on the same timing draws (default: rfast)")
+    compare: Compare | None = Field(None, description="the comparison table's baseline and "
+                                    "target")
+    run: RunSpec = Field(RunSpec(), description="how long, how often to sample, which engine")
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:

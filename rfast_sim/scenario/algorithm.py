@@ -37,7 +37,7 @@ class AutoStepSpec(Strict):
 
 
 class AlgorithmSpec(Strict):
-    name: str = "rfast"
+    name: str = Field("rfast", description="a registered algorithm (rfast-sim list)")
     step_size: float | list[float] | Literal["auto"] | AutoStepSpec = Field(
         0.05, description="a step, a list of steps (the best one is reported), or auto (a "
         "search by the comparison's own rule: `auto` or {auto: {low, high, points, budget}})")

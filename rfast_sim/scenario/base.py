@@ -36,12 +36,14 @@ class Dist(Strict):
 
     dist: str = Field("constant", description="a registered law (rfast-sim list)",
                       json_schema_extra=LAWS.json_schema)
-    mean: float = Field(1.0, ge=0)
-    sigma: float = Field(0.5, ge=0)
-    shape: float = Field(2.0, gt=0)
-    shift: float | None = Field(None, ge=0)
-    low: float | None = Field(None, ge=0)
-    high: float | None = Field(None, ge=0)
+    mean: float = Field(1.0, ge=0, description="the mean, seconds or factor (every parametric "
+                        "law)")
+    sigma: float = Field(0.5, ge=0, description="lognormal: standard deviation of the log")
+    shape: float = Field(2.0, gt=0, description="gamma: shape; pareto: shape (> 1)")
+    shift: float | None = Field(None, ge=0, description="shifted_exponential: the minimum "
+                                "(default mean/2)")
+    low: float | None = Field(None, ge=0, description="uniform: lower end (default 0)")
+    high: float | None = Field(None, ge=0, description="uniform: upper end (default 2*mean)")
     file: str | None = Field(None, description="empirical / trace / matrix: the CSV file")
     loop: bool = Field(True, description="trace: start over at the end of a node's rows")
 

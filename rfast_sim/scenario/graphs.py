@@ -22,7 +22,7 @@ class GraphSpec(Strict):
         None, description="tree edges point away from / toward the root (default by role)"
     )
     root: int = Field(0, ge=0, description="tree / star centre")
-    edges: list[tuple[int, int]] | None = None
+    edges: list[tuple[int, int]] | None = Field(None, description="edges: [[src, dst], ...]")
 
     @field_validator("kind")
     @classmethod
@@ -46,14 +46,16 @@ class ScheduleEntry(Strict):
     """From simulated time `at` on, the pull and/or push graph is this one (omitted: as
     before)."""
 
-    at: float = Field(ge=0)
-    pull: GraphSpec | None = None
-    push: GraphSpec | None = None
+    at: float = Field(ge=0, description="simulated time the entry takes effect")
+    pull: GraphSpec | None = Field(None, description="the pull graph from then on")
+    push: GraphSpec | None = Field(None, description="the push graph from then on")
 
 
 class Graphs(Strict):
-    pull: GraphSpec = GraphSpec(kind="exponential")
-    push: GraphSpec = GraphSpec(kind="exponential")
+    pull: GraphSpec = Field(GraphSpec(kind="exponential"), description="G_R: a node pulls "
+                            "its in-neighbours' parameters (row-stochastic weights)")
+    push: GraphSpec = Field(GraphSpec(kind="exponential"), description="G_C: a node pushes "
+                            "tracker mass to its out-neighbours (column-stochastic weights)")
     undirected: GraphSpec | None = Field(
         None, description="graph for D-PSGD / AD-PSGD (default: pull, which must then be symmetric)"
     )

@@ -11,9 +11,9 @@ from rfast_sim.scenario.kinds import LOSS_MODELS
 
 
 class LinkDrop(Strict):
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
-    drop_prob: float = Field(ge=0, lt=1)
+    src: int = Field(ge=0, description="sending node")
+    dst: int = Field(ge=0, description="receiving node")
+    drop_prob: float = Field(ge=0, lt=1, description="Bernoulli loss per packet on src -> dst")
 
 
 class Loss(Strict):
@@ -27,8 +27,8 @@ class Loss(Strict):
                        "block (rfast-sim list)")
     p_good_bad: float = Field(0.01, gt=0, le=1, description="P(good -> bad) per packet")
     p_bad_good: float = Field(0.2, gt=0, le=1, description="P(bad -> good) per packet")
-    loss_good: float = Field(0.0, ge=0, le=1)
-    loss_bad: float = Field(1.0, ge=0, le=1)
+    loss_good: float = Field(0.0, ge=0, le=1, description="loss probability in the good state")
+    loss_bad: float = Field(1.0, ge=0, le=1, description="loss probability in the bad state")
 
     @field_validator("model")
     @classmethod
@@ -46,21 +46,23 @@ class Loss(Strict):
 class LinkTiming(Strict):
     """A link's own latency law and bandwidth (null: the scenario's)."""
 
-    latency: Dist | None = None
+    latency: Dist | None = Field(None, description="the link's latency law (null: the "
+                                 "scenario's)")
     bandwidth: float | None = Field(None, gt=0, description="bytes/s")
 
 
 class Link(LinkTiming):
-    src: int = Field(ge=0)
-    dst: int = Field(ge=0)
+    src: int = Field(ge=0, description="sending node")
+    dst: int = Field(ge=0, description="receiving node")
 
 
 class Clusters(Strict):
     """Groups of nodes: links inside a group use `intra`, links between groups `inter`."""
 
-    groups: list[list[int]] = Field(min_length=1)
-    intra: LinkTiming = LinkTiming()
-    inter: LinkTiming = LinkTiming()
+    groups: list[list[int]] = Field(min_length=1, description="lists of node ids, a node in "
+                                    "one group at most")
+    intra: LinkTiming = Field(LinkTiming(), description="timing of links inside a group")
+    inter: LinkTiming = Field(LinkTiming(), description="timing of links between groups")
 
     @model_validator(mode="after")
     def _check(self) -> Clusters:
@@ -115,18 +117,19 @@ class Churn(UpDown):
     applies to node outages, and may be given alone (`churn: {rejoin: reset}`: no random
     failures)."""
 
-    rejoin: Literal["keep", "reset"] = "keep"
+    rejoin: Literal["keep", "reset"] = Field(
+        "keep", description="a node back up keeps its state, or restarts from the initial one")
 
 
 class Outage(Strict):
     """Node `node`, or link src->dst, is down from `start` to `end` (omitted: it never comes
     back)."""
 
-    node: int | None = Field(None, ge=0)
-    src: int | None = Field(None, ge=0)
-    dst: int | None = Field(None, ge=0)
-    start: float = Field(ge=0)
-    end: float | None = None
+    node: int | None = Field(None, ge=0, description="the node that is down (or give src, dst)")
+    src: int | None = Field(None, ge=0, description="a down link's sending node")
+    dst: int | None = Field(None, ge=0, description="a down link's receiving node")
+    start: float = Field(ge=0, description="simulated time it goes down")
+    end: float | None = Field(None, description="simulated time it comes back (null: never)")
 
     @model_validator(mode="after")
     def _check(self) -> Outage:

@@ -51,7 +51,9 @@ def _only(model: Strict, kind: str, allowed: tuple[str, ...], what: str) -> None
 
 
 class Heterogeneity(Strict):
-    kind: Literal["none", "shift", "label_skew"] = "shift"
+    kind: Literal["none", "shift", "label_skew"] = Field(
+        "shift", description="built-in kinds: none, shifted local optima (least squares) or "
+        "Dirichlet label skew")
     scale: float = Field(1.0, ge=0, description="least squares: spread of local optima")
     alpha: float = Field(0.5, gt=0, description="label_skew: Dirichlet concentration")
 
@@ -59,7 +61,7 @@ class Heterogeneity(Strict):
 class ModelSpec(Strict):
     """A model: linear | mlp | cnn | python (your own `init` / `apply` pair) | registered."""
 
-    kind: str = "linear"
+    kind: str = Field("linear", description="a registered model (rfast-sim list)")
     bias: bool = Field(True, description="linear / mlp: affine layers")
     hidden: list[int] = Field([32], description="mlp / cnn: dense hidden widths")
     activation: str = Field("relu", description=f"mlp / cnn: {', '.join(ACTIVATIONS)}")
@@ -115,7 +117,7 @@ class ModelSpec(Strict):
 class PartitionSpec(Strict):
     """How the training set is split over the nodes."""
 
-    kind: str = "iid"
+    kind: str = Field("iid", description="a registered partition (rfast-sim list)")
     alpha: float = Field(0.5, gt=0, description="dirichlet: concentration (small = skewed)")
     classes_per_node: int = Field(2, ge=1, description="shards: classes (shards) per node")
     key: str = Field("node", description="by_key: the array / column holding node ids")
@@ -135,12 +137,14 @@ class PartitionSpec(Strict):
 class Problem(Strict):
     """The objective. Built-in kinds generate their data; `dataset` reads yours."""
 
-    kind: str = "least_squares"
+    kind: str = Field("least_squares", description="a registered problem kind (rfast-sim "
+                      "list); each reads its own keys of this block")
     dim: int = Field(10, ge=1, description="features (least_squares, logistic)")
     samples_per_node: int = Field(50, ge=1, description="built-in kinds: samples per node")
-    heterogeneity: Heterogeneity = Heterogeneity()
+    heterogeneity: Heterogeneity = Field(Heterogeneity(), description="built-in kinds: how "
+                                         "the nodes' data differ")
     batch_size: int | None = Field(None, ge=1, description="null = exact local gradient")
-    l2: float = Field(1e-3, ge=0)
+    l2: float = Field(1e-3, ge=0, description="weight of the (l2/2)|x|^2 regulariser")
     noise: float = Field(0.1, ge=0, description="least squares: label noise std")
     hidden: int = Field(16, ge=1, description="mlp: hidden units")
     # dataset
@@ -155,11 +159,12 @@ class Problem(Strict):
     label: str = Field("label", description="table: the label / target column")
     input_shape: list[int] | None = Field(None, description="reshape each sample, e.g. "
                                           "[8, 8, 1] for a cnn")
-    model: ModelSpec = ModelSpec()
+    model: ModelSpec = Field(ModelSpec(), description="dataset: the model trained")
     loss: str = Field("cross_entropy", description="cross_entropy | binary_cross_entropy | mse")
     test_fraction: float = Field(0.0, ge=0, lt=1, description="held out before partitioning")
     test_file: str | None = Field(None, description="a separate test set (same format)")
-    partition: PartitionSpec = PartitionSpec()
+    partition: PartitionSpec = Field(PartitionSpec(), description="dataset: how the training "
+                                     "set is split over the nodes")
     standardize: bool = Field(False, description="scale features (fitted on the train split)")
     data_seed: int | None = Field(None, ge=0, description="seed of split, partition and "
                                   "model init (default: the scenario's seed; replicates share "

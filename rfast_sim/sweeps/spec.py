@@ -46,10 +46,12 @@ class SweepSpec(BaseModel):
 
     base: str | None = Field(None, description="scenario file, relative to the sweep file")
     scenario: dict[str, Any] | None = Field(None, description="inline base scenario")
-    grid: dict[str, list[Any]] = {}
-    zip: dict[str, list[Any]] = {}
-    seeds: int = Field(1, ge=1)
-    name: str | None = None
+    grid: dict[str, list[Any]] = Field({}, description="dotted scenario key: values; the "
+                                       "cartesian product of all")
+    zip: dict[str, list[Any]] = Field({}, description="dotted scenario key: values, varied "
+                                      "together (equal lengths)")
+    seeds: int = Field(1, ge=1, description="replicates of every point")
+    name: str | None = Field(None, description="the sweep's name (default: the scenario's)")
 
     @field_validator("grid", "zip")
     @classmethod

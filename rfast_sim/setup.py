@@ -102,7 +102,7 @@ def _net(ch: Channels, dtype: str) -> Net:
         a = np.asarray(getattr(ch, name))
         return jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None)
 
-    return Net(*(array(name) for name in Net._fields))
+    return Net(*(array(name) for name in Net._fields if name != "phase"), phase=jnp.int32(0))
 
 
 @dataclass

@@ -183,6 +183,12 @@ def _slots(sent: np.ndarray, freed: np.ndarray, end: float,
     return slot, base + rest_count + int(unread.any())
 
 
+def assign_slots(sent: np.ndarray, freed: np.ndarray, end: float) -> tuple[np.ndarray, int]:
+    """(slot of each packet, store size): packets hold a slot from `sent` to `freed`, both
+    ends included (`_slots`; the wave replay re-allocates its slots over steps with it)."""
+    return _slots(sent, freed, end)
+
+
 def _lifo_slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
     """Slots from a last-in-first-out free list, in time order (a send before a release at
     the same instant, as the trace orders them): what SimPy's engine does."""

@@ -225,6 +225,37 @@ class WaveStats(NamedTuple):
         return self.events / max(self.levels, 1)
 
 
+def widths_up_to(limit: int) -> np.ndarray:
+    """Candidate wave widths: 1..8, then 8 steps per power of two (within 1/8: few shapes)."""
+    out = list(range(1, 9))
+    p = 8
+    while out[-1] < limit:
+        out += [p + k * p // 8 for k in range(1, 9)]
+        p *= 2
+    return np.array([w for w in out if w <= limit] or [1])
+
+
+def choose_widths(nc: np.ndarray, nd: np.ndarray, max_comp: int, max_recv: int,
+                  step_cost: float, recv_cost: float) -> tuple[int, int]:
+    """(Wc, Wd) of least modelled cost for levels of nc computations and nd deliveries: a
+    level takes max(ceil(nc / Wc), ceil(nd / Wd)) steps, a step costs `step_cost` + Wc +
+    `recv_cost` * Wd (in units of one computation's work; padding costs as much as an
+    event)."""
+    if not len(nc):
+        return 1, 1
+    cands_c = widths_up_to(max(1, min(max_comp, int(nc.max()))))
+    cands_d = widths_up_to(max(1, min(max_recv, int(nd.max()))))
+    steps_c = -(-nc[None, :] // cands_c[:, None])  # [Cc, levels]
+    best = (np.inf, 1, 1)
+    for wd in cands_d:
+        steps = np.maximum(steps_c, -(-nd // wd)[None, :]).sum(axis=1)
+        cost = steps * (step_cost + cands_c + recv_cost * wd)
+        k = int(np.argmin(cost))
+        if cost[k] < best[0]:
+            best = (float(cost[k]), int(cands_c[k]), int(wd))
+    return best[1], best[2]
+
+
 def pow2(size: int) -> int:
     """The power of two at or above `size` (>= 1): wave widths, one compiled shape each."""
     return 1 << max(int(size) - 1, 0).bit_length()
@@ -287,25 +318,27 @@ def _place(sched: Schedule, c_level: np.ndarray, d_level: np.ndarray, wc: int,
 
 
 def wave_layout(sched: Schedule, steps: list[Steps], levels: list[tuple[np.ndarray, ...]],
-                max_comp_width: int, max_recv_width: int,
-                ) -> tuple[WaveSchedule, list[WaveSteps], WaveStats]:
+                max_comp_width: int, max_recv_width: int, step_cost: float = 16.0,
+                recv_cost: float = 0.01) -> tuple[WaveSchedule, list[WaveSteps], WaveStats]:
     """The wave replay's steps for runs laid out by `build_layout` (shared `sched`), from
     each run's (c_level, d_level, d_packet) (:mod:`rfast_sim.levels`). A wave holds up to
-    Wc computations and Wd deliveries (the 90th percentile of the level sizes, as powers of
-    two, capped by the given widths); runs of a batch share the steps of each segment (the
+    Wc computations and Wd deliveries (`choose_widths`, capped by the given widths; costs
+    as there); runs of a batch share the steps of each segment (the
     most any run needs). Packet slots are re-allocated over steps: a packet holds its slot
     from the step after its computation (writes land one step late) to the step that
     delivers it, so reuse adds no dependency; packets nobody reads are not kept."""
     from rfast_sim.engine.vector import assign_slots
 
-    def widths(lv: np.ndarray) -> np.ndarray:
-        counts = np.bincount(lv[lv > 0])
-        return counts[counts > 0]
+    def sizes(c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        top = int(max(c.max(initial=0), d.max(initial=0)))
+        nc = np.bincount(c[c > 0], minlength=top + 1)[1:]
+        nd = np.bincount(d[d > 0], minlength=top + 1)[1:]
+        return nc, nd
 
-    cw = np.concatenate([widths(c) for c, _, _ in levels])
-    dw = np.concatenate([widths(d) for _, d, _ in levels])
-    wc = min(pow2(int(np.quantile(cw, 0.9))) if len(cw) else 1, pow2(max_comp_width))
-    wd = min(pow2(int(np.quantile(dw, 0.9))) if len(dw) else 1, pow2(max_recv_width))
+    per_run = [sizes(c, d) for c, d, _ in levels]
+    wc, wd = choose_widths(np.concatenate([x for x, _ in per_run]),
+                           np.concatenate([y for _, y in per_run]), max_comp_width,
+                           max_recv_width, step_cost, recv_cost)
     placed = [_place(sched, c, d, wc, wd) for c, d, _ in levels]
     seg_steps = np.max([p.seg_steps for p in placed], axis=0)
     seg_first = np.concatenate([[0], np.cumsum(seg_steps)])

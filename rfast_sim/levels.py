@@ -91,142 +91,124 @@ class Levels(NamedTuple):
     d_packet: np.ndarray  # [Dn]
 
 
-def _ids(base: Array, rows: Array, nfields: int) -> Array:
-    """Resource ids of every field of the given rows ([..., nfields]; rows < 0 give -1)."""
-    rows = jnp.asarray(rows, jnp.int32)
-    ids = base + rows[..., None] * nfields + jnp.arange(nfields, dtype=jnp.int32)
-    return jnp.where(rows[..., None] >= 0, ids, -1).astype(jnp.int32)
+class _Fields(NamedTuple):
+    """Static: for one row of an event, the fields it accesses and, per variant (a
+    computation, a reset), which of them it reads and which it writes."""
+
+    index: np.ndarray  # accessed fields (of any variant)
+    reads: np.ndarray  # [variants, len(index)]
+    writes: np.ndarray
 
 
-def _dep(last_w: Array, last_r: Array, ids: Array, reads: Array, writes: Array) -> Array:
-    """The highest level among earlier events this access conflicts with."""
-    ok = ids >= 0
-    at = jnp.maximum(ids, 0)
-    w = jnp.where(ok & (reads | writes), last_w[at], 0)
-    r = jnp.where(ok & writes, last_r[at], 0)
-    return jnp.maximum(jnp.max(w, initial=0), jnp.max(r, initial=0))
-
-
-def _mark(last: Array, ids: Array, on: Array, level: Array) -> Array:
-    size = last.shape[0]
-    where = jnp.where((ids >= 0) & on & (level > 0), ids, size)
-    return last.at[where.reshape(-1)].max(jnp.broadcast_to(level, where.shape).reshape(-1),
-                                          mode="drop")
+def _fields(*variants: tuple[np.ndarray, np.ndarray]) -> _Fields:
+    used = np.flatnonzero(np.any([r | w for r, w in variants], axis=0))
+    return _Fields(used, np.array([r[used] for r, _ in variants]).reshape(len(variants), -1),
+                   np.array([w[used] for _, w in variants]).reshape(len(variants), -1))
 
 
 class _Access(NamedTuple):
+    """One event's accesses, not yet marked: resource ids, what is read / written."""
+
     ids: Array
     reads: Array
     writes: Array
     level: Array
 
 
-class _Carry(NamedTuple):
-    last_w: Array
-    last_r: Array
-    slot_level: Array  # the level of the computation whose packet each slot holds
-    slot_packet: Array  # and which packet (q * Kout + k)
-    top: Array  # the highest level so far
-    c_level: Array
-    d_level: Array
-    d_packet: Array
-    comp: _Access  # the last computation's accesses, not yet marked
-    sent: tuple[Array, Array]  # and its packets: (slots, packet ids)
-    recv: _Access  # the last delivery's
-
-
-@functools.partial(jax.jit, static_argnames=("nodes", "channels", "slots", "supersedes"))
+@functools.partial(jax.jit, static_argnames=("nodes", "channels", "slots", "supersedes",
+                                             "masks"))
 def _levels(sched: Schedule, steps: Steps, in_ch: Array, out_ch: Array, src: Array, dst: Array,
-            m: AccessMasks, *, nodes: int, channels: int, slots: int,
-            supersedes: bool) -> tuple[Array, Array, Array]:
+            *, masks: tuple[tuple[bool, ...], ...], nodes: int, channels: int, slots: int,
+            supersedes: bool) -> tuple[Array, Array]:
+    m = AccessMasks(*(np.asarray(a, bool) for a in masks))
     fn, fc = len(m.node_r), len(m.chan_r)
     chan_base = nodes * fn
-    size = chan_base + channels * fc
+    size = chan_base + channels * fc  # resources; `last` holds [writers' level, readers']
+    off = 2 * size  # out of bounds: padding rows touch nothing
     kin, kout = in_ch.shape[1], out_ch.shape[1]
-    m = AccessMasks(*(jnp.asarray(a) for a in m))
+    no = np.zeros_like
+    # a computation (variant 0) or a reset (1): its node row, in- and out-channel rows
+    c_node = _fields((m.node_r, m.node_w), (no(m.node_r), m.reset_node_w))
+    c_in = _fields((m.in_r, m.in_w), (no(m.in_r), m.reset_in_w))
+    c_out = _fields((m.out_r, m.out_w), (no(m.out_r), m.reset_out_w))
+    d_dst, d_src = _fields((m.dst_r, m.dst_w)), _fields((m.src_r, m.src_w))
+    d_chan = _fields((m.chan_r, m.chan_w))
 
-    def mark(c: _Carry, p: _Access) -> _Carry:
-        return c._replace(last_w=_mark(c.last_w, p.ids, p.writes, p.level),
-                          last_r=_mark(c.last_r, p.ids, p.reads, p.level))
+    def ids(base: int, rows: Array, nf: int, f: _Fields) -> Array:
+        rows = jnp.asarray(rows, jnp.int32)[..., None]
+        at = base + rows * nf + jnp.asarray(f.index, jnp.int32)
+        return jnp.where(rows >= 0, at, off).reshape(-1)
 
-    def flush_comp(c: _Carry) -> _Carry:
-        c = mark(c, c.comp)
-        slot, packet = c.sent
-        where = jnp.where((slot >= 0) & (c.comp.level > 0), slot, slots)
-        return c._replace(slot_level=c.slot_level.at[where].set(c.comp.level, mode="drop"),
-                          slot_packet=c.slot_packet.at[where].set(packet, mode="drop"),
-                          comp=c.comp._replace(level=jnp.int32(0)))
+    def flags(parts: list[tuple[_Fields, int]], variant: Array | int) -> tuple[Array, Array]:
+        def pick(table: str) -> Array:
+            each = [np.tile(getattr(f, table), (1, reps)) for f, reps in parts]
+            both = np.concatenate(each, axis=1)
+            return jnp.asarray(both[0]) if len(both) == 1 else jnp.asarray(both)[variant]
+        return pick("reads"), pick("writes")
 
-    def flush_recv(c: _Carry) -> _Carry:
-        return mark(c, c.recv)._replace(recv=c.recv._replace(level=jnp.int32(0)))
-
-    def access(ids: Array, reads: Array, writes: Array, active: Array, c: _Carry,
+    def access(ids: Array, reads: Array, writes: Array, active: Array, last: Array,
                floor: Array, extra: Array) -> _Access:
-        dep = jnp.maximum(_dep(c.last_w, c.last_r, ids, reads, writes), extra)
-        level = jnp.where(active, jnp.maximum(dep, floor) + 1, 0).astype(jnp.int32)
-        return _Access(ids, reads, writes, level)
+        got = last.at[jnp.concatenate([ids, ids + size])].get(mode="fill", fill_value=0)
+        n = ids.shape[0]
+        dep = jnp.max(jnp.where(jnp.concatenate([reads | writes, writes]), got, 0), initial=0)
+        level = jnp.where(active, jnp.maximum(jnp.maximum(dep, extra), floor) + 1, 0)
+        del n
+        return _Access(ids, reads, writes, level.astype(jnp.int32))
 
-    d_reads = jnp.concatenate([m.dst_r, m.src_r, m.chan_r])
-    d_writes = jnp.concatenate([m.dst_w, m.src_w, m.chan_w])
+    def mark(last: Array, a: _Access) -> Array:
+        at = jnp.concatenate([jnp.where(a.writes, a.ids, off), jnp.where(a.reads, a.ids + size,
+                                                                         off)])
+        at = jnp.where(a.level > 0, at, off)
+        return last.at[at].max(a.level, mode="drop")
 
-    def delivery(e: Array, cf: tuple[_Carry, Array]) -> tuple[_Carry, Array]:
-        c, floor = cf
-        c = flush_recv(c)
+    d_reads, d_writes = flags([(d_dst, 1), (d_src, 1), (d_chan, 1)], 0)
+
+    def delivery(e: Array, c: tuple) -> tuple:
+        last, slot_info, top, d_out, floor = c
         ch = steps.d_channel[e]
         active = steps.d_active[e] & (steps.d_fresh[e] if supersedes else True)
-        ids = jnp.concatenate([_ids(0, jnp.stack([dst[ch], src[ch]]), fn).reshape(-1),
-                               _ids(chan_base, ch, fc)])
-        slot = steps.d_slot[e]
-        acc = access(ids, d_reads, d_writes, active, c, floor, c.slot_level[slot])
-        packet = jnp.where(active, c.slot_packet[slot], -1)
-        return c._replace(recv=acc, top=jnp.maximum(c.top, acc.level),
-                          d_level=c.d_level.at[e].set(acc.level),
-                          d_packet=c.d_packet.at[e].set(packet)), floor
+        at = jnp.concatenate([ids(0, dst[ch], fn, d_dst), ids(0, src[ch], fn, d_src),
+                              ids(chan_base, ch, fc, d_chan)])
+        info = slot_info[steps.d_slot[e]]
+        acc = access(at, d_reads, d_writes, active, last, floor, info[0])
+        out = jnp.stack([acc.level, jnp.where(active, info[1], -1)])
+        return (mark(last, acc), slot_info, jnp.maximum(top, acc.level),
+                jax.lax.dynamic_update_index_in_dim(d_out, out, e, 0), floor)
 
-    def masks(node: Array, ins: Array, outs: Array) -> Array:
-        return jnp.concatenate([node, jnp.tile(ins, kin), jnp.tile(outs, kout)])
-
-    c_reads = masks(m.node_r, m.in_r, m.out_r)
-    c_writes = masks(m.node_w, m.in_w, m.out_w)
-    reset_writes = masks(m.reset_node_w, m.reset_in_w, m.reset_out_w)
-
-    def compute(q: Array, c: _Carry, floor: Array) -> _Carry:
+    def compute(q: Array, c: tuple) -> tuple:
+        last, slot_info, top, d_out, c_level, floor = c
         i, reset = steps.c_node[q], steps.c_reset[q]
-        ids = jnp.concatenate([_ids(0, i, fn), _ids(chan_base, in_ch[i], fc).reshape(-1),
-                               _ids(chan_base, out_ch[i], fc).reshape(-1)])
-        reads = c_reads & ~reset
-        writes = jnp.where(reset, reset_writes, c_writes)
-        acc = access(ids, reads, writes, steps.c_active[q], c, floor, jnp.int32(0))
+        at = jnp.concatenate([ids(0, i, fn, c_node), ids(chan_base, in_ch[i], fc, c_in),
+                              ids(chan_base, out_ch[i], fc, c_out)])
+        reads, writes = flags([(c_node, 1), (c_in, kin), (c_out, kout)], reset.astype(int))
+        acc = access(at, reads, writes, steps.c_active[q], last, floor, jnp.int32(0))
         packets = (q * kout + jnp.arange(kout)).astype(jnp.int32)
-        return c._replace(comp=acc, sent=(steps.c_out_slots[q], packets),
-                          top=jnp.maximum(c.top, acc.level),
-                          c_level=c.c_level.at[q].set(acc.level))
+        slot = steps.c_out_slots[q]
+        where = jnp.where((slot >= 0) & (acc.level > 0), slot, slots)
+        info = jnp.stack([jnp.broadcast_to(acc.level, packets.shape), packets], axis=1)
+        return (mark(last, acc), slot_info.at[where].set(info, mode="drop"),
+                jnp.maximum(top, acc.level), d_out, c_level.at[q].set(acc.level), floor)
 
-    def deliveries(lo: Array, hi: Array, c: _Carry, floor: Array) -> _Carry:
-        return flush_recv(jax.lax.fori_loop(lo, hi, delivery, (flush_comp(c), floor))[0])
+    def deliveries(lo: Array, hi: Array, c: tuple) -> tuple:
+        last, slot_info, top, d_out, c_level, floor = c
+        last, slot_info, top, d_out, _ = jax.lax.fori_loop(
+            lo, hi, delivery, (last, slot_info, top, d_out, floor))
+        return last, slot_info, top, d_out, c_level, floor
 
-    def segment(c: _Carry, k: Array) -> tuple[_Carry, None]:
-        floor = c.top  # a metric sample closes a level
+    def segment(c: tuple, k: Array) -> tuple[tuple, None]:
+        c = (*c[:5], c[2])  # a metric sample closes a level: the floor is the top so far
 
-        def group(q: Array, c: _Carry) -> _Carry:
-            return compute(q, deliveries(sched.d_lo[q], sched.d_hi[q], c, floor), floor)
+        def group(q: Array, c: tuple) -> tuple:
+            return compute(q, deliveries(sched.d_lo[q], sched.d_hi[q], c))
 
         c = jax.lax.fori_loop(sched.q_lo[k], sched.q_hi[k], group, c)
-        return deliveries(sched.t_lo[k], sched.t_hi[k], c, floor), None
+        return deliveries(sched.t_lo[k], sched.t_hi[k], c)[:5], None
 
     nq, nd = steps.c_node.shape[0], steps.d_channel.shape[0]
-
-    def idle(width: int) -> _Access:
-        return _Access(-jnp.ones(width, jnp.int32), jnp.zeros(width, bool),
-                       jnp.zeros(width, bool), jnp.int32(0))
-
-    zero = jnp.zeros(size, jnp.int32)
-    c0 = _Carry(zero, zero, jnp.zeros(slots, jnp.int32), -jnp.ones(slots, jnp.int32),
-                jnp.int32(0), jnp.zeros(nq, jnp.int32), jnp.zeros(nd, jnp.int32),
-                -jnp.ones(nd, jnp.int32), idle(fn + (kin + kout) * fc),
-                (-jnp.ones(kout, jnp.int32), jnp.zeros(kout, jnp.int32)), idle(2 * fn + fc))
+    c0 = (jnp.zeros(2 * size, jnp.int32), jnp.zeros((slots, 2), jnp.int32).at[:, 1].set(-1),
+          jnp.int32(0), jnp.zeros((nd, 2), jnp.int32), jnp.zeros(nq, jnp.int32))
     out, _ = jax.lax.scan(segment, c0, jnp.arange(sched.q_lo.shape[0]))
-    return out.c_level, out.d_level, out.d_packet
+    return out[4], out[3]
 
 
 def levels(sched: Schedule, steps: Steps, in_ch: np.ndarray, out_ch: np.ndarray,
@@ -234,6 +216,8 @@ def levels(sched: Schedule, steps: Steps, in_ch: np.ndarray, out_ch: np.ndarray,
            supersedes: bool) -> Levels:
     """The levels of one laid-out trace (`build_layout` of one trace); `supersedes`: a stale
     packet changes nothing (it gets no level: the wave replay drops it)."""
-    c, d, p = _levels(sched, steps, in_ch, out_ch, src, dst, masks, nodes=len(in_ch),
-                      channels=len(src), slots=int(slots), supersedes=supersedes)
-    return Levels(np.asarray(c), np.asarray(d), np.asarray(p))
+    c, d = _levels(sched, steps, in_ch, out_ch, src, dst,
+                   masks=tuple(tuple(bool(x) for x in a) for a in masks), nodes=len(in_ch),
+                   channels=len(src), slots=int(slots), supersedes=supersedes)
+    d = np.asarray(d)
+    return Levels(np.asarray(c), d[:, 0].copy(), d[:, 1].copy())

@@ -337,10 +337,18 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
 
 
 AUTO_MIN_NODES = 64  # auto: smaller networks replay sequentially without levelling
-AUTO_EVENTS_PER_STEP = 8.0  # auto: waves where a step applies this many events on average
+AUTO_EVENTS_PER_STEP = 64.0  # auto: waves where a step applies this many events on average
+# auto on a CPU: waves only up to this dimension; above it an event's memory traffic, which
+# waves do not reduce, outweighs the per-event dispatch they save (and the levelling)
+AUTO_MAX_DIM_CPU = 32
 WAVE_MAX_COMP = 4096  # the most computations / deliveries of one wave
 WAVE_MAX_RECV = 1 << 16
 WAVE_BYTES = 2e9  # the most bytes a wave's gathered channel rows may take
+# a wave step's fixed cost and a delivery's, in computations (`layout.choose_widths`):
+# measured on a 2-core CPU at n = 1,024, d = 100 (260 us, 0.1 us, 19 us); off the CPU a
+# step's launch dominates (a guess: no GPU was measured)
+WAVE_STEP_COST = {"cpu": 14.0}
+WAVE_RECV_COST = 0.005
 
 
 @dataclass(frozen=True)
@@ -369,8 +377,9 @@ class ReplayPlan:
 def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
                 steps: list[Steps], slots: int) -> ReplayPlan:
     """``run.replay``: sequential, waves, or auto: waves where a step would apply at least
-    `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more;
-    never for per-round algorithms, whose rounds are one event per step)."""
+    `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more,
+    on a CPU of dimension `AUTO_MAX_DIM_CPU` or less; never for per-round algorithms, whose
+    rounds are one event per step)."""
     alg, choice = setup.algorithm, setup.scenario.run.replay
     if alg.per_round:
         return ReplayPlan("sequential", "per-round algorithm: one round per step")
@@ -378,6 +387,9 @@ def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
         return ReplayPlan("sequential", "run.replay: sequential")
     if choice == "auto" and setup.channels.n < AUTO_MIN_NODES:
         return ReplayPlan("sequential", f"auto: under {AUTO_MIN_NODES} nodes")
+    if choice == "auto" and jax.default_backend() == "cpu" and setup.ops.dim > AUTO_MAX_DIM_CPU:
+        return ReplayPlan("sequential", f"auto: dimension over {AUTO_MAX_DIM_CPU} on a CPU "
+                          "(memory-bound: waves would not pay)")
     t0 = _time.perf_counter()
     env = setup.env(0.0)
     shapes = jax.eval_shape(alg.init, env, run_keys(setup.seed)[0])
@@ -388,7 +400,8 @@ def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
     d, kin, kout = setup.ops.dim, ch.in_ch.shape[1], ch.out_ch.shape[1]
     per_comp = 8 * d * (kin + kout) * max(len(shapes.chans._fields), 1) + 8 * d * kout
     wsched, wsteps, stats = wave_layout(
-        sched, steps, lv, min(WAVE_MAX_COMP, max(1, int(WAVE_BYTES // per_comp))), WAVE_MAX_RECV)
+        sched, steps, lv, min(WAVE_MAX_COMP, max(1, int(WAVE_BYTES // per_comp))), WAVE_MAX_RECV,
+        WAVE_STEP_COST.get(jax.default_backend(), 1000.0), WAVE_RECV_COST)
     per_step = stats.events / max(stats.steps, 1)
     if choice == "auto" and per_step < AUTO_EVENTS_PER_STEP:
         return ReplayPlan("sequential", f"auto: {per_step:.1f} events per wave, under "

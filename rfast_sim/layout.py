@@ -128,7 +128,7 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     nq = int(b.goff[-1])
     st = {
         "c_node": np.zeros(nq_alloc, np.int32), "c_index": np.zeros(nq_alloc, np.int32),
-        "c_out_slots": -np.ones((nq_alloc, tr.out_slots.shape[1]), np.int32),
+        "c_out_slots": -np.ones((nq_alloc, tr.sent_slots.shape[1]), np.int32),
         "c_active": np.zeros(nq_alloc, bool), "c_reset": np.zeros(nq_alloc, bool),
         "c_phase": np.zeros(nq_alloc, np.int32),
         "d_channel": np.zeros(total_d, np.int32), "d_slot": np.zeros(total_d, np.int32),
@@ -139,7 +139,9 @@ def _fill(tr: engine.EventTrace, r: _Groups, b: _Bounds, nq_alloc: int,
     q = b.goff[r.seg[r.c]] + r.g[r.c]
     st["c_node"][q] = np.maximum(tr.node[ce], 0)
     st["c_index"][q] = ce
-    st["c_out_slots"][q] = tr.out_slots[ce]
+    rank = tr.compute_rank(ce)
+    sent = rank >= 0  # resets send nothing
+    st["c_out_slots"][q[sent]] = tr.sent_slots[rank[sent]]
     st["c_active"][q] = True
     st["c_reset"][q] = tr.kind[ce] == engine.RESET
     st["c_phase"][q] = tr.phase[ce]

@@ -15,7 +15,7 @@ from conftest import scenario
 from rfast_sim import engine, registry
 from rfast_sim.algorithms import make
 from rfast_sim.algorithms.base import Algorithm
-from rfast_sim.layout import build_layout, bucket, wave_layout
+from rfast_sim.layout import bucket, build_layout, wave_layout
 from rfast_sim.levels import access_masks, levels
 from rfast_sim.loading import parse_scenario
 from rfast_sim.online import run_online

@@ -9,6 +9,7 @@ needs a batched loop condition.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -319,7 +320,7 @@ def _place(sched: Schedule, c_level: np.ndarray, d_level: np.ndarray, wc: int,
                    int(np.count_nonzero(per_level)))
 
 
-def wave_layout(sched: Schedule, steps: list[Steps], levels: list[tuple[np.ndarray, ...]],
+def wave_layout(sched: Schedule, steps: list[Steps], levels: Sequence[tuple[np.ndarray, ...]],
                 max_comp_width: int, max_recv_width: int, step_cost: float = 16.0,
                 recv_cost: float = 0.01) -> tuple[WaveSchedule, list[WaveSteps], WaveStats]:
     """The wave replay's steps for runs laid out by `build_layout` (shared `sched`), from

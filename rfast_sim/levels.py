@@ -9,14 +9,14 @@ sender's computation wrote). Events of one level are independent: applied togeth
 order, they give what the trace order gives. A metric sample closes a level.
 
 One jitted loop over the laid-out trace (:mod:`rfast_sim.layout`), in trace order, keeping per
-resource the highest level that wrote it and that read it: O(events x degree). Each event's
-updates land at the start of the next loop step (as the replay defers its writes: reading and
-writing a resource array in one step makes XLA copy it).
+resource the highest level that wrote it and that read it: O(events x degree), only the
+fields each kind of event declares (selected statically: a delivery of R-FAST touches one).
 """
 
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -95,7 +95,7 @@ class _Fields(NamedTuple):
     """Static: for one row of an event, the fields it accesses and, per variant (a
     computation, a reset), which of them it reads and which it writes."""
 
-    index: np.ndarray  # accessed fields (of any variant)
+    used: np.ndarray  # accessed fields (of any variant)
     reads: np.ndarray  # [variants, len(index)]
     writes: np.ndarray
 
@@ -107,12 +107,78 @@ def _fields(*variants: tuple[np.ndarray, np.ndarray]) -> _Fields:
 
 
 class _Access(NamedTuple):
-    """One event's accesses, not yet marked: resource ids, what is read / written."""
+    """One event's accesses: resource ids, which are read / written, and its level."""
 
     ids: Array
     reads: Array
     writes: Array
     level: Array
+
+
+@dataclass(frozen=True)
+class _Space:
+    """Resource ids: each node's fields, then each channel's; `last` holds, per resource, the
+    highest level that wrote it, then the highest that read it."""
+
+    nodes: int
+    channels: int
+    fn: int  # fields per node row / channel row
+    fc: int
+
+    @property
+    def size(self) -> int:
+        return self.nodes * self.fn + self.channels * self.fc
+
+    def ids(self, rows: Array, f: _Fields, chans: bool) -> Array:
+        """The ids of fields `f` of the given node (or channel) rows; padding (-1) rows get
+        an id past the end, which touches nothing."""
+        base, nf = (self.nodes * self.fn, self.fc) if chans else (0, self.fn)
+        rows = jnp.asarray(rows, jnp.int32)[..., None]
+        at = base + rows * nf + jnp.asarray(f.used, jnp.int32)
+        return jnp.where(rows >= 0, at, 2 * self.size).reshape(-1)
+
+    def access(self, last: Array, ids: Array, reads: Array, writes: Array, active: Array,
+               floor: Array, extra: Array) -> _Access:
+        """1 + the highest level of an earlier conflicting access (or `floor`, or `extra`)."""
+        got = last.at[jnp.concatenate([ids, ids + self.size])].get(mode="fill", fill_value=0)
+        dep = jnp.max(jnp.where(jnp.concatenate([reads | writes, writes]), got, 0), initial=0)
+        level = jnp.where(active, jnp.maximum(jnp.maximum(dep, extra), floor) + 1, 0)
+        return _Access(ids, reads, writes, level.astype(jnp.int32))
+
+    def mark(self, last: Array, a: _Access) -> Array:
+        off = 2 * self.size
+        at = jnp.concatenate([jnp.where(a.writes, a.ids, off),
+                              jnp.where(a.reads, a.ids + self.size, off)])
+        return last.at[jnp.where(a.level > 0, at, off)].max(a.level, mode="drop")
+
+
+def _flags(parts: list[tuple[_Fields, int]], variant: Array | int) -> tuple[Array, Array]:
+    """(reads, writes) flags of the concatenated ids of `parts` (fields, rows), per variant."""
+    def pick(table: str) -> Array:
+        both = np.concatenate([np.tile(getattr(f, table), (1, reps)) for f, reps in parts],
+                              axis=1)
+        return jnp.asarray(both[0]) if len(both) == 1 else jnp.asarray(both)[variant]
+    return pick("reads"), pick("writes")
+
+
+class _Kinds(NamedTuple):
+    """Static field selections of each event kind's rows."""
+
+    c_node: _Fields  # a computation (variant 0) or a reset (1)
+    c_in: _Fields
+    c_out: _Fields
+    d_dst: _Fields  # a delivery
+    d_src: _Fields
+    d_chan: _Fields
+
+
+def _kinds(m: AccessMasks) -> _Kinds:
+    no = np.zeros_like
+    return _Kinds(_fields((m.node_r, m.node_w), (no(m.node_r), m.reset_node_w)),
+                  _fields((m.in_r, m.in_w), (no(m.in_r), m.reset_in_w)),
+                  _fields((m.out_r, m.out_w), (no(m.out_r), m.reset_out_w)),
+                  _fields((m.dst_r, m.dst_w)), _fields((m.src_r, m.src_w)),
+                  _fields((m.chan_r, m.chan_w)))
 
 
 @functools.partial(jax.jit, static_argnames=("nodes", "channels", "slots", "supersedes",
@@ -121,91 +187,53 @@ def _levels(sched: Schedule, steps: Steps, in_ch: Array, out_ch: Array, src: Arr
             *, masks: tuple[tuple[bool, ...], ...], nodes: int, channels: int, slots: int,
             supersedes: bool) -> tuple[Array, Array]:
     m = AccessMasks(*(np.asarray(a, bool) for a in masks))
-    fn, fc = len(m.node_r), len(m.chan_r)
-    chan_base = nodes * fn
-    size = chan_base + channels * fc  # resources; `last` holds [writers' level, readers']
-    off = 2 * size  # out of bounds: padding rows touch nothing
+    sp = _Space(nodes, channels, len(m.node_r), len(m.chan_r))
+    k = _kinds(m)
     kin, kout = in_ch.shape[1], out_ch.shape[1]
-    no = np.zeros_like
-    # a computation (variant 0) or a reset (1): its node row, in- and out-channel rows
-    c_node = _fields((m.node_r, m.node_w), (no(m.node_r), m.reset_node_w))
-    c_in = _fields((m.in_r, m.in_w), (no(m.in_r), m.reset_in_w))
-    c_out = _fields((m.out_r, m.out_w), (no(m.out_r), m.reset_out_w))
-    d_dst, d_src = _fields((m.dst_r, m.dst_w)), _fields((m.src_r, m.src_w))
-    d_chan = _fields((m.chan_r, m.chan_w))
-
-    def ids(base: int, rows: Array, nf: int, f: _Fields) -> Array:
-        rows = jnp.asarray(rows, jnp.int32)[..., None]
-        at = base + rows * nf + jnp.asarray(f.index, jnp.int32)
-        return jnp.where(rows >= 0, at, off).reshape(-1)
-
-    def flags(parts: list[tuple[_Fields, int]], variant: Array | int) -> tuple[Array, Array]:
-        def pick(table: str) -> Array:
-            each = [np.tile(getattr(f, table), (1, reps)) for f, reps in parts]
-            both = np.concatenate(each, axis=1)
-            return jnp.asarray(both[0]) if len(both) == 1 else jnp.asarray(both)[variant]
-        return pick("reads"), pick("writes")
-
-    def access(ids: Array, reads: Array, writes: Array, active: Array, last: Array,
-               floor: Array, extra: Array) -> _Access:
-        got = last.at[jnp.concatenate([ids, ids + size])].get(mode="fill", fill_value=0)
-        n = ids.shape[0]
-        dep = jnp.max(jnp.where(jnp.concatenate([reads | writes, writes]), got, 0), initial=0)
-        level = jnp.where(active, jnp.maximum(jnp.maximum(dep, extra), floor) + 1, 0)
-        del n
-        return _Access(ids, reads, writes, level.astype(jnp.int32))
-
-    def mark(last: Array, a: _Access) -> Array:
-        at = jnp.concatenate([jnp.where(a.writes, a.ids, off), jnp.where(a.reads, a.ids + size,
-                                                                         off)])
-        at = jnp.where(a.level > 0, at, off)
-        return last.at[at].max(a.level, mode="drop")
-
-    d_reads, d_writes = flags([(d_dst, 1), (d_src, 1), (d_chan, 1)], 0)
+    d_reads, d_writes = _flags([(k.d_dst, 1), (k.d_src, 1), (k.d_chan, 1)], 0)
 
     def delivery(e: Array, c: tuple) -> tuple:
         last, slot_info, top, d_out, floor = c
         ch = steps.d_channel[e]
         active = steps.d_active[e] & (steps.d_fresh[e] if supersedes else True)
-        at = jnp.concatenate([ids(0, dst[ch], fn, d_dst), ids(0, src[ch], fn, d_src),
-                              ids(chan_base, ch, fc, d_chan)])
-        info = slot_info[steps.d_slot[e]]
-        acc = access(at, d_reads, d_writes, active, last, floor, info[0])
+        at = jnp.concatenate([sp.ids(dst[ch], k.d_dst, False), sp.ids(src[ch], k.d_src, False),
+                              sp.ids(ch, k.d_chan, True)])
+        info = slot_info[steps.d_slot[e]]  # (its packet's computation's level, the packet)
+        acc = sp.access(last, at, d_reads, d_writes, active, floor, info[0])
         out = jnp.stack([acc.level, jnp.where(active, info[1], -1)])
-        return (mark(last, acc), slot_info, jnp.maximum(top, acc.level),
+        return (sp.mark(last, acc), slot_info, jnp.maximum(top, acc.level),
                 jax.lax.dynamic_update_index_in_dim(d_out, out, e, 0), floor)
 
     def compute(q: Array, c: tuple) -> tuple:
         last, slot_info, top, d_out, c_level, floor = c
         i, reset = steps.c_node[q], steps.c_reset[q]
-        at = jnp.concatenate([ids(0, i, fn, c_node), ids(chan_base, in_ch[i], fc, c_in),
-                              ids(chan_base, out_ch[i], fc, c_out)])
-        reads, writes = flags([(c_node, 1), (c_in, kin), (c_out, kout)], reset.astype(int))
-        acc = access(at, reads, writes, steps.c_active[q], last, floor, jnp.int32(0))
+        at = jnp.concatenate([sp.ids(i, k.c_node, False), sp.ids(in_ch[i], k.c_in, True),
+                              sp.ids(out_ch[i], k.c_out, True)])
+        reads, writes = _flags([(k.c_node, 1), (k.c_in, kin), (k.c_out, kout)],
+                               reset.astype(int))
+        acc = sp.access(last, at, reads, writes, steps.c_active[q], floor, jnp.int32(0))
         packets = (q * kout + jnp.arange(kout)).astype(jnp.int32)
         slot = steps.c_out_slots[q]
         where = jnp.where((slot >= 0) & (acc.level > 0), slot, slots)
         info = jnp.stack([jnp.broadcast_to(acc.level, packets.shape), packets], axis=1)
-        return (mark(last, acc), slot_info.at[where].set(info, mode="drop"),
+        return (sp.mark(last, acc), slot_info.at[where].set(info, mode="drop"),
                 jnp.maximum(top, acc.level), d_out, c_level.at[q].set(acc.level), floor)
 
     def deliveries(lo: Array, hi: Array, c: tuple) -> tuple:
-        last, slot_info, top, d_out, c_level, floor = c
-        last, slot_info, top, d_out, _ = jax.lax.fori_loop(
-            lo, hi, delivery, (last, slot_info, top, d_out, floor))
-        return last, slot_info, top, d_out, c_level, floor
+        *head, c_level, floor = c
+        return (*jax.lax.fori_loop(lo, hi, delivery, (*head, floor))[:4], c_level, floor)
 
-    def segment(c: tuple, k: Array) -> tuple[tuple, None]:
-        c = (*c[:5], c[2])  # a metric sample closes a level: the floor is the top so far
+    def segment(c: tuple, seg: Array) -> tuple[tuple, None]:
+        c = (*c, c[2])  # a metric sample closes a level: the floor is the top so far
 
         def group(q: Array, c: tuple) -> tuple:
             return compute(q, deliveries(sched.d_lo[q], sched.d_hi[q], c))
 
-        c = jax.lax.fori_loop(sched.q_lo[k], sched.q_hi[k], group, c)
-        return deliveries(sched.t_lo[k], sched.t_hi[k], c)[:5], None
+        c = jax.lax.fori_loop(sched.q_lo[seg], sched.q_hi[seg], group, c)
+        return deliveries(sched.t_lo[seg], sched.t_hi[seg], c)[:5], None
 
     nq, nd = steps.c_node.shape[0], steps.d_channel.shape[0]
-    c0 = (jnp.zeros(2 * size, jnp.int32), jnp.zeros((slots, 2), jnp.int32).at[:, 1].set(-1),
+    c0 = (jnp.zeros(2 * sp.size, jnp.int32), jnp.zeros((slots, 2), jnp.int32).at[:, 1].set(-1),
           jnp.int32(0), jnp.zeros((nd, 2), jnp.int32), jnp.zeros(nq, jnp.int32))
     out, _ = jax.lax.scan(segment, c0, jnp.arange(sched.q_lo.shape[0]))
     return out[4], out[3]

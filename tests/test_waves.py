@@ -4,6 +4,7 @@ for every algorithm, and each algorithm's read/write declaration holds."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Any
 
 import jax
@@ -235,7 +236,7 @@ def test_reallocated_slots_never_hold_two_packets_at_once():
     assert stats.steps > stats.levels
     for spans in held.values():
         spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert start > end
     # and no write lands in a slot while its packet waits to be read
     for slot, spans in held.items():

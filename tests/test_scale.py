@@ -44,10 +44,14 @@ def test_the_estimate_charges_the_builder_that_runs_and_one_trace_per_seed():
     assert seeds.parts["kept traces"] == pytest.approx(3 * est.parts["kept traces"])
 
 
-def test_link_fates_without_a_kept_generator_equal_those_of_made_links():
-    sc = scenario(**{"timing.drop_prob": None,
-                     "timing.loss": {"model": "gilbert_elliott", "p_good_bad": 0.2,
-                                     "p_bad_good": 0.5, "loss_bad": 0.8}})
+@pytest.mark.parametrize("over", [
+    {},  # independent losses, a chunk-free law: drawn without making a Link
+    {"timing.link_drop_prob": [{"src": 3, "dst": 1, "drop_prob": 0.9}]},
+    {"timing.latency": {"dist": "constant", "mean": 0.2}},
+    {"timing.drop_prob": None, "timing.loss": {"model": "gilbert_elliott", "p_good_bad": 0.2,
+                                              "p_bad_good": 0.5, "loss_bad": 0.8}}])
+def test_link_fates_without_a_kept_generator_equal_those_of_made_links(over):
+    sc = scenario(**over)
     src, dst = np.array([0, 3, 5, 7, 2]), np.array([1, 1, 2, 0, 6])
     counts = np.array([40, 0, 7, 1500, 3])
     once = Links(sc.timing, 7)

@@ -139,10 +139,34 @@ class Links:
         for lo in range(0, len(src), _STREAM_BLOCK):
             a, b = src[lo:lo + _STREAM_BLOCK], dst[lo:lo + _STREAM_BLOCK]
             ids = np.stack([a, b], axis=1).astype(np.int64)
-            for j, (lat, drop) in enumerate(zip(streams(self._seed, "latency", ids),
-                                                streams(self._seed, "drop", ids), strict=True)):
-                link = self._make(int(a[j]), int(b[j]), lat, drop)
-                yield self._draw_fates(link, int(counts[lo + j]))
+            rngs = zip(streams(self._seed, "latency", ids), streams(self._seed, "drop", ids),
+                       strict=True)
+            for j, (lat, drop) in enumerate(rngs):
+                src_j, dst_j, k = int(a[j]), int(b[j]), int(counts[lo + j])
+                quick = self._quick(src_j, dst_j)
+                if quick is None:
+                    yield self._draw_fates(self._make(src_j, dst_j, lat, drop), k)
+                elif k == 0:
+                    yield np.zeros(0), np.zeros(0, bool)
+                else:  # what a fresh Link's `take(k)` draws: one block of max(k, 16) values
+                    draw, drop_prob = quick
+                    yield (np.asarray(draw(lat, max(k, 16)), dtype=np.float64)[:k],
+                           drop.random(max(k, 16))[:k] < drop_prob)
+
+    def _quick(self, src: int, dst: int) -> tuple[Draw, float] | None:
+        """(latency draw, drop probability) of a link whose fates a fresh one draws in one
+        block each (a chunk-free latency law, independent losses), else None."""
+        if self._losses is not bernoulli_losses:
+            return None
+        law, _ = self.timing_of(src, dst)
+        if law.dist == "matrix":
+            return None
+        got = self._samplers.get(id(law))
+        if got is None:
+            got = self._samplers[id(law)] = (law, sampler(law), chunk_free(law))
+        if not got[2]:
+            return None
+        return got[1], self._drop.get((src, dst), self.spec.drop_prob or 0.0)
 
     def fates(self, src: int, dst: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The next k departing packets' (latency, lost) on link src->dst."""

@@ -338,9 +338,12 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
 
 AUTO_MIN_NODES = 64  # auto: smaller networks replay sequentially without levelling
 AUTO_EVENTS_PER_STEP = 64.0  # auto: waves where a step applies this many events on average
-# auto on a CPU: waves only up to this dimension; above it an event's memory traffic, which
-# waves do not reduce, outweighs the per-event dispatch they save (and the levelling)
-AUTO_MAX_DIM_CPU = 32
+# auto on a CPU: sequential. Measured on 2 cores (benchmarks/bench_engine.py --waves): the
+# levelling costs about what waves save (at d = 10 waves replay 3.5x faster, but levelling
+# takes as long as the sequential replay); at d >= 100 an event's memory traffic, which waves
+# do not reduce, dominates. Ask for waves (run.replay: waves) where many step sizes share one
+# trace's levels.
+AUTO_ON_CPU = False
 WAVE_MAX_COMP = 4096  # the most computations / deliveries of one wave
 WAVE_MAX_RECV = 1 << 16
 WAVE_BYTES = 2e9  # the most bytes a wave's gathered channel rows may take
@@ -378,8 +381,8 @@ def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
                 steps: list[Steps], slots: int) -> ReplayPlan:
     """``run.replay``: sequential, waves, or auto: waves where a step would apply at least
     `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more,
-    on a CPU of dimension `AUTO_MAX_DIM_CPU` or less; never for per-round algorithms, whose
-    rounds are one event per step)."""
+    off the CPU: see `AUTO_ON_CPU`); never for per-round algorithms, whose rounds are one
+    event per step."""
     alg, choice = setup.algorithm, setup.scenario.run.replay
     if alg.per_round:
         return ReplayPlan("sequential", "per-round algorithm: one round per step")
@@ -387,9 +390,9 @@ def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
         return ReplayPlan("sequential", "run.replay: sequential")
     if choice == "auto" and setup.channels.n < AUTO_MIN_NODES:
         return ReplayPlan("sequential", f"auto: under {AUTO_MIN_NODES} nodes")
-    if choice == "auto" and jax.default_backend() == "cpu" and setup.ops.dim > AUTO_MAX_DIM_CPU:
-        return ReplayPlan("sequential", f"auto: dimension over {AUTO_MAX_DIM_CPU} on a CPU "
-                          "(memory-bound: waves would not pay)")
+    if choice == "auto" and jax.default_backend() == "cpu" and not AUTO_ON_CPU:
+        return ReplayPlan("sequential", "auto: on a CPU the levelling costs about what waves "
+                          "save")
     t0 = _time.perf_counter()
     env = setup.env(0.0)
     shapes = jax.eval_shape(alg.init, env, run_keys(setup.seed)[0])

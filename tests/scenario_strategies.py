@@ -633,4 +633,6 @@ def run_block(draw: st.DrawFn, sc: dict[str, Any], faults: bool,
         run["mode"] = "online"
     engines = ["auto", "simpy"] + (["vector"] if _covered_by_vector(sc) else [])
     run["engine"] = "auto" if vector_scope else draw(st.sampled_from(engines))
+    if draw(st.integers(0, 3)) == 0:
+        run["replay"] = draw(st.sampled_from(("auto", "sequential", "waves")))
     return run

@@ -12,7 +12,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import scenario
+from hypothesis import HealthCheck, given, settings
+from scenario_strategies import materialize, scenarios
 
+import rfast_sim
 from rfast_sim import engine, registry
 from rfast_sim.algorithms import make
 from rfast_sim.algorithms.base import Algorithm
@@ -21,6 +24,7 @@ from rfast_sim.levels import access_masks, levels
 from rfast_sim.loading import parse_scenario
 from rfast_sim.online import run_online
 from rfast_sim.replay import run_replay
+from rfast_sim.scenario import ScenarioError
 from rfast_sim.setup import Setup, prepare, record_trace
 
 LOSSY = {"nodes": 16, "timing.drop_prob": 0.3, "run.until": 25.0, "run.sample_every": 2.5,
@@ -365,8 +369,38 @@ def test_an_algorithm_without_a_declaration_falls_back_to_whole_rows():
     assert wav.extra["replay"]["levels"] > declared.extra["replay"]["levels"]
 
 
-def test_run_replay_is_a_checked_field():
-    from rfast_sim.scenario import ScenarioError
+@settings(max_examples=6, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(data=scenarios(max_nodes=12, max_algorithms=2))
+def test_waves_equal_sequential_on_generated_scenarios(data, tmp_path_factory):
+    data = materialize(data, tmp_path_factory.mktemp("draw"))
+    data["run"]["mode"] = "replay"
+    try:
+        sc = parse_scenario(data)
+        runs = {m: rfast_sim.run(sc.model_copy(update={"run": sc.run.model_copy(
+            update={"replay": m})})) for m in ("sequential", "waves")}
+    except ScenarioError:
+        return  # a refusal (tested in test_valid_scenarios) is not this test's subject
+    tol = 1e-5 if sc.dtype == "float32" else 1e-12
+    for a, b in zip(runs["waves"].runs, runs["sequential"].runs, strict=True):
+        rounds = registry.info(a.name).pattern == "sync_allreduce"  # one round per step
+        assert a.extra["replay"]["driver"] == ("sequential" if rounds else "waves")
+        _close(a.metrics, b.metrics, tol)
 
+
+def test_summary_records_the_driver_levels_and_wave_width():
+    sc = scenario(**{**LOSSY, "run.replay": "waves"})
+    summary = rfast_sim.run(sc).summary()["runs"][0]["replay"]
+    assert summary["driver"] == "waves"
+    assert summary["reason"] == "run.replay: waves"
+    assert summary["levels"] > 0
+    assert summary["mean_wave_width"] > 1
+    auto = rfast_sim.run(scenario(**LOSSY)).summary()["runs"][0]["replay"]
+    assert auto["driver"] == "sequential"
+    assert auto["reason"].startswith("auto: ")
+
+
+def test_run_replay_is_a_checked_field():
     with pytest.raises(ScenarioError, match=r"run\.replay"):
         parse_scenario({"run": {"replay": "wave"}})

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rfast_sim import engine
+from rfast_sim.engine.vector import assign_slots
 
 # host arrays; the replay's jitted loop receives the same NamedTuples as traced arrays
 Array = np.ndarray
@@ -259,11 +260,6 @@ def choose_widths(nc: np.ndarray, nd: np.ndarray, max_comp: int, max_recv: int,
     return best[1], best[2]
 
 
-def pow2(size: int) -> int:
-    """The power of two at or above `size` (>= 1): wave widths, one compiled shape each."""
-    return 1 << max(int(size) - 1, 0).bit_length()
-
-
 class _Placed(NamedTuple):
     c_q: np.ndarray  # the layout's computations of this run, ordered by level
     c_step: np.ndarray  # their step within their segment and column in it
@@ -303,7 +299,7 @@ def _place(sched: Schedule, c_level: np.ndarray, d_level: np.ndarray, wc: int,
     seg_first = np.concatenate([[0], np.cumsum(seg_steps)[:-1]])
     level_first = np.concatenate([[0], np.cumsum(per_level)[:-1]]) - seg_first[seg_of_level]
 
-    def spread(lv: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def spread(lv: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
         order = np.argsort(lv, kind="stable")
         sorted_lv = lv[order]
         rank = np.arange(len(lv)) - np.searchsorted(sorted_lv, sorted_lv, side="left")
@@ -311,11 +307,10 @@ def _place(sched: Schedule, c_level: np.ndarray, d_level: np.ndarray, wc: int,
         col = np.empty(len(lv), np.int64)
         step[order] = level_first[sorted_lv] + rank // width
         col[order] = rank % width
-        return order, step, col
+        return step, col
 
-    c_order, c_step, c_col = spread(c_lv, wc)
-    d_order, d_step, d_col = spread(d_lv, wd)
-    del c_order, d_order
+    c_step, c_col = spread(c_lv, wc)
+    d_step, d_col = spread(d_lv, wd)
     return _Placed(c_q, c_step, c_col, d_pos, d_step, d_col, seg_steps,
                    int(np.count_nonzero(per_level)))
 
@@ -330,8 +325,6 @@ def wave_layout(sched: Schedule, steps: list[Steps], levels: Sequence[tuple[np.n
     most any run needs). Packet slots are re-allocated over steps: a packet holds its slot
     from the step after its computation (writes land one step late) to the step that
     delivers it, so reuse adds no dependency; packets nobody reads are not kept."""
-    from rfast_sim.engine.vector import assign_slots
-
     def sizes(c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         top = int(max(c.max(initial=0), d.max(initial=0)))
         nc = np.bincount(c[c > 0], minlength=top + 1)[1:]

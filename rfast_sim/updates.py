@@ -69,8 +69,8 @@ def _set_row(arrays: Any, i: Array, writes: Any, active: Array, mask: Any = None
 class Pending(NamedTuple):
     """The state writes of one computation (the replay defers them: see replay.py), or of a
     batch of them (leading axis W). `mask`, where set, says per field whether it is written:
-    a computation and a reset then share one structure, the union of their fields, and each
-    writes only its own (None: every field of `writes` is written)."""
+    a computation and a reset then share one structure, whole rows, and each writes only its
+    own fields (None: every field of `writes` is written)."""
 
     node: Array
     active: Array

@@ -13,12 +13,21 @@ import os
 import re
 from dataclasses import dataclass
 
+from rfast_sim import registry
 from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError, mlp_dim
 from rfast_sim.scenario.problem_kinds import BUILTIN_KEYS
+from rfast_sim.timing.scope import ties_unlikely, vector_gap
 
-# bytes per recorded event while SimPy runs (a Python tuple row) and once stored (numpy columns)
+# bytes per event while a trace is built: SimPy's Python tuple row, or the vector builder's
+# packet arrays, sorts and heap (measured peak at n = 10,000: 350); once stored, the typed
+# columns (34: time, kind, node, peer, channel, slot, seq, dropped, phase) and the replay's
+# layout of it (about 135 at its peak, waves included), and 4 bytes per out-slot of each
+# computation
 _EVENT_RECORDING = 420
-_EVENT_STORED = 48
+_EVENT_VECTOR = 350
+_EVENT_STORED = 34
+_EVENT_REPLAY = 140
+_LINK_SIMPY = 1500  # a used link SimPy keeps: its two generators and their blocks
 _GRAPH_EDGE = 600  # a networkx edge, with its adjacency dicts
 _DEFAULT_FRACTION = 0.8
 
@@ -114,17 +123,39 @@ def estimate(sc: Scenario, dim: int | None = None) -> Estimate:
     p = sc.problem
     runs = sc.seeds * (sum(a.max_runs_per_seed for a in sc.algorithm_list) if p is not None
                        else len(sc.algorithm_list))
+    # one trace per (algorithm, seed): it serves all the seed's step sizes
+    traces = sc.seeds * len(sc.algorithm_list)
+    vector = all(_vector_builds(sc, a.name) for a in sc.algorithm_list)
     features = d if p is not None and p.kind != "mlp" else 64
     builtin = p is not None and p.kind in BUILTIN_KEYS  # others: read, not made, and small
+    build = events * _EVENT_VECTOR if vector else (
+        events * (_EVENT_RECORDING + 4 * kout) + channels * _LINK_SIMPY)
     parts = {
         "problem data": float(n * p.samples_per_node * (features + 1) * word
                               if p is not None and builtin else 0.0),
         "graphs": float(channels * _GRAPH_EDGE),
         "state": float(6 * (n + channels) * d * word),
-        "trace": float(events * (_EVENT_RECORDING + 4 * kout)),
-        "kept traces": float(runs * events * (_EVENT_STORED + 8 * kout)),
+        # a trace's build and its replay's layout do not overlap: the larger of the two
+        "trace build or replay": float(max(build, events * _EVENT_REPLAY)),
+        "kept traces": float(traces * (events * _EVENT_STORED + updates * 4 * kout)),
     }
     return Estimate(channels, d, int(min(events, 1e18)), runs, parts)
+
+
+def _vector_builds(sc: Scenario, name: str) -> bool:
+    """Does the vector builder make this algorithm's traces (`rfast_sim.setup.choose_engine`,
+    from the settings alone)?"""
+    try:
+        alg = registry.info(name)
+    except KeyError:
+        return False
+    run = sc.run
+    if run.engine == "simpy" or run.mode == "online":
+        return False
+    uses_tv = sc.graphs.time_varying and bool(set(alg.graphs) & {"pull", "push"})
+    if vector_gap(sc.timing, uses_tv, alg.pattern, alg.supersedes) is not None:
+        return False
+    return run.engine == "vector" or ties_unlikely(sc.timing)
 
 
 def check(sc: Scenario, limit: float | None = None, dim: int | None = None) -> Estimate:

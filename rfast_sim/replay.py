@@ -20,20 +20,34 @@ import numpy as np
 
 from rfast_sim import engine
 from rfast_sim.algorithms import Algorithm, Env, NetState, make
-from rfast_sim.layout import Schedule, Steps, bucket, build_layout
+from rfast_sim.layout import (
+    Schedule,
+    Steps,
+    WaveSchedule,
+    WaveStats,
+    WaveSteps,
+    bucket,
+    build_layout,
+    wave_layout,
+)
+from rfast_sim.levels import access_masks, levels
 from rfast_sim.problems import ProblemOps
 from rfast_sim.results import Run
 from rfast_sim.setup import Setup, record_trace
 from rfast_sim.updates import (
     Pending,
+    PendingReceive,
     apply_receive,
     apply_round,
     compute_rows,
     event_key,
     full_rows,
     measure,
+    receive_rows,
     reset_rows,
     run_keys,
+    write_batch,
+    write_receives,
     write_rows,
 )
 from rfast_sim.xla import compiler_options
@@ -50,6 +64,17 @@ class Carry(NamedTuple):
     # rows and writing them back in one loop step makes XLA copy the whole state arrays);
     # None for per-round algorithms (all-reduce), which write at once
     pending: Pending | None
+
+
+class WaveCarry(NamedTuple):
+    """What the wave replay carries from step to step: the last wave's writes wait, as the
+    sequential replay's last computation's do."""
+
+    state: NetState
+    store: Array
+    comp: Pending  # [Wc] computations (and resets)
+    slots: Array  # [Wc, Kout] where their packets go
+    recv: PendingReceive  # [Wd] deliveries
 
 
 @dataclass(frozen=True)
@@ -69,7 +94,7 @@ class EventFns:
         if self.alg.per_round:
             return Carry(state, store, None)
         off = jnp.bool_(False)
-        return Carry(state, store, self._node_step(state, jnp.int32(0), self.ev_key, off, off,
+        return Carry(state, store, self.node_step(state, jnp.int32(0), self.ev_key, off, off,
                                                    jnp.int32(0), store.dtype))
 
     def deliver(self, carry: Carry, channel: Array, slot: Array, fresh: Array,
@@ -88,7 +113,7 @@ class EventFns:
         key = event_key(self.ev_key, index)
         if self.alg.per_round:
             return carry._replace(state=apply_round(self.alg, self.env, carry.state, key, active))
-        pend = self._node_step(carry.state, node, key, active, reset, phase, carry.store.dtype)
+        pend = self.node_step(carry.state, node, key, active, reset, phase, carry.store.dtype)
         size = carry.store.shape[0]
         where = jnp.where(active & (out_slots >= 0), out_slots, size)  # out of bounds: not sent
         store = carry.store.at[where].set(pend.writes.payloads.astype(carry.store.dtype),
@@ -102,10 +127,43 @@ class EventFns:
         return Carry(write_rows(self.env, carry.state, carry.pending), carry.store,
                      carry.pending._replace(active=jnp.bool_(False)))
 
-    def _node_step(self, st: NetState, i: Array, key: Array, active: Array, reset: Array,
+    def start_wave(self, state: NetState, store: Array, steps: WaveSteps) -> WaveCarry:
+        """The wave carry before the first step (inactive pending writes of wave shapes)."""
+        carry = self.compute_wave(state, store, steps, jnp.int32(0))
+        return carry._replace(comp=carry.comp._replace(active=jnp.zeros_like(carry.comp.active)),
+                              recv=carry.recv._replace(active=jnp.zeros_like(carry.recv.active)))
+
+    def compute_wave(self, state: NetState, store: Array, steps: WaveSteps,
+                     s: Array) -> WaveCarry:
+        """Step s of the wave replay, from `state` and `store` as they are (every earlier
+        step's writes applied): its computations, one vmap of `node_step`, and its deliveries,
+        one batched receive; their writes wait for `flush_wave`."""
+        keys = jax.vmap(event_key, in_axes=(None, 0))(self.ev_key, steps.c_index[s])
+        comp = jax.vmap(self.node_step, in_axes=(None, 0, 0, 0, 0, 0, None))(
+            state, steps.c_node[s], keys, steps.c_active[s], steps.c_reset[s],
+            steps.c_phase[s], store.dtype)
+        recv = jax.vmap(functools.partial(receive_rows, self.alg, self.env, state))(
+            steps.d_channel[s], store[steps.d_slot[s]], steps.d_fresh[s], steps.d_active[s])
+        return WaveCarry(state, store, comp, steps.c_out_slots[s], recv)
+
+    def flush_wave(self, carry: WaveCarry) -> WaveCarry:
+        """Apply the pending wave's writes (state rows and the packets it sent)."""
+        comp, recv = carry.comp, carry.recv
+        state = write_batch(self.env, carry.state, comp)
+        state = write_receives(self.env, state, recv)
+        size = carry.store.shape[0]
+        where = jnp.where(comp.active[:, None] & (carry.slots >= 0), carry.slots, size)
+        payloads = comp.writes.payloads.astype(carry.store.dtype)
+        store = carry.store.at[where.reshape(-1)].set(
+            payloads.reshape(-1, payloads.shape[-1]), mode="drop")
+        return WaveCarry(state, store, comp._replace(active=jnp.zeros_like(comp.active)),
+                         carry.slots, recv._replace(active=jnp.zeros_like(recv.active)))
+
+    def node_step(self, st: NetState, i: Array, key: Array, active: Array, reset: Array,
                    phase: Array, dtype: Any) -> Pending:
-        """Node i's computation, or (where `reset`) its restart from `state0`; without resets
-        in the trace only the computation, with writes of only what it changes."""
+        """Node i's computation, or (where `reset`) its restart from `state0` (one structure:
+        whole rows, each writing only its own fields); without resets in the trace only the
+        computation, with writes of only what it changes."""
         alg, env = self.alg, self.env
         if self.state0 is None:
             return compute_rows(alg, env, st, i, key, active, phase)
@@ -147,6 +205,34 @@ def _sequential(fns: EventFns, ops: ProblemOps, sched: Schedule, steps: Steps,
     return jax.lax.scan(segment, carry, bounds)
 
 
+def _waves(fns: EventFns, ops: ProblemOps, sched: WaveSchedule, steps: WaveSteps,
+           carry: WaveCarry) -> tuple[WaveCarry, Array]:
+    """One wave per loop step: the independent events of one level (or of a part of it) as
+    one batched computation and one batched delivery; per metric segment its steps, then the
+    metrics."""
+
+    def wave(s: Array, carry: WaveCarry) -> WaveCarry:
+        carry = fns.flush_wave(carry)
+        return fns.compute_wave(carry.state, carry.store, steps, s)
+
+    def segment(carry: WaveCarry, bounds: Array) -> tuple[WaveCarry, Array]:
+        carry = fns.flush_wave(jax.lax.fori_loop(bounds[0], bounds[1], wave, carry))
+        return carry, measure(ops, fns.alg, fns.env, carry.state)
+
+    return jax.lax.scan(segment, carry, jnp.stack([sched.s_lo, sched.s_hi], axis=1))
+
+
+def wave_replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: WaveSchedule,
+                   env: Env, keys: tuple[Array, Array], steps: WaveSteps,
+                   store0: Array) -> tuple[NetState, Array]:
+    """`replay_fn` by waves (`rfast_sim.layout.wave_layout`): the same result."""
+    init_key, ev_key = keys
+    state = alg.init(env, init_key)
+    fns = EventFns(alg, env, ev_key, state if resets else None)
+    final, metrics = _waves(fns, ops, sched, steps, fns.start_wave(state, store0, steps))
+    return final.state, metrics
+
+
 def replay_fn(ops: ProblemOps, alg: Algorithm, resets: bool, sched: Schedule, env: Env,
               keys: tuple[Array, Array], steps: Steps, store0: Array) -> tuple[NetState, Array]:
     """Every event of one laid-out trace, from the initial state: (final state, metrics).
@@ -168,11 +254,12 @@ class CompiledReplay:
 
 
 @functools.lru_cache(maxsize=64)
-def compiled_replay(name: str, ops: ProblemOps, resets: bool = False) -> CompiledReplay:
-    """Compile once per (algorithm, problem shape, resets or not); numeric hyperparameters are
-    traced."""
+def compiled_replay(name: str, ops: ProblemOps, resets: bool = False,
+                    waves: bool = False) -> CompiledReplay:
+    """Compile once per (algorithm, problem shape, resets or not, driver); numeric
+    hyperparameters are traced."""
     alg = make(name, ops)
-    replay = functools.partial(replay_fn, ops, alg, resets)
+    replay = functools.partial(wave_replay_fn if waves else replay_fn, ops, alg, resets)
     # step sizes of one trace: the event indices stay unbatched, so row reads and writes stay
     # plain slices instead of batched gathers/scatters
     step_axes = Env(None, None, 0)  # type: ignore[arg-type]
@@ -206,10 +293,16 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
             traces.append(record_trace(s))
             trace_s[k] = _time.perf_counter() - t0
     resets = any(bool(tr.is_kind("reset").any()) for tr in traces)
-    comp = compiled_replay(first.name, first.ops, resets and not first.algorithm.per_round)
-    pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
-    sched, steps = build_layout(traces, comp.alg.per_round)
+    resets = resets and not first.algorithm.per_round
+    t_layout = _time.perf_counter()
+    sched, steps = build_layout(traces, first.algorithm.per_round)
     slots = bucket(max(tr.num_slots for tr in traces))
+    plan = plan_replay(first, traces, sched, steps, slots)
+    comp = compiled_replay(first.name, first.ops, resets, plan.stats is not None)
+    if plan.stats is not None:
+        sched, steps, slots = plan.sched, plan.steps, plan.stats.slots
+    layout_s = _time.perf_counter() - t_layout
+    pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
     store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
 
     def inputs(k: int, h: float) -> tuple:
@@ -236,6 +329,85 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     return [
         Run(setups[k].name, setups[k].seed, h, traces[k], m[: len(traces[k].sample_time)], fin,
             replay_s + trace_s[k] / per_setup, setups[k].message_bytes,
-            timings={"trace_s": trace_s[k] / per_setup, "replay_s": replay_s})
+            timings={"trace_s": trace_s[k] / per_setup, "replay_s": replay_s,
+                     "layout_s": layout_s / len(pairs)},
+            extra={"replay": plan.summary()})
         for (k, h), m, fin in zip(pairs, mets, finals, strict=True)
     ]
+
+
+AUTO_MIN_NODES = 64  # auto: smaller networks replay sequentially without levelling
+AUTO_EVENTS_PER_STEP = 64.0  # auto: waves where a step applies this many events on average
+# auto on a CPU: sequential. Measured on 2 cores (benchmarks/bench_engine.py --waves): the
+# levelling costs about what waves save (at d = 10 waves replay 3.5x faster, but levelling
+# takes as long as the sequential replay); at d >= 100 an event's memory traffic, which waves
+# do not reduce, dominates. Ask for waves (run.replay: waves) where many step sizes share one
+# trace's levels.
+AUTO_ON_CPU = False
+WAVE_MAX_COMP = 4096  # the most computations / deliveries of one wave
+WAVE_MAX_RECV = 1 << 16
+WAVE_BYTES = 2e9  # the most bytes a wave's gathered channel rows may take
+# a wave step's fixed cost and a delivery's, in computations (`layout.choose_widths`):
+# measured on a 2-core CPU at n = 1,024, d = 100 (260 us, 0.1 us, 19 us); off the CPU a
+# step's launch dominates (a guess: no GPU was measured)
+WAVE_STEP_COST = {"cpu": 14.0}
+WAVE_RECV_COST = 0.005
+
+
+@dataclass(frozen=True)
+class ReplayPlan:
+    """Which driver replays a batch of traces and why; for waves, their layout."""
+
+    driver: str  # "sequential" or "waves"
+    why: str
+    sched: Any = None  # WaveSchedule, WaveSteps per run, WaveStats (waves only)
+    steps: Any = None
+    stats: WaveStats | None = None
+    levels_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """What summary.json records: the driver, why, levels and wave widths."""
+        out: dict[str, Any] = {"driver": self.driver, "reason": self.why}
+        if self.stats is not None:
+            st = self.stats
+            out.update(levels=st.levels, steps=st.steps, mean_wave_width=st.mean_width,
+                       events_per_step=st.events / max(st.steps, 1),
+                       wave_width={"compute": st.comp_width, "deliver": st.recv_width},
+                       levels_s=self.levels_s)
+        return out
+
+
+def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
+                steps: list[Steps], slots: int) -> ReplayPlan:
+    """``run.replay``: sequential, waves, or auto: waves where a step would apply at least
+    `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more,
+    off the CPU: see `AUTO_ON_CPU`); never for per-round algorithms, whose rounds are one
+    event per step."""
+    alg, choice = setup.algorithm, setup.scenario.run.replay
+    if alg.per_round:
+        return ReplayPlan("sequential", "per-round algorithm: one round per step")
+    if choice == "sequential":
+        return ReplayPlan("sequential", "run.replay: sequential")
+    if choice == "auto" and setup.channels.n < AUTO_MIN_NODES:
+        return ReplayPlan("sequential", f"auto: under {AUTO_MIN_NODES} nodes")
+    if choice == "auto" and jax.default_backend() == "cpu" and not AUTO_ON_CPU:
+        return ReplayPlan("sequential", "auto: on a CPU the levelling costs about what waves "
+                          "save")
+    t0 = _time.perf_counter()
+    env = setup.env(0.0)
+    shapes = jax.eval_shape(alg.init, env, run_keys(setup.seed)[0])
+    masks = access_masks(alg, shapes.nodes._fields, shapes.chans._fields)
+    ch = setup.channels
+    lv = [levels(sched, st, ch.in_ch, ch.out_ch, ch.src, ch.dst, masks, slots, alg.supersedes)
+          for st in steps]
+    d, kin, kout = setup.ops.dim, ch.in_ch.shape[1], ch.out_ch.shape[1]
+    per_comp = 8 * d * (kin + kout) * max(len(shapes.chans._fields), 1) + 8 * d * kout
+    wsched, wsteps, stats = wave_layout(
+        sched, steps, lv, min(WAVE_MAX_COMP, max(1, int(WAVE_BYTES // per_comp))), WAVE_MAX_RECV,
+        WAVE_STEP_COST.get(jax.default_backend(), 1000.0), WAVE_RECV_COST)
+    per_step = stats.events / max(stats.steps, 1)
+    if choice == "auto" and per_step < AUTO_EVENTS_PER_STEP:
+        return ReplayPlan("sequential", f"auto: {per_step:.1f} events per wave, under "
+                          f"{AUTO_EVENTS_PER_STEP:g}")
+    why = "run.replay: waves" if choice == "waves" else f"auto: {per_step:.1f} events per wave"
+    return ReplayPlan("waves", why, wsched, wsteps, stats, _time.perf_counter() - t0)

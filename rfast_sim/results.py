@@ -128,6 +128,7 @@ class Result:
                        straggler_nodes=r.extra.get("straggler_nodes", []),
                        engine=r.trace.network.get("engine"),
                        engine_reason=r.trace.network.get("engine_reason"),
+                       replay=r.extra.get("replay"),
                        timings={"trace_s": r.timings.get("trace_s"),
                                 "replay_s": r.timings.get("replay_s"),
                                 "metrics_s": r.timings.get("metrics_s"),

@@ -29,7 +29,8 @@ def _net(ch: Channels, dtype: str) -> Net:
         a = np.asarray(getattr(ch, name))
         return jnp.asarray(a, dtype=dtype if a.dtype.kind == "f" else None)
 
-    return Net(*(array(name) for name in Net._fields))
+    net = Net(*(array(name) for name in Net._fields if name != "phase"))
+    return net._replace(phase=jnp.int32(0))
 
 
 @dataclass

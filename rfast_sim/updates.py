@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rfast_sim.algorithms import Algorithm, Env, NetState
-from rfast_sim.algorithms.base import Compute, at_phase
+from rfast_sim.algorithms.base import Compute, Receive, at_phase
 from rfast_sim.problems import ProblemOps
 
 Array = jax.Array
@@ -29,34 +29,53 @@ def _gather(arrays: Any, idx: Array) -> Any:
     return type(arrays)(*(a[jnp.maximum(idx, 0)] for a in arrays))
 
 
-def _scatter(arrays: Any, idx: Array, writes: Any, active: Array) -> Any:
-    """Write the fields of `writes` (rows for `idx`) into `arrays` where `active`."""
+def _expand(flag: Array, idx: Array) -> Array:
+    """A per-event flag ([] or [W]) broadcast over the rows of each event ([..., K])."""
+    flag = jnp.asarray(flag)
+    return jnp.broadcast_to(flag.reshape(flag.shape + (1,) * (idx.ndim - flag.ndim)), idx.shape)
+
+
+def _scatter(arrays: Any, idx: Array, writes: Any, active: Array, mask: Any = None) -> Any:
+    """Write the fields of `writes` (rows for `idx`, any leading shape: one event's [K] or a
+    batch's [W, K]) into `arrays` where `active` (and, per field, where `mask`: a NamedTuple of
+    flags like `writes`). Two active rows never share an index (a batch holds independent
+    events), so the scatter's order does not matter."""
     if not writes._fields:
         return arrays
     size = getattr(arrays, writes._fields[0]).shape[0]
-    where = jnp.where(active & (idx >= 0), idx, size)  # out of bounds = not written
-    return arrays._replace(**{
-        name: getattr(arrays, name).at[where].set(
-            value.astype(getattr(arrays, name).dtype), mode="drop")
-        for name, value in zip(writes._fields, writes, strict=True)})
+    idx = jnp.asarray(idx)
+
+    def put(a: Array, value: Array, on: Array) -> Array:
+        where = jnp.where(_expand(active & on, idx) & (idx >= 0), idx, size)  # out of bounds:
+        return a.at[where.reshape(-1)].set(                                  # not written
+            value.astype(a.dtype).reshape(-1, *a.shape[1:]), mode="drop")
+
+    on = mask if mask is not None else (jnp.bool_(True),) * len(writes)
+    return arrays._replace(**{name: put(getattr(arrays, name), value, m)
+                              for name, value, m in zip(writes._fields, writes, on, strict=True)})
 
 
-def _set_row(arrays: Any, i: Array, writes: Any, active: Array) -> Any:
-    """Write the fields of `writes` into row i of `arrays` where `active`."""
-    def put(a: Array, r: Array) -> Array:
-        return jax.lax.dynamic_update_index_in_dim(a, jnp.where(active, r.astype(a.dtype), a[i]),
-                                                   i, 0)
+def _set_row(arrays: Any, i: Array, writes: Any, active: Array, mask: Any = None) -> Any:
+    """Write the fields of `writes` into row i of `arrays` where `active` (and `mask`)."""
+    def put(a: Array, r: Array, on: Array) -> Array:
+        return jax.lax.dynamic_update_index_in_dim(
+            a, jnp.where(active & on, r.astype(a.dtype), a[i]), i, 0)
 
-    return arrays._replace(**{name: put(getattr(arrays, name), value)
-                              for name, value in zip(writes._fields, writes, strict=True)})
+    on = mask if mask is not None else (jnp.bool_(True),) * len(writes)
+    return arrays._replace(**{name: put(getattr(arrays, name), value, m)
+                              for name, value, m in zip(writes._fields, writes, on, strict=True)})
 
 
 class Pending(NamedTuple):
-    """The state writes of one computation (the replay defers them: see replay.py)."""
+    """The state writes of one computation (the replay defers them: see replay.py), or of a
+    batch of them (leading axis W). `mask`, where set, says per field whether it is written:
+    a computation and a reset then share one structure, whole rows, and each writes only its
+    own fields (None: every field of `writes` is written)."""
 
     node: Array
     active: Array
     writes: Compute
+    mask: Compute | None = None
 
 
 def compute_rows(alg: Algorithm, env: Env, state: NetState, i: Array, key: Array,
@@ -76,37 +95,57 @@ def reset_rows(alg: Algorithm, env: Env, state: NetState, state0: NetState, i: A
     """Node i restarts (``rejoin: reset``) from its row of the initial state `state0` (model
     x0, tracker its first gradient): its node row, the receiver's fields of its in-channels
     (receive buffers, absorbed sums) and the sender's fields of its out-channels (outgoing
-    running sums) go back to their initial values; what its neighbours hold stays. Written as
-    a computation that sends nothing."""
-    def rows(st: NetState, idx: Array) -> Any:
-        return _gather(st.chans, idx)
-
-    ins_now, ins0 = rows(state, env.net.in_ch[i]), rows(state0, env.net.in_ch[i])
-    outs_now, outs0 = rows(state, env.net.out_ch[i]), rows(state0, env.net.out_ch[i])
-    mine = alg.sender_fields
-    ins = ins0._replace(**{f: getattr(ins_now, f) for f in mine})
-    outs = outs_now._replace(**{f: getattr(outs0, f) for f in mine})
+    running sums) go back to their initial values; what its neighbours hold stays, and only
+    what is cleared is written (`mask`). Written as a computation that sends nothing."""
+    mine = set(alg.sender_fields)
+    chans = state0.chans
+    on = jnp.bool_(True)
+    off = jnp.bool_(False)
     node = jax.tree_util.tree_map(lambda a: a[i], state0.nodes)
     kout = env.net.out_ch.shape[1]
-    return Pending(i, active, Compute(node, ins, outs,
-                                      jnp.zeros((kout, alg.payload_width), dtype)))
+    writes = Compute(node, _gather(chans, env.net.in_ch[i]), _gather(chans, env.net.out_ch[i]),
+                     jnp.zeros((kout, alg.payload_width), dtype))
+    mask = Compute(type(node)(*(on for _ in node)),
+                   type(chans)(*(off if f in mine else on for f in chans._fields)),
+                   type(chans)(*(on if f in mine else off for f in chans._fields)), on)
+    return Pending(i, active, writes, mask)
 
 
 def full_rows(env: Env, state: NetState, p: Pending) -> Pending:
-    """The same writes as whole rows (so a computation and a reset share one structure)."""
+    """A computation's writes in the structure of whole rows (every field of the node and
+    channel rows), the fields it does not write zero and masked off: a computation and a
+    reset then share one structure, and each writes only its own fields."""
+    def widen(have: Any, arrays: Any, lead: tuple[int, ...]) -> tuple[Any, Any]:
+        vals = [getattr(have, f) if f in have._fields
+                else jnp.zeros(lead + getattr(arrays, f).shape[1:], getattr(arrays, f).dtype)
+                for f in arrays._fields]
+        mask = [jnp.bool_(f in have._fields) for f in arrays._fields]
+        return type(arrays)(*vals), type(arrays)(*mask)
+
     w = p.writes
-    node = jax.tree_util.tree_map(lambda a: a[p.node], state.nodes)._replace(**w.node._asdict())
-    ins = _gather(state.chans, env.net.in_ch[p.node])._replace(**w.ins._asdict())
-    outs = _gather(state.chans, env.net.out_ch[p.node])._replace(**w.outs._asdict())
-    return p._replace(writes=Compute(node, ins, outs, w.payloads))
+    kin, kout = env.net.in_ch.shape[1], env.net.out_ch.shape[1]
+    node, m_node = widen(w.node, state.nodes, ())
+    ins, m_ins = widen(w.ins, state.chans, (kin,))
+    outs, m_outs = widen(w.outs, state.chans, (kout,))
+    return Pending(p.node, p.active, Compute(node, ins, outs, w.payloads),
+                   Compute(m_node, m_ins, m_outs, jnp.bool_(True)))
 
 
 def write_rows(env: Env, state: NetState, p: Pending) -> NetState:
     """Apply a computation's writes (no effect unless `p.active`)."""
-    w = p.writes
-    nodes = _set_row(state.nodes, p.node, w.node, p.active)
-    chans = _scatter(state.chans, env.net.in_ch[p.node], w.ins, p.active)
-    chans = _scatter(chans, env.net.out_ch[p.node], w.outs, p.active)
+    w, m = p.writes, p.mask
+    nodes = _set_row(state.nodes, p.node, w.node, p.active, m.node if m else None)
+    chans = _scatter(state.chans, env.net.in_ch[p.node], w.ins, p.active, m.ins if m else None)
+    chans = _scatter(chans, env.net.out_ch[p.node], w.outs, p.active, m.outs if m else None)
+    return NetState(nodes, chans)
+
+
+def write_batch(env: Env, state: NetState, p: Pending) -> NetState:
+    """Apply a batch of independent computations' writes (`p` with a leading axis W)."""
+    w, m = p.writes, p.mask
+    nodes = _scatter(state.nodes, p.node, w.node, p.active, m.node if m else None)
+    chans = _scatter(state.chans, env.net.in_ch[p.node], w.ins, p.active, m.ins if m else None)
+    chans = _scatter(chans, env.net.out_ch[p.node], w.outs, p.active, m.outs if m else None)
     return NetState(nodes, chans)
 
 
@@ -117,9 +156,17 @@ def apply_compute(alg: Algorithm, env: Env, state: NetState, i: Array, key: Arra
     return write_rows(env, state, p), p.writes.payloads
 
 
-def apply_receive(alg: Algorithm, env: Env, state: NetState, c: Array, payload: Array,
-                  fresh: Array, active: Array) -> NetState:
-    """A packet arrived on channel c (no effect unless `active`)."""
+class PendingReceive(NamedTuple):
+    """The writes of one delivery on `channel` (or of a batch: leading axis W)."""
+
+    channel: Array
+    active: Array
+    writes: Receive
+
+
+def receive_rows(alg: Algorithm, env: Env, state: NetState, c: Array, payload: Array,
+                 fresh: Array, active: Array) -> PendingReceive:
+    """A packet arrived on channel c: read the rows it touches and compute, write nothing."""
     assert alg.on_receive is not None
     if alg.supersedes:  # a stale packet is a no-op: skipping it lets the write read the packet
         active, fresh = active & fresh, jnp.bool_(True)  # directly (no select with the old row)
@@ -130,9 +177,25 @@ def apply_receive(alg: Algorithm, env: Env, state: NetState, c: Array, payload: 
 
     w = alg.on_receive(env, c, payload, fresh, row(state.nodes, b), row(state.nodes, a),
                        row(state.chans, c))
-    nodes = _set_row(state.nodes, b, w.dst, active)
-    nodes = _set_row(nodes, a, w.src, active)
-    return NetState(nodes, _set_row(state.chans, c, w.chan, active))
+    return PendingReceive(c, active, w)
+
+
+def apply_receive(alg: Algorithm, env: Env, state: NetState, c: Array, payload: Array,
+                  fresh: Array, active: Array) -> NetState:
+    """A packet arrived on channel c (no effect unless `active`)."""
+    p = receive_rows(alg, env, state, c, payload, fresh, active)
+    a, b = env.net.src[c], env.net.dst[c]
+    nodes = _set_row(state.nodes, b, p.writes.dst, p.active)
+    nodes = _set_row(nodes, a, p.writes.src, p.active)
+    return NetState(nodes, _set_row(state.chans, c, p.writes.chan, p.active))
+
+
+def write_receives(env: Env, state: NetState, p: PendingReceive) -> NetState:
+    """Apply a batch of independent deliveries' writes (`p` with a leading axis W)."""
+    c = jnp.maximum(p.channel, 0)
+    nodes = _scatter(state.nodes, env.net.dst[c], p.writes.dst, p.active)
+    nodes = _scatter(nodes, env.net.src[c], p.writes.src, p.active)
+    return NetState(nodes, _scatter(state.chans, p.channel, p.writes.chan, p.active))
 
 
 def apply_round(alg: Algorithm, env: Env, state: NetState, key: Array,

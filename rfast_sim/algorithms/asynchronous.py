@@ -7,6 +7,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from rfast_sim.algorithms.base import (
+    Access,
+    Accesses,
     Algorithm,
     Array,
     Compute,
@@ -58,6 +60,10 @@ def osgp(ops: ProblemOps) -> Algorithm:
         models=lambda st: st.nodes.x / st.nodes.w[:, None],
         on_compute=on_compute,
         on_receive=on_receive,
+        # a receive adds into the receiver's sums: deliveries to one node stay in trace order
+        # (float sums may not be reordered)
+        access=Accesses(compute=Access(reads=("node.x", "node.w"), writes=("node.x", "node.w")),
+                        receive=Access(reads=("dst.x", "dst.w"), writes=("dst.x", "dst.w"))),
     )
 
 
@@ -97,4 +103,8 @@ def adpsgd(ops: ProblemOps) -> Algorithm:
         models=lambda st: st.nodes.x,
         on_compute=on_compute,
         on_receive=on_receive,
+        # the averaging writes both ends
+        access=Accesses(
+            compute=Access(reads=("node.x", "node.snap"), writes=("node.x", "node.snap")),
+            receive=Access(reads=("dst.x", "src.x"), writes=("dst.x", "src.x"))),
     )

@@ -50,13 +50,17 @@ class Net(NamedTuple):
     in_ch: Array  # [n, Kin], -1 padded
     phase_weight: Array  # [P, E] time-varying graphs: each phase's weights (P = 1: static)
     phase_self: Array  # [P, 3, n]
+    phase: Array | int = 0  # the phase an update uses (`at_phase`; read by `neighbourhood`)
 
 
 def at_phase(net: Net, phase: Array) -> Net:
-    """The weights of one phase of time-varying graphs (static graphs: unchanged)."""
+    """The net as an update of one phase of time-varying graphs sees it (static graphs:
+    unchanged). Only the phase is recorded: `neighbourhood` reads the weights of the node's own
+    rows at it, so a batch of updates of different phases gathers [batch, degree] weights, not
+    [batch, channels] (read weights through `neighbourhood`, never `net.weight` directly)."""
     if net.phase_weight.shape[0] == 1:
         return net
-    return net._replace(weight=net.phase_weight[phase], self_weight=net.phase_self[phase])
+    return net._replace(phase=phase)
 
 
 class Env(NamedTuple):
@@ -138,11 +142,38 @@ class Neighbourhood(NamedTuple):
 
 
 def neighbourhood(net: Net, i: Array) -> Neighbourhood:
+    """Node i's channels and weights (of the net's phase: `at_phase`)."""
     ins, outs = net.in_ch[i], net.out_ch[i]
     ci, co = jnp.maximum(ins, 0), jnp.maximum(outs, 0)
-    return Neighbourhood(ins >= 0, net.role[ci], jnp.where(ins >= 0, net.weight[ci], 0.0),
-                         outs >= 0, net.role[co], jnp.where(outs >= 0, net.weight[co], 0.0),
-                         net.self_weight[:, i])
+    if net.phase_weight.shape[0] == 1:
+        w_in, w_out, w_self = net.weight[ci], net.weight[co], net.self_weight[:, i]
+    else:
+        p = jnp.asarray(net.phase)
+        w_in, w_out, w_self = (net.phase_weight[p, ci], net.phase_weight[p, co],
+                               net.phase_self[p, :, i])
+    return Neighbourhood(ins >= 0, net.role[ci], jnp.where(ins >= 0, w_in, 0.0),
+                         outs >= 0, net.role[co], jnp.where(outs >= 0, w_out, 0.0), w_self)
+
+
+class Access(NamedTuple):
+    """The fields one kind of event reads and writes, each as ``"row.field"``: a computation's
+    rows are ``node`` (its own), ``in`` and ``out`` (its in- and out-channel rows); a
+    delivery's ``dst`` and ``src`` (the receiver's and the sender's node rows) and ``chan``
+    (the channel's row). Packets are implicit: a computation writes the packets it sends, a
+    delivery reads its own. The wave replay orders events by these sets (two events conflict
+    when one writes a field the other reads or writes); a test perturbs every field outside
+    `reads` and checks that the event's output does not change."""
+
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+
+class Accesses(NamedTuple):
+    """An algorithm's read and write sets, per event kind (a reset's follow from
+    `Algorithm.sender_fields`: it writes what it clears and reads nothing)."""
+
+    compute: Access
+    receive: Access
 
 
 @dataclass(frozen=True)
@@ -161,6 +192,9 @@ class Algorithm:
     # channel fields the sender holds (the others are the receiver's): a node that restarts
     # (rejoin: reset) clears these on its out-channels and the others on its in-channels
     sender_fields: tuple[str, ...] = ()
+    # what each event kind reads and writes (None: every field of every row it is given, the
+    # safe fallback for an algorithm that declares nothing)
+    access: Accesses | None = None
 
     @property
     def name(self) -> str:

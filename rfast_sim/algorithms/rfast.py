@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from rfast_sim.algorithms.base import (
+    Access,
+    Accesses,
     Algorithm,
     Array,
     Compute,
@@ -56,6 +58,12 @@ class Received(NamedTuple):
     recv: Array
 
 
+# R-FAST's computation reads its in-channels' packets and absorbed sums and its out-channels'
+# running sums, and writes the sums; a delivery only replaces the channel's packet
+TRACKING_ACCESS = Accesses(
+    compute=Access(reads=("node.x", "node.z", "node.g", "in.recv", "in.rho_tilde", "out.rho"),
+                   writes=("node.x", "node.z", "node.g", "in.rho_tilde", "out.rho")),
+    receive=Access(reads=("chan.recv",), writes=("chan.recv",)))
 
 
 def tracking_init(ops: ProblemOps, env: Env, key: Array) -> NetState:
@@ -144,6 +152,7 @@ def rfast(ops: ProblemOps) -> Algorithm:
         on_receive=rfast_receive,
         invariant=mass_residual,
         sender_fields=("rho",),
+        access=TRACKING_ACCESS,
     )
 
 
@@ -160,6 +169,7 @@ def rfast_nonrobust(ops: ProblemOps) -> Algorithm:
         on_compute=on_compute,
         on_receive=_nonrobust_receive,
         sender_fields=("rho",),
+        access=TRACKING_ACCESS,
     )
 
 

@@ -14,6 +14,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from rfast_sim.algorithms.base import (
+    Access,
+    Accesses,
     Algorithm,
     Array,
     Compute,
@@ -28,6 +30,7 @@ from rfast_sim.algorithms.base import (
     replicate,
 )
 from rfast_sim.algorithms.rfast import (
+    TRACKING_ACCESS,
     RunningSums,
     TrackerNodes,
     node_models,
@@ -98,7 +101,10 @@ def dpsgd(ops: ProblemOps) -> Algorithm:
         return Receive(NoWrite(), NoWrite(), Latest(jnp.where(fresh, payload, chan.recv)))
 
     return Algorithm(info("dpsgd"), ops.dim, init, node_models, on_compute=on_compute,
-                     on_receive=on_receive)
+                     on_receive=on_receive, access=Accesses(
+                         compute=Access(reads=("node.x", "node.g", "in.recv"),
+                                        writes=("node.x", "node.g")),
+                         receive=Access(reads=("chan.recv",), writes=("chan.recv",))))
 
 
 def sync_gt(ops: ProblemOps) -> Algorithm:
@@ -117,4 +123,5 @@ def sync_gt(ops: ProblemOps) -> Algorithm:
         return tracking_init(ops, env, key)
 
     return Algorithm(info("sync_gt"), ops.dim, init, node_models, on_compute=on_compute,
-                     on_receive=rfast_receive, sender_fields=("rho",))
+                     on_receive=rfast_receive, sender_fields=("rho",),
+                     access=TRACKING_ACCESS)

@@ -18,9 +18,10 @@ KIND_NAMES = ("compute", "deliver", "round", "drop", "sample", "reset")
 class EventTrace:
     """Every event of one run, in the order they fired.
 
-    ``out_slots[e, k]`` is, for a compute event of node i, the slot of the packet sent on
-    ``channels.out_ch[i, k]`` (-1: not sent, or padding). For a delivery, ``slot`` is the
-    slot it frees and ``seq`` the packet's sequence number on its channel.
+    ``sent_slots[r, k]`` is, for the r-th compute event (in trace order) of node i, the slot
+    of the packet sent on ``channels.out_ch[i, k]`` (-1: not sent, or padding): one row per
+    computation, not per event (`out_slots` gives the dense per-event view). For a delivery,
+    ``slot`` is the slot it frees and ``seq`` the packet's sequence number on its channel.
     """
 
     time: np.ndarray
@@ -32,7 +33,7 @@ class EventTrace:
     seq: np.ndarray
     dropped: np.ndarray
     phase: np.ndarray  # a computation's phase of time-varying graphs (0: static)
-    out_slots: np.ndarray
+    sent_slots: np.ndarray  # [computations, Kout]
     num_slots: int
     sample_time: np.ndarray
     sample_updates: np.ndarray
@@ -51,6 +52,21 @@ class EventTrace:
 
     def __len__(self) -> int:
         return len(self.time)
+
+    def compute_rank(self, events: np.ndarray) -> np.ndarray:
+        """The row of `sent_slots` of each given event (-1 for events that are not
+        computations)."""
+        is_c = self.kind == COMPUTE
+        rank = np.cumsum(is_c) - 1
+        return np.where(is_c[events], rank[events], -1)
+
+    @property
+    def out_slots(self) -> np.ndarray:
+        """[events, Kout]: each event's row of `sent_slots` (-1 rows for other events), made
+        on demand (small traces: oracles, tests; large runs read `sent_slots`)."""
+        out = np.full((len(self.time), self.sent_slots.shape[1]), -1, np.int32)
+        out[self.kind == COMPUTE] = self.sent_slots
+        return out
 
     def is_kind(self, name: str) -> np.ndarray:
         """Mask of the events of one kind ("compute", "deliver", "round", "drop", "sample",
@@ -141,9 +157,10 @@ class Recorder:
             out: tuple[int, ...] | None = None, phase: int = 0) -> None:
         out = out if out is not None else self.none
         self.rows.append((t, kind, node, peer, channel, slot, seq, dropped, phase))
-        self.out.append(out)
+        if kind == COMPUTE:
+            self.out.append(out)
         if self.on_event is not None and kind != DROP:
-            self.on_event(Event(len(self.out) - 1, t, kind, node, peer, channel, slot, seq, out,
+            self.on_event(Event(len(self.rows) - 1, t, kind, node, peer, channel, slot, seq, out,
                                 phase))
 
     def trace(self, num_slots: int, durations: dict[int, list[float]],
@@ -163,7 +180,7 @@ class Recorder:
             seq=np.asarray(cols[6], dtype=np.int32),
             dropped=np.asarray(cols[7], dtype=bool),
             phase=np.asarray(cols[8], dtype=np.int32),
-            out_slots=np.asarray(self.out, dtype=np.int32).reshape(-1, self.kout),
+            sent_slots=np.asarray(self.out, dtype=np.int32).reshape(-1, self.kout),
             num_slots=max(num_slots, 1),
             sample_time=st[:, 0],
             sample_updates=st[:, 1].astype(np.int64),

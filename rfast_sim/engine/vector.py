@@ -30,40 +30,18 @@ from rfast_sim.engine.trace import (
     NetStats,
     sample_times,
 )
-from rfast_sim.laws import law
-from rfast_sim.scenario import Dist, Timing
+from rfast_sim.scenario import Timing
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.scope import ties_unlikely, vector_gap
+
+__all__ = ["assign_slots", "build", "covers", "ties_unlikely"]
 from rfast_sim.topology import Channels
 
 
 def covers(t: Timing, channels: Channels, pattern: str, supersedes: bool) -> str | None:
     """None when the vector builder covers a run of these timing settings, else why not (one
-    phrase)."""
-    nic = t.nic
-    checks = [
-        (pattern not in ("all", "one"), f"pattern {pattern!r} (only asynchronous methods)"),
-        (channels.phases is not None, "time-varying graphs"),
-        ((t.churn is not None and t.churn.random) or t.link_churn is not None or bool(t.outages),
-         "node or link faults"),
-        (nic is not None and nic.ingress is not None, "a modelled ingress"),
-        (nic is not None and nic.queue == "latest" and supersedes, "queue: latest"),
-    ]
-    return next((why for bad, why in checks if bad), None)
-
-
-def ties_unlikely(t: Timing) -> bool:
-    """Simultaneous events (which the two engines order differently: SimPy by when they were
-    scheduled) have probability zero: continuous compute times, and without a NIC (where the
-    packets of one computation leave together) continuous latencies. `engine: auto` uses the
-    vector builder only then."""
-
-    def continuous(d: Dist | None) -> bool:
-        return d is None or (d.file is None and law(d) is not None)
-
-    latencies = [t.latency, *(ln.latency for ln in t.links)]
-    if t.clusters is not None:
-        latencies += [t.clusters.intra.latency, t.clusters.inter.latency]
-    return continuous(t.compute) and (t.nic is not None or all(map(continuous, latencies)))
+    phrase): `rfast_sim.timing.scope.vector_gap`."""
+    return vector_gap(t, channels.phases is not None, pattern, supersedes)
 
 
 def _grid(until: float, every: float) -> np.ndarray:
@@ -183,6 +161,12 @@ def _slots(sent: np.ndarray, freed: np.ndarray, end: float,
     return slot, base + rest_count + int(unread.any())
 
 
+def assign_slots(sent: np.ndarray, freed: np.ndarray, end: float) -> tuple[np.ndarray, int]:
+    """(slot of each packet, store size): packets hold a slot from `sent` to `freed`, both
+    ends included (`_slots`; the wave replay re-allocates its slots over steps with it)."""
+    return _slots(sent, freed, end)
+
+
 def _lifo_slots(sent: np.ndarray, freed: np.ndarray) -> tuple[np.ndarray, int]:
     """Slots from a last-in-first-out free list, in time order (a send before a release at
     the same instant, as the trace orders them): what SimPy's engine does."""
@@ -263,7 +247,7 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     nbytes = timing.message_bytes
     nic = t.nic
     link_ids, link_of = np.unique(p_node * n + p_dst, return_inverse=True)
-    rates = timing.links.open(link_ids // n, link_ids % n)  # transfer rates
+    rates = timing.links.rates(link_ids // n, link_ids % n)
     service = nbytes / rates[link_of] if len(link_ids) else np.zeros(0)
     p_start, p_done = np.empty_like(p_sent), np.empty_like(p_sent)
     bounds = np.searchsorted(p_node, np.arange(n + 1))
@@ -277,14 +261,15 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     latency = np.empty_like(p_sent)
     lost = np.empty(len(p_sent), dtype=bool)
     lb = np.searchsorted(link_of[order], np.arange(len(link_ids) + 1))
-    for j, key in enumerate(link_ids.tolist()):
-        sel = order[lb[j]:lb[j + 1]]
-        # SimPy draws for the packets that left before the end (without a NIC: when sent)
-        departed = (p_done[sel] if nic is not None else p_sent[sel]) <= end
-        m = int(departed.sum())
-        latency[sel[:m]], lost[sel[:m]] = timing.links.fates(key // n, key % n, m)
-        latency[sel[m:]] = math.inf
-        lost[sel[m:]] = False
+    # SimPy draws for the packets that left before the end (without a NIC: when sent); they
+    # come first in each link's departure order
+    left = (p_done if nic is not None else p_sent) <= end
+    counts = np.bincount(link_of[left], minlength=len(link_ids))
+    latency[~left], lost[~left] = math.inf, False
+    fates = timing.links.fates_once(link_ids // n, link_ids % n, counts)
+    for j, (lat, gone) in enumerate(fates):  # one link at a time: no generator is kept
+        sel = order[lb[j]:lb[j] + counts[j]]
+        latency[sel], lost[sel] = lat, gone
     # as SimPy computes it (without a NIC the arrival is scheduled from the send time)
     arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
     p_seq = _per_channel_count(p_ch)
@@ -315,11 +300,12 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     slot = np.concatenate([-np.ones(len(c_time)), a["slot"], -np.ones(s_count)]).astype(np.int32)
     dropped = np.concatenate([np.zeros(len(c_time), bool), a["lost"], np.zeros(s_count, bool)])
     order = _event_order(time, kind, node, chan, seq)
-    # the out-slots of each computation, written straight into its row of the sorted trace
-    position = np.empty(len(order), np.int64)
-    position[order] = np.arange(len(order))
-    out_slots = np.full((len(order), kout), -1, np.int32)
-    out_slots[position[p["row"]], p["out"]] = p["slot"]
+    # the out-slots of each computation, written straight into its row: computations in
+    # trace order (their order is `order`'s restricted to the first len(c_time) entries)
+    c_rank = np.empty(len(c_time), np.int64)
+    c_rank[order[order < len(c_time)]] = np.arange(len(c_time))
+    sent_slots = np.full((len(c_time), kout), -1, np.int32)
+    sent_slots[c_rank[p["row"]], p["out"]] = p["slot"]
     departed = leave <= end
     dep_times = np.sort(leave[departed])
     drop_times = np.sort(a["arrive"][a["lost"]])
@@ -327,7 +313,7 @@ def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,
     return EventTrace(
         time=time[order], kind=kind[order], node=node[order], peer=peer[order],
         channel=chan[order], slot=slot[order], seq=seq[order], dropped=dropped[order],
-        phase=np.zeros(len(time), np.int32), out_slots=out_slots,
+        phase=np.zeros(len(time), np.int32), sent_slots=sent_slots,
         num_slots=max(num_slots, 1), sample_time=samples,
         sample_updates=np.searchsorted(np.sort(c_time), samples, side="right").astype(np.int64),
         sample_messages=messages.astype(np.int64),

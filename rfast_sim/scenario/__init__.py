@@ -123,6 +123,10 @@ class RunSpec(Strict):
         "auto", description="trace builder: the SimPy reference, the vectorised builder "
         "(asynchronous methods on static graphs without faults), or auto: vector where it "
         "covers the run and compute times are continuous, else SimPy")
+    replay: Literal["auto", "sequential", "waves"] = Field(
+        "auto", description="replay driver: one event per loop step (sequential), or waves of "
+        "independent events applied together (the same result to rounding); auto: waves "
+        "where a wave would hold enough events to pay (summary.json says which ran)")
 
     @model_validator(mode="after")
     def _check(self) -> RunSpec:

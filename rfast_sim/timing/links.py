@@ -9,7 +9,7 @@ next value it produced.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +27,8 @@ from rfast_sim.laws import (
 from rfast_sim.scenario import LOSS_MODELS, Dist, LinkTiming, Outage, Timing
 from rfast_sim.seeding import stream, streams
 from rfast_sim.timing.faults import LazyPeriods, churn_laws, churn_periods
+
+_STREAM_BLOCK = 65_536  # links whose streams `Links.fates_once` makes at a time
 
 
 def transfer_rate(link_rate: float | np.ndarray, spec: Timing, *,
@@ -120,6 +122,52 @@ class Links:
             self._new(a, b, lat, drop)
         return np.array([self._links[key].rate for key in pairs], dtype=float)
 
+    def rates(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+        """Each given link's transfer rate (`transfer_rate`), without making the links."""
+        bandwidth = np.array([self.timing_of(a, b)[1] for a, b in
+                              zip(src.tolist(), dst.tolist(), strict=True)], dtype=float)
+        return np.asarray(transfer_rate(bandwidth, self.spec), dtype=float) \
+            if len(bandwidth) else bandwidth
+
+    def fates_once(self, src: np.ndarray, dst: np.ndarray,
+                   counts: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Each given link's first counts[j] (latency, lost) pairs, link by link: the values
+        `fates` gives a fresh link, without keeping a link (and its two generators) per link.
+        The streams are made in blocks of links (`streams` is vectorised), used once and
+        dropped, so memory stays O(block) however many links there are (millions at 100,000
+        nodes). For links not made before (the vector builder's single pass)."""
+        for lo in range(0, len(src), _STREAM_BLOCK):
+            a, b = src[lo:lo + _STREAM_BLOCK], dst[lo:lo + _STREAM_BLOCK]
+            ids = np.stack([a, b], axis=1).astype(np.int64)
+            rngs = zip(streams(self._seed, "latency", ids), streams(self._seed, "drop", ids),
+                       strict=True)
+            for j, (lat, drop) in enumerate(rngs):
+                src_j, dst_j, k = int(a[j]), int(b[j]), int(counts[lo + j])
+                quick = self._quick(src_j, dst_j)
+                if quick is None:
+                    yield self._draw_fates(self._make(src_j, dst_j, lat, drop), k)
+                elif k == 0:
+                    yield np.zeros(0), np.zeros(0, bool)
+                else:  # what a fresh Link's `take(k)` draws: one block of max(k, 16) values
+                    draw, drop_prob = quick
+                    yield (np.asarray(draw(lat, max(k, 16)), dtype=np.float64)[:k],
+                           drop.random(max(k, 16))[:k] < drop_prob)
+
+    def _quick(self, src: int, dst: int) -> tuple[Draw, float] | None:
+        """(latency draw, drop probability) of a link whose fates a fresh one draws in one
+        block each (a chunk-free latency law, independent losses), else None."""
+        if self._losses is not bernoulli_losses:
+            return None
+        law, _ = self.timing_of(src, dst)
+        if law.dist == "matrix":
+            return None
+        got = self._samplers.get(id(law))
+        if got is None:
+            got = self._samplers[id(law)] = (law, sampler(law), chunk_free(law))
+        if not got[2]:
+            return None
+        return got[1], self._drop.get((src, dst), self.spec.drop_prob or 0.0)
+
     def fates(self, src: int, dst: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The next k departing packets' (latency, lost) on link src->dst."""
         link = self.get(src, dst)
@@ -169,6 +217,11 @@ class Links:
 
     def _new(self, src: int, dst: int, latency_rng: np.random.Generator,
              drop_rng: np.random.Generator) -> Link:
+        link = self._links[(src, dst)] = self._make(src, dst, latency_rng, drop_rng)
+        return link
+
+    def _make(self, src: int, dst: int, latency_rng: np.random.Generator,
+              drop_rng: np.random.Generator) -> Link:
         law, bandwidth = self.timing_of(src, dst)
         if law.dist == "matrix":
             draw, free = constant(float(law.data()[src, dst])), True
@@ -177,13 +230,12 @@ class Links:
             if got is None:
                 got = self._samplers[id(law)] = (law, sampler(law), chunk_free(law))
             draw, free = got[1], got[2]
-        link = self._links[(src, dst)] = Link(
+        return Link(
             Blocked(latency_rng, draw, chunk_free=free), uniforms(drop_rng),
             self._drop.get((src, dst), self.spec.drop_prob or 0.0), bandwidth,
             float(transfer_rate(bandwidth, self.spec)), self._outages.get((src, dst), []),
             LazyPeriods(churn_periods(self._churn, self._seed, "link", src, dst))
             if self._churn is not None else None)
-        return link
 
 
 class _Fates:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario.algorithm import STEP_FORMS
 
 # A YAML alias bomb ("billion laughs") is small on disk and shares references when loaded,
 # but expands when copied or validated: refuse documents that expand past this many nodes.
@@ -61,6 +62,9 @@ def _one_error(e: Any) -> str:
     loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     # Unions put the member type name in loc; drop those to keep the user's path.
     loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in _TYPE_TAGS)))
+    # a tagged union (step_size) puts its tag after the field's name
+    loc = tuple(p for k, p in enumerate(loc) if not (k and loc[k - 1] == "step_size"
+                                                     and p in STEP_FORMS))
     field = ".".join(str(p) for p in loc) or "scenario"
     typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
     if typ == "extra_forbidden":

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from rfast_sim import registry
 from rfast_sim.scenario.base import Strict
@@ -19,7 +19,7 @@ class AutoStep(Strict):
     low: float = Field(0.01, gt=0, description="the initial bracket's smallest step")
     high: float = Field(10.0, gt=0, description="the initial bracket's largest step")
     points: int = Field(7, ge=2, le=64, description="steps in the initial bracket (log-spaced); "
-                        "each widening adds as many beyond the edge")
+                        "each widening adds half as many beyond the edge")
     budget: int = Field(16, ge=2, le=256, description="most steps tried per algorithm (every one "
                         "on every seed, on the same traces)")
 
@@ -36,9 +36,28 @@ class AutoStepSpec(Strict):
     auto: AutoStep = Field(default_factory=AutoStep, description="the search's settings")
 
 
+STEP_FORMS = ("step", "grid", "auto", "search")  # the tags of step_size's union
+
+
+def _step_form(value: Any) -> str:
+    """Which form a step_size value takes, so an error names that form's problem only (not
+    every member of the union)."""
+    if isinstance(value, dict | AutoStepSpec):
+        return "search"
+    if isinstance(value, list):
+        return "grid"
+    return "auto" if value == "auto" else "step"
+
+
+StepSize = Annotated[
+    Annotated[float, Tag("step")] | Annotated[list[float], Tag("grid")]
+    | Annotated[Literal["auto"], Tag("auto")] | Annotated[AutoStepSpec, Tag("search")],
+    Discriminator(_step_form)]
+
+
 class AlgorithmSpec(Strict):
     name: str = Field("rfast", description="a registered algorithm (rfast-sim list)")
-    step_size: float | list[float] | Literal["auto"] | AutoStepSpec = Field(
+    step_size: StepSize = Field(
         0.05, description="a step, a list of steps (the best one is reported), or auto (a "
         "search by the comparison's own rule: `auto` or {auto: {low, high, points, budget}})")
 

@@ -68,5 +68,6 @@ nitpick_ignore = [
     ("py:class", "K"),
     ("py:class", "rfast_sim.scenario.kinds.K"),
     ("py:class", "rfast_sim.topology.Channels"),
+    ("py:class", "rfast_sim.algorithms.base.Accesses"),
     ("py:mod", "rfast_sim.budget"),
 ]

@@ -81,3 +81,21 @@ def docs_build():
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
                          env={**os.environ, "JAX_PLATFORMS": "cpu"})
     return out.returncode, out.stdout + out.stderr
+
+
+def sweep_and_summarize(tmp_path: Path, spec: dict) -> Path:
+    """Write a sweep spec, run it and `summarize` it through the CLI (both must succeed); the
+    sweep's output folder."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from rfast_sim.cli import app
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp_path / "sw"
+    for args in (["sweep", str(path), "--out", str(out), "--workers", "1"],
+                 ["summarize", str(out)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    return out

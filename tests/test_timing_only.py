@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import sweep_and_summarize
 from typer.testing import CliRunner
 
 import rfast_sim
@@ -130,13 +131,7 @@ def test_the_cli_prints_the_network_table(tmp_path):
 def test_a_timing_only_sweep_runs_and_summarizes(tmp_path):
     spec = {"scenario": {**BASE, "problem": None, "algorithms": BASE["algorithms"][:2]},
             "grid": {"timing.drop_prob": [0.0, 0.3]}, "seeds": 2}
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "sw"
-    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["summarize", str(out)])
-    assert result.exit_code == 0, result.output
+    out = sweep_and_summarize(tmp_path, spec)
     table = pd.read_csv(out / "summary.csv")
     assert len(table) == 4
     lossy = table[table["timing.drop_prob"] == 0.3]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import sweep_and_summarize
 from typer.testing import CliRunner
 
 import rfast_sim
@@ -218,13 +219,7 @@ def test_a_sweep_can_tune_each_point(tmp_path):
                                                             "points": 3, "budget": 5}}]},
             "seeds": 2}
     del spec["scenario"]["algorithms"]
-    path = tmp_path / "sweep.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    out = tmp_path / "sw"
-    result = runner.invoke(app, ["sweep", str(path), "--out", str(out), "--workers", "1"])
-    assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["summarize", str(out)])
-    assert result.exit_code == 0, result.output
+    out = sweep_and_summarize(tmp_path, spec)
     table = rfast_sim.sweeps.summarize(out)
     assert len(table) == 2
     fixed, auto = table.iloc[0], table.iloc[1]

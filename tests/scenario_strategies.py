@@ -492,14 +492,13 @@ def dataset_problem(draw: st.DrawFn, n: int) -> dict[str, Any]:
         p["test_fraction"] = draw(_num(0.05, 0.3))
     p["loss"] = loss
     if "partition" not in p and draw(st.booleans()):
-        kind = draw(st.sampled_from(("iid", "dirichlet", "shards")))
+        # class-based partitions need class labels
+        kind = draw(st.sampled_from(("iid",) if loss == "mse" else ("iid", "dirichlet", "shards")))
         part: dict[str, Any] = {"kind": kind}
         if kind == "dirichlet":
             part["alpha"] = draw(_num(0.1, 5.0))
         elif kind == "shards":
             part["classes_per_node"] = draw(st.integers(1, 3))
-        if loss == "mse" and kind != "iid":  # class-based partitions need class labels
-            part = {"kind": "iid"}
         p["partition"] = part
     model = draw(st.sampled_from(("linear", "mlp", "python") + (("cnn",) if source == "digits"
                                                                  else ())))

@@ -33,7 +33,8 @@ def _ref_name(ref: str) -> str:
 
 
 def _members(prop: dict[str, Any]) -> list[dict[str, Any]]:
-    return prop.get("anyOf", [prop])
+    """The alternatives of a union (pydantic writes a tagged union as `oneOf`)."""
+    return prop.get("anyOf") or prop.get("oneOf") or [prop]
 
 
 def _refs(node: Any) -> list[str]:
@@ -66,8 +67,8 @@ class Reference:
         if "$ref" in s:
             name = _ref_name(s["$ref"])
             return f"{{ref}}`{name} <{anchor(name)}>`" if name in self.shared else "block"
-        if "anyOf" in s:
-            return " or ".join(self.type_text(m) for m in s["anyOf"])
+        if "anyOf" in s or "oneOf" in s:
+            return " or ".join(self.type_text(m) for m in _members(s))
         if "enum" in s:
             return "one of " + ", ".join(f"`{v}`" for v in s["enum"])
         if "const" in s:

@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from pydantic import BaseModel
-from scenario_strategies import materialize, scenarios
+from scenario_strategies import ALGORITHMS, materialize, scenarios
 
 import rfast_sim
 from rfast_sim import budget
@@ -269,45 +269,48 @@ def drawn_fields(model: type[BaseModel], data: dict[str, Any]) -> set[tuple[str,
     return out
 
 
-def test_every_schema_leaf_is_drawn():
-    """A new key is covered when it is added, or this test names it."""
-    seen: set[str] = set()
-    values: collections.Counter[str] = collections.Counter()
-
-    @settings(max_examples=600, derandomize=True, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(data=scenarios())
-    def collect(data: dict[str, Any]) -> None:
-        seen.update(drawn_fields(Scenario, data))
-        values.update(features(data))
-
-    collect()
-    missing = sorted(f"{m}.{f}" for m, f in schema_fields(Scenario) - seen)
-    assert not missing, f"schema keys the generator never draws: {missing}"
+def _uncovered(seen: set[tuple[str, str]], values: collections.Counter[str]) -> list[str]:
+    """What the draws so far miss: schema keys, kinds of a registry, features."""
+    out = [f"{m}.{f}" for m, f in sorted(schema_fields(Scenario) - seen)]
     for role in ("pull", "push"):  # every registered kind in every role
-        kinds = {k.split("=")[1] for k in values if k.startswith(f"{role}=")}
-        assert kinds == set(GRAPH_KINDS.names()), (role, set(GRAPH_KINDS.names()) - kinds)
-    laws = {k.split("=")[1] for k in values if k.startswith(("compute=", "latency="))}
-    assert laws == set(LAWS.names()), set(LAWS.names()) - laws
+        out += [f"{role}={k}" for k in GRAPH_KINDS.names() if not values[f"{role}={k}"]]
+    out += [f"law {k}" for k in LAWS.names() if not values[f"compute={k}"] + values[f"latency={k}"]]
     losses = {"bernoulli": "has drop_prob", "gilbert_elliott": "has loss"}
     assert set(LOSS_MODELS.names()) <= set(losses)
-    assert all(values[losses[m]] for m in LOSS_MODELS.names())
-    for feature in ("problem=dataset", "problem=mlp", "problem=logistic", "model=linear",
-                    "model=mlp", "model=cnn", "model=python", "loss=cross_entropy",
-                    "loss=binary_cross_entropy", "loss=mse", "partition=iid",
-                    "partition=dirichlet", "partition=shards", "partition=by_key", "data=.npz",
-                    "data=.csv", "data=.parquet", "data=digits", "data=iris", "data=wine",
-                    "data=breast_cancer", "engine=vector", "engine=simpy", "engine=auto",
-                    "mode=online",
-                    "dtype=float32", "has schedule", "has churn", "has link_churn", "has outages",
-                    "has loss", "has drop_prob", "nic=null", "nic queue=latest",
-                    "nic queue=fifo ingress", "stop=max_updates", "stop=until+max_updates",
-                    "sample_every > until", "problem=None", "step=auto",
-                    *(f"algorithm={a}" for a in rfast_sim.registry.names()
-                                              if a in {"rfast", "osgp", "adpsgd", "dpsgd",
-                                                       "sync_gt", "allreduce_sgd",
-                                                       "rfast_nonrobust"})):
-        assert values[feature], feature
+    features = ("problem=dataset", "problem=mlp", "problem=logistic", "model=linear",
+                "model=mlp", "model=cnn", "model=python", "loss=cross_entropy",
+                "loss=binary_cross_entropy", "loss=mse", "partition=iid",
+                "partition=dirichlet", "partition=shards", "partition=by_key", "data=.npz",
+                "data=.csv", "data=.parquet", "data=digits", "data=iris", "data=wine",
+                "data=breast_cancer", "engine=vector", "engine=simpy", "engine=auto",
+                "mode=online", "dtype=float32", "has schedule", "has churn", "has link_churn",
+                "has outages", "sample_every > until", "nic=null", "nic queue=latest",
+                "nic queue=fifo ingress", "stop=max_updates", "stop=until+max_updates",
+                "problem=None", "step=auto", *(losses[m] for m in LOSS_MODELS.names()),
+                *(f"algorithm={a}" for a in ALGORITHMS))
+    return out + [f for f in features if not values[f]]
+
+
+def test_every_schema_leaf_is_drawn():
+    """A new key (or registered kind) is covered when it is added, or this test names it."""
+    seen: set[tuple[str, str]] = set()
+    values: collections.Counter[str] = collections.Counter()
+    # hypothesis mutates earlier draws, so one sequence clusters and can miss a rare leaf (and
+    # it drew other sequences after other imports): sequences of fixed seeds, until all is
+    # drawn, keep the test deterministic, and a key the generator never draws still fails it
+    for k in range(8):
+        @seed(k)
+        @settings(max_examples=300, database=None, deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(data=scenarios())
+        def collect(data: dict[str, Any]) -> None:
+            seen.update(drawn_fields(Scenario, data))
+            values.update(features(data))
+
+        collect()
+        if not _uncovered(seen, values):
+            break
+    assert not _uncovered(seen, values), f"never drawn: {_uncovered(seen, values)}"
 
 
 # --- the command line -------------------------------------------------------------------------

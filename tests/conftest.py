@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any
 
-import pytest
+# One persistent XLA compilation cache for the session, set before JAX is imported: the xdist
+# workers, the CLI subprocesses and the docs build's notebook kernels inherit it, so a
+# computation several of them compile (the quickstart's replay, say) compiles once
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
-import rfast_sim  # noqa: F401  (enables float64 before any JAX array is made)
-from rfast_sim.loading import parse_scenario, set_path
-from rfast_sim.scenario import Scenario
+import pytest  # noqa: E402
+
+import rfast_sim  # noqa: E402, F401  (enables float64 before any JAX array is made)
+from rfast_sim.loading import parse_scenario, set_path  # noqa: E402
+from rfast_sim.scenario import Scenario  # noqa: E402
 
 BASE: dict[str, Any] = {
     "name": "test",

@@ -21,6 +21,9 @@ from rfast_sim.sweeps.spec import schema_keys
 sys.path.insert(0, str(DOCS / "_ext"))
 import scenario_reference
 
+# the docs build (a session fixture) runs once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("docs")
+
 HTML = DOCS / "_build" / "html"
 
 

@@ -15,6 +15,9 @@ from jupyter_cache import get_cache
 sys.path.insert(0, str(DOCS / "_ext"))
 from rfast_docs import notebook_cache
 
+# the docs build (a session fixture) runs once, on one xdist worker
+pytestmark = pytest.mark.xdist_group("docs")
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 

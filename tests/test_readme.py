@@ -70,5 +70,5 @@ def workdir(tmp_path_factory):
 def test_readme_command_runs(command, workdir):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(command, shell=True, cwd=workdir, env=env, capture_output=True,
-                         text=True, timeout=600)
+                         text=True, timeout=1800)  # `reproduce` runs six scenarios
     assert out.returncode == 0, f"{command}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"

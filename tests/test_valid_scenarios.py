@@ -317,7 +317,7 @@ def test_every_schema_leaf_is_drawn():
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rfast_sim.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=1200)
 
 
 @settings(max_examples=3, deadline=None, derandomize=True, database=None,
@@ -364,8 +364,9 @@ def test_cli_runs_shipped_scenarios_short(tmp_path):
     link that carries no packet), a run shorter than one sample interval (its final state is
     sampled; `reproduce --set run.until=2` runs in test_readme)."""
     for name in ("compare_homogeneous", "paper/mlp_straggler"):
-        proc = _cli("run", name, "--set", "run.until=2", "--out", str(tmp_path / "a"),
-                    cwd=tmp_path)
+        # seeds=1 as in test_readme's `reproduce`: the two share their compilations
+        proc = _cli("run", name, "--set", "run.until=2", "--set", "seeds=1", "--out",
+                    str(tmp_path / "a"), cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     proc = _cli("run", "quickstart", "--set", "run.until=0.3", "--out", str(tmp_path / "b"),
                 cwd=tmp_path)

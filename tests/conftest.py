@@ -12,11 +12,11 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
                       str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "jax"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
-import pytest  # noqa: E402
+import pytest
 
-import rfast_sim  # noqa: E402, F401  (enables float64 before any JAX array is made)
-from rfast_sim.loading import parse_scenario, set_path  # noqa: E402
-from rfast_sim.scenario import Scenario  # noqa: E402
+import rfast_sim  # noqa: F401  (enables float64 before any JAX array is made)
+from rfast_sim.loading import parse_scenario, set_path
+from rfast_sim.scenario import Scenario
 
 BASE: dict[str, Any] = {
     "name": "test",

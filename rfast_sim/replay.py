@@ -295,7 +295,7 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     t_layout = _time.perf_counter()
     sched, steps = build_layout(traces, first.algorithm.per_round)
     slots = bucket(max(tr.num_slots for tr in traces))
-    plan = plan_replay(first, traces, sched, steps, slots)
+    plan = plan_replay(first, sched, steps, slots)
     comp = compiled_replay(first.name, first.ops, resets, plan.stats is not None)
     if plan.stats is not None:
         sched, steps, slots = plan.sched, plan.steps, plan.stats.slots

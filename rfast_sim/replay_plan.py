@@ -9,7 +9,6 @@ from typing import Any
 
 import jax
 
-from rfast_sim import engine
 from rfast_sim.layout import Schedule, Steps, WaveStats, wave_layout
 from rfast_sim.levels import access_masks, levels
 from rfast_sim.setup import Setup
@@ -56,8 +55,7 @@ class ReplayPlan:
         return out
 
 
-def plan_replay(setup: Setup, traces: list[engine.EventTrace], sched: Schedule,
-                steps: list[Steps], slots: int) -> ReplayPlan:
+def plan_replay(setup: Setup, sched: Schedule, steps: list[Steps], slots: int) -> ReplayPlan:
     """``run.replay``: sequential, waves, or auto: waves where a step would apply at least
     `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more,
     off the CPU: see `AUTO_ON_CPU`); never for per-round algorithms, whose rounds are one

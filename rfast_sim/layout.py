@@ -192,6 +192,28 @@ def build_layout(traces: list[engine.EventTrace],
     return sched, [_fill(tr, r, b, nq_alloc, total_d) for tr, r in zip(traces, runs, strict=True)]
 
 
+def layout_size(sched: Schedule, steps: Steps) -> tuple[int, int]:
+    """(compute slots, delivery slots) of a layout: with the segment count, its shape."""
+    return len(sched.d_lo), len(steps.d_channel)
+
+
+def pad_layout(sched: Schedule, steps: Steps, size: tuple[int, int]) -> tuple[Schedule, Steps]:
+    """Pad one run's layout to `size` (compute, delivery slots) so runs of other lengths share
+    its compiled shape. No loop bound reaches the padding: it costs memory, never time."""
+    pad_q, pad_d = size[0] - len(sched.d_lo), size[1] - len(steps.d_channel)
+    if pad_q < 0 or pad_d < 0:
+        raise ValueError(f"pad_layout: {size} is smaller than the layout")
+
+    def pad(a: np.ndarray, by: int) -> np.ndarray:
+        fill = -1 if a is steps.c_out_slots else 0
+        return np.pad(a, [(0, by)] + [(0, 0)] * (a.ndim - 1), constant_values=fill)
+
+    sched = sched._replace(d_lo=pad(sched.d_lo, pad_q), d_hi=pad(sched.d_hi, pad_q))
+    padded = {name: pad(a, pad_d if name.startswith("d_") else pad_q)
+              for name, a in steps._asdict().items()}
+    return sched, Steps(**padded)
+
+
 class WaveSteps(NamedTuple):
     """Per-run events of the wave replay, step by step: each loop step applies up to Wc
     computations and Wd deliveries, all of one level (inactive entries are padding)."""

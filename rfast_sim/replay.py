@@ -27,6 +27,8 @@ from rfast_sim.layout import (
     WaveSteps,
     bucket,
     build_layout,
+    layout_size,
+    pad_layout,
 )
 from rfast_sim.problems import ProblemOps
 from rfast_sim.replay_plan import plan_replay
@@ -275,14 +277,12 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     Step sizes of one setup always run as one vmapped call. Several setups (seeds) run as one
     vmapped call when `vmap_seeds`; by default only off the CPU: their traces differ, so the
     batched row reads and writes become gathers and scatters, which on a CPU cost more than
-    running the seeds one after another (benchmarks/bench_engine.py measures both).
+    running the seeds one after another (benchmarks/bench_engine.py measures both). Run one
+    after another, the seeds' layouts are padded to the largest, so they share one compiled
+    shape (padding no loop reaches costs memory, not time; a compilation costs seconds).
     """
     if vmap_seeds is None:
         vmap_seeds = jax.default_backend() != "cpu"
-    if len(setups) > 1 and not vmap_seeds:
-        return [r for k, s in enumerate(setups)
-                for r in run_replay([s], step_sizes, None if traces is None else [traces[k]])]
-    first = setups[0]
     trace_s = [0.0] * len(setups)
     if traces is None:
         traces = []
@@ -290,16 +290,38 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
             t0 = _time.perf_counter()
             traces.append(record_trace(s))
             trace_s[k] = _time.perf_counter() - t0
+    per_round = setups[0].algorithm.per_round
+    slots = bucket(max(tr.num_slots for tr in traces))
+    t0 = _time.perf_counter()
+    if len(setups) == 1 or vmap_seeds:
+        sched, steps = build_layout(traces, per_round)
+        return _replay(setups, step_sizes, traces, trace_s, sched, steps, slots,
+                       _time.perf_counter() - t0)
+    layouts = [build_layout([tr], per_round) for tr in traces]
+    sizes = [layout_size(sched, st) for sched, (st,) in layouts]
+    size = (max(q for q, _ in sizes), max(d for _, d in sizes))
+    layout_s = (_time.perf_counter() - t0) / len(setups)
+    runs = []
+    for k, (sched, (st,)) in enumerate(layouts):
+        sched, st = pad_layout(sched, st, size)
+        runs += _replay([setups[k]], step_sizes, [traces[k]], [trace_s[k]], sched, [st], slots,
+                        layout_s)
+    return runs
+
+
+def _replay(setups: list[Setup], step_sizes: list[float], traces: list[engine.EventTrace],
+            trace_s: list[float], sched: Schedule, steps: list[Steps], slots: int,
+            layout_s: float) -> list[Run]:
+    """The replay of laid-out traces: the driver's plan, one compiled call, the runs."""
+    first = setups[0]
     resets = any(bool(tr.is_kind("reset").any()) for tr in traces)
     resets = resets and not first.algorithm.per_round
     t_layout = _time.perf_counter()
-    sched, steps = build_layout(traces, first.algorithm.per_round)
-    slots = bucket(max(tr.num_slots for tr in traces))
     plan = plan_replay(first, sched, steps, slots)
     comp = compiled_replay(first.name, first.ops, resets, plan.stats is not None)
     if plan.stats is not None:
         sched, steps, slots = plan.sched, plan.steps, plan.stats.slots
-    layout_s = _time.perf_counter() - t_layout
+    layout_s += _time.perf_counter() - t_layout
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
     store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
 import subprocess
@@ -11,9 +13,11 @@ import jax
 import numpy as np
 from conftest import scenario
 
+import rfast_sim
+from rfast_sim.layout import build_layout, layout_size
 from rfast_sim.online import compiled_online, run_online
 from rfast_sim.replay import compiled_replay, run_replay
-from rfast_sim.setup import prepare
+from rfast_sim.setup import prepare, record_trace
 
 
 def test_vmapped_seeds_and_step_sizes_equal_single_runs():
@@ -53,6 +57,41 @@ def test_each_update_compiles_once(caplog):
         # bucketed to within 1/8, so nearby lengths share a compilation)
         run_replay(setups[1:], [0.01])
         assert _compiles(caplog, "jit(replay_fn)") <= 2
+
+
+@contextlib.contextmanager
+def lowerings():
+    """Count lowerings to XLA by function name. The persistent compilation cache hides backend
+    compiles (a cache hit logs none), not lowerings: every new shape is lowered."""
+    counts: collections.Counter[str] = collections.Counter()
+
+    def listen(event: str, duration: float, **kw: str) -> None:
+        if event == "/jax/core/compile/jaxpr_to_mlir_module_duration":
+            counts[kw.get("fun_name", "?")] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield counts
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+
+
+def test_a_run_lowers_each_algorithms_replay_once_across_seeds():
+    names = ("rfast", "dpsgd", "allreduce_sgd")
+    sc = scenario(**{"seeds": 5, "run.until": 30.0, "problem.batch_size": 4,
+                     "graphs.undirected": {"kind": "ring"},
+                     "algorithms": [{"name": n, "step_size": [0.02, 0.05]} for n in names]})
+    # the seeds' traces differ in length: laid out alone, they take several shapes
+    sizes = set()
+    for seed in range(sc.seeds):
+        setup = prepare(sc, "rfast", seed)
+        sched, (steps,) = build_layout([record_trace(setup)], per_round=False)
+        sizes.add(layout_size(sched, steps))
+    assert len(sizes) > 1
+    compiled_replay.cache_clear()
+    with lowerings() as counts:
+        rfast_sim.run(sc)
+    assert counts["jit(replay_fn)"] == len(names), counts
 
 
 MEMORY_SCRIPT = """

@@ -347,12 +347,15 @@ def summarize(folder: Annotated[Path, typer.Argument(help="a sweep's --out folde
 def reproduce(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/paper"),
     set_: SetOpt = None,
+    only: Annotated[list[str] | None, typer.Option(
+        help="only the claims on this paper scenario (repeatable), without the "
+        "contention-free reruns and design variants: a smoke run")] = None,
 ) -> None:
     """Check the R-FAST paper's claims on scenarios/paper/: a table, per-claim verdicts, figures."""
     from rfast_sim.paper import reproduce as run_claims
 
     try:
-        table = run_claims(out, overrides=set_ or [],
+        table = run_claims(out, overrides=set_ or [], only=only,
                            progress=lambda name: err_console.print(f"running {name}"))
     except ScenarioError as err:
         fail(str(err))

@@ -22,6 +22,7 @@ from rfast_sim.loading import load_scenario, shipped_dir
 from rfast_sim.metrics import comparison_table
 from rfast_sim.results import Result
 from rfast_sim.runner import run
+from rfast_sim.scenario import ScenarioError
 from rfast_sim.seeding import stream
 
 BASE, STRAGGLER = "mlp_homogeneous.yaml", "mlp_straggler.yaml"
@@ -113,6 +114,7 @@ class Claim:
     scenario: str
     check: Callable[[dict[str, Result]], Callable[[Result], tuple[str, bool]]]
     contention_matters: bool = False
+    needs: tuple[str, ...] = ()  # the other scenarios its check compares against
 
 
 CLAIMS = [
@@ -123,9 +125,9 @@ CLAIMS = [
     Claim("faster than AD-PSGD and OSGP, especially with stragglers", STRAGGLER,
           lambda r: _speedups_over(1.0, ("adpsgd", "osgp")), True),
     Claim("robust to packet loss (20% of packets dropped)", "mlp_packet_loss.yaml",
-          lambda r: _robust("with 20% drops", r[BASE])),
+          lambda r: _robust("with 20% drops", r[BASE]), needs=(BASE,)),
     Claim("robust to data heterogeneity (strong label skew)", "mlp_heterogeneity.yaml",
-          lambda r: _robust("at label skew alpha=0.1", r[BASE])),
+          lambda r: _robust("at label skew alpha=0.1", r[BASE]), needs=(BASE,)),
     Claim("linear convergence for strongly convex problems (exact optimum, despite loss)",
           "linear_convergence.yaml", lambda r: _linear_rate),
 ]
@@ -168,21 +170,47 @@ def _designs(scenario_dir: Path, base: Result, out: Path, overrides: list[str],
     return table
 
 
+def _scenarios_of(claims: list[Claim]) -> list[str]:
+    """The scenario files the claims run on, and those their checks compare against (the
+    robustness claims read the homogeneous run), each once."""
+    return list(dict.fromkeys([*(c.scenario for c in claims),
+                               *(n for c in claims for n in c.needs)]))
+
+
+def select_claims(only: list[str] | None) -> list[Claim]:
+    """The claims on the named paper scenarios (`--only`; a name with or without ``.yaml``),
+    or all of them."""
+    if not only:
+        return CLAIMS
+    names = {c.scenario.removesuffix(".yaml") for c in CLAIMS}
+    unknown = [n for n in only if Path(n).stem not in names]
+    if unknown:
+        raise ScenarioError(f"--only: no paper scenario {', '.join(map(repr, unknown))}; give "
+                            f"one of {', '.join(sorted(names))}")
+    wanted = {Path(n).stem for n in only}
+    return [c for c in CLAIMS if c.scenario.removesuffix(".yaml") in wanted]
+
+
 def reproduce(out: str | Path, scenario_dir: Path | None = None,
               overrides: list[str] | None = None,
-              progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+              progress: Callable[[str], None] | None = None,
+              only: list[str] | None = None) -> pd.DataFrame:
     """Run every paper scenario over its seeds, check each claim (with and without network
     contention), measure R-FAST's communication designs; write claims.csv/.md, designs.csv and
-    figures under `out`."""
+    figures under `out`. `only`: the claims on these paper scenarios alone (and the runs their
+    checks compare against), without the contention-free reruns and the design variants: a
+    smoke reproduction."""
     out = Path(out)
     scenario_dir = scenario_dir or shipped_dir() / "paper"
     overrides = overrides or []
+    claims = select_claims(only)
     results = {name: _run(scenario_dir, name, overrides, out / Path(name).stem, progress)
-               for name in dict.fromkeys(c.scenario for c in CLAIMS)}
-    free = {name: _run(scenario_dir, name, [*overrides, *NO_CONTENTION], None, progress)
-            for name in dict.fromkeys(c.scenario for c in CLAIMS if c.contention_matters)}
+               for name in _scenarios_of(claims)}
+    free = {} if only else {
+        name: _run(scenario_dir, name, [*overrides, *NO_CONTENTION], None, progress)
+        for name in dict.fromkeys(c.scenario for c in claims if c.contention_matters)}
     rows = []
-    for claim in CLAIMS:
+    for claim in claims:
         res = results[claim.scenario]
         measured, ok = claim.check(results)(res)
         off = claim.check(results)(free[claim.scenario])[0] if claim.scenario in free and \
@@ -193,16 +221,19 @@ def reproduce(out: str | Path, scenario_dir: Path | None = None,
                      "verdict": "confirmed" if ok else "not confirmed"})
     table = pd.DataFrame(rows)
     table.to_csv(out / "claims.csv", index=False)
-    designs = _designs(scenario_dir, results[BASE], out, overrides, progress)
+    designs = None if only else _designs(scenario_dir, results[BASE], out, overrides, progress)
     _write_markdown(out / "claims.md", table, designs)
     return table
 
 
-def _write_markdown(path: Path, table: pd.DataFrame, designs: pd.DataFrame) -> None:
+def _write_markdown(path: Path, table: pd.DataFrame, designs: pd.DataFrame | None) -> None:
     lines = ["| claim | seeds | simulator measured (contention on) | without contention | "
              "verdict |", "|---|---|---|---|---|"]
     lines += [f"| {r.claim} | {r.seeds} | {r.measured} | {r.without_contention or '-'} | "
               f"{r.verdict} |" for r in table.itertuples()]
+    if designs is None:
+        path.write_text("\n".join(lines) + "\n")
+        return
     lines += ["", "R-FAST's communication designs on the homogeneous scenario (speed-up over "
               "Ring-AllReduce, median ratio [95% CI]):", "",
               "| design | R-FAST reached | best step | speed-up | mean queueing delay (s) |",

@@ -49,12 +49,27 @@ class Schedule(NamedTuple):
     t_hi: Array
 
 
-def bucket(size: int) -> int:
-    """Round a length up (to within 1/8) so nearby trace lengths share one compiled shape."""
-    if size <= 64:
-        return 64
+COARSE_BELOW = 1 << 16  # event counts (and packet slots) up to here round to a power of two
+COARSE_SEGMENTS = 256  # metric segments up to here round to a power of two (at least 16)
+
+
+def bucket(size: int, coarse_below: int | None = None, low: int = 64) -> int:
+    """Round a length up so nearby lengths share one compiled shape: to a power of two (at
+    least `low`) up to `coarse_below` (default `COARSE_BELOW`), where the padding is small
+    beside a compilation (which costs seconds); to within 1/8 above, where it is memory."""
+    coarse_below = COARSE_BELOW if coarse_below is None else coarse_below
+    if size <= low:
+        return low
+    if size <= coarse_below:
+        return 1 << (size - 1).bit_length()
     step = 2 ** (size.bit_length() - 1) // 8
     return -(-size // step) * step
+
+
+def segment_bucket(num_seg: int) -> int:
+    """The metric segments a layout holds: padded ones are empty and their samples dropped
+    (each still measures once, so the power-of-two rounding stops at `COARSE_SEGMENTS`)."""
+    return bucket(num_seg, COARSE_SEGMENTS, 16)
 
 
 def _is_compute_kind(per_round: bool, kind: np.ndarray) -> np.ndarray:
@@ -180,7 +195,7 @@ def build_layout(traces: list[engine.EventTrace],
                  per_round: bool) -> tuple[Schedule, list[Steps]]:
     """Lay the math events of several traces into one fixed loop structure (`per_round`: an
     algorithm that updates once per global round, whose traces' math events are rounds)."""
-    num_seg = max(len(tr.sample_time) for tr in traces)
+    num_seg = segment_bucket(max(len(tr.sample_time) for tr in traces))
     runs = [_groups(tr, per_round, num_seg) for tr in traces]
     b = _shared_bounds(runs, num_seg)
     nq = int(b.goff[-1])
@@ -402,6 +417,7 @@ def wave_layout(sched: Schedule, steps: list[Steps], levels: Sequence[tuple[np.n
         w["d_active"][at_d] = True
         out.append(WaveSteps(**w))
     stats = WaveStats(max(p.levels for p in placed), total, wc, wd,
-                      max(len(p.c_q) + len(p.d_pos) for p in placed), bucket(slots))
+                      max(len(p.c_q) + len(p.d_pos) for p in placed),
+                      bucket(slots, coarse_below=0))  # the store is [slots, payload]: fine steps
     ws = WaveSchedule(seg_first[:-1].astype(np.int32), seg_first[1:].astype(np.int32))
     return ws, out, stats

@@ -53,6 +53,7 @@ from rfast_sim.updates import (
 from rfast_sim.xla import compiler_options
 
 Array = jax.Array
+STORE_COARSE_BYTES = 1 << 26  # a packet store up to 64 MB rounds its slots to a power of two
 
 
 class Carry(NamedTuple):
@@ -290,8 +291,11 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
             t0 = _time.perf_counter()
             traces.append(record_trace(s))
             trace_s[k] = _time.perf_counter() - t0
-    per_round = setups[0].algorithm.per_round
-    slots = bucket(max(tr.num_slots for tr in traces))
+    first = setups[0]
+    per_round = first.algorithm.per_round
+    # the packet store is [slots, payload]: a power of two of slots only while it stays small
+    row = first.algorithm.payload_width * np.dtype(first.scenario.dtype).itemsize
+    slots = bucket(max(tr.num_slots for tr in traces), max(64, STORE_COARSE_BYTES // row))
     t0 = _time.perf_counter()
     if len(setups) == 1 or vmap_seeds:
         sched, steps = build_layout(traces, per_round)

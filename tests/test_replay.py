@@ -76,12 +76,14 @@ def lowerings():
         jax.monitoring.unregister_event_duration_listener(listen)
 
 
-def test_a_run_lowers_each_algorithms_replay_once_across_seeds():
+def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
+    # with lengths rounded only to within 1/8, the seeds' traces take several shapes; their
+    # layouts are padded to one
+    monkeypatch.setattr("rfast_sim.layout.COARSE_BELOW", 0)
     names = ("rfast", "dpsgd", "allreduce_sgd")
     sc = scenario(**{"seeds": 5, "run.until": 30.0, "problem.batch_size": 4,
                      "graphs.undirected": {"kind": "ring"},
                      "algorithms": [{"name": n, "step_size": [0.02, 0.05]} for n in names]})
-    # the seeds' traces differ in length: laid out alone, they take several shapes
     sizes = set()
     for seed in range(sc.seeds):
         setup = prepare(sc, "rfast", seed)
@@ -132,3 +134,13 @@ def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
         assert xla.compiler_options() == {}  # an unknown option: the jaxlib's defaults
     finally:
         xla.compiler_options.cache_clear()
+
+
+def test_lengths_round_to_powers_of_two_while_small_and_to_an_eighth_above():
+    from rfast_sim.layout import COARSE_BELOW, bucket, segment_bucket
+
+    assert [bucket(n) for n in (1, 64, 65, 5000, COARSE_BELOW)] == [64, 64, 128, 8192,
+                                                                   COARSE_BELOW]
+    assert bucket(COARSE_BELOW + 1) == COARSE_BELOW + COARSE_BELOW // 8
+    assert bucket(5000, coarse_below=0) == 5120  # within 1/8
+    assert [segment_bucket(k) for k in (1, 11, 121, 300)] == [16, 16, 128, 320]

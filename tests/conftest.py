@@ -72,23 +72,63 @@ def make_scenario():
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
+def _docs_build_files(config: pytest.Config) -> tuple[Path, Path]:
+    """(log, exit status) files of this test run's docs build (one per run: xdist's run id)."""
+    run = getattr(config, "workerinput", {}).get("testrunuid") or str(id(config))
+    folder = DOCS / "_build" / "test-runs" / run
+    return folder / "log.txt", folder / "status"
+
+
+def _start_docs_build(config: pytest.Config) -> None:
+    """Start the docs build in the background, once per test run (the first process to claim
+    it): it runs every notebook, the longest job of the suite, so it starts before the tests
+    and overlaps them instead of holding one worker at the end."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    log, status = _docs_build_files(config)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(log.parent / "claimed", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        return
+    build = DOCS / "_build"
+    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+           "-d", str(build / "doctrees"), str(DOCS), str(build / "html")]
+    # the status file is written last, by the shell, so a reader sees the log complete
+    script = (f"{shlex.join(cmd)} > {shlex.quote(str(log))} 2>&1; "
+              f"echo $? > {shlex.quote(str(status))}.tmp && "
+              f"mv {shlex.quote(str(status))}.tmp {shlex.quote(str(status))}")
+    subprocess.Popen(["sh", "-c", script], env={**os.environ, "JAX_PLATFORMS": "cpu"},
+                     start_new_session=True, stdin=subprocess.DEVNULL)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # after -k / -m deselection: a run without a test that reads the build builds nothing
+    if any("docs_build" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_docs_build(session.config)
+
+
 @pytest.fixture(scope="session")
-def docs_build():
-    """The docs site, built once per session with warnings as errors (``-W``).
+def docs_build(request):
+    """The docs site, built once per test run with warnings as errors (``-W``), started in
+    the background at collection (`_start_docs_build`); this waits for it.
 
     It runs every notebook through myst-nb's jupyter-cache (under ``docs/_build/``, one per
     state of the sources): the notebook tests read that cache instead of running the notebooks
     again, and a rebuild runs only what changed since. Returns (exit status, log)."""
-    import os
-    import subprocess
-    import sys
+    import time
 
-    build = DOCS / "_build"
-    cmd = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
-           "-d", str(build / "doctrees"), str(DOCS), str(build / "html")]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800,
-                         env={**os.environ, "JAX_PLATFORMS": "cpu"})
-    return out.returncode, out.stdout + out.stderr
+    _start_docs_build(request.config)  # a no-op unless collection did not start it
+    log, status = _docs_build_files(request.config)
+    deadline = time.monotonic() + 1800
+    while not status.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the docs build did not finish in 30 minutes (log: {log})")
+        time.sleep(1.0)
+    return int(status.read_text()), log.read_text()
 
 
 def sweep_and_summarize(tmp_path: Path, spec: dict) -> Path:

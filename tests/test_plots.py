@@ -105,6 +105,13 @@ def test_sweep_plot_bad_options_name_the_option(kwargs, message):
         sweep_figure(_summary(), x="timing.stragglers.slowdown", y="speedup", **kwargs)
 
 
+def test_sweep_plot_refuses_to_mix_points_it_cannot_tell_apart():
+    summary = _summary()
+    summary.attrs["keys"] = ["timing.stragglers.slowdown"]  # nodes and drop_prob unnamed
+    with pytest.raises(ScenarioError, match=r"several rows at one timing\.stragglers\.slowdown"):
+        sweep_figure(summary, x="timing.stragglers.slowdown", y="speedup")
+
+
 def _metrics(shared_updates: bool = False) -> pd.DataFrame:
     """Two step sizes x five seeds; each seed its own values and (unless shared) its own
     update counts at the same sample times."""

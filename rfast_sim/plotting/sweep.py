@@ -48,6 +48,9 @@ def _fix(summary: pd.DataFrame, dims: list[str], where: Mapping[str, Any]) -> pd
             values = ", ".join(map(str, dict.fromkeys(summary[key])))
             raise ScenarioError(f"--where {key}={value}: no such value (values: {values})")
         summary = summary[keep]
+        if summary.empty:  # each value exists, but not together (zipped keys)
+            fixed = ", ".join(f"{k}={v}" for k, v in where.items())
+            raise ScenarioError(f"--where {fixed}: no swept point has all of these values")
     return summary
 
 
@@ -71,6 +74,9 @@ def _check(summary: pd.DataFrame, dims: list[str], x: str, y: str,
 def _draw_line(ax: Any, g: pd.DataFrame, x: str, y: str, label: str) -> None:
     """`y` against `x` for one combination of the other keys, with its CI where there is
     one; an inf median (half the seeds missed) is not drawn."""
+    if g[x].duplicated().any():  # several points at one x would zig-zag, or hide one
+        raise ScenarioError(f"{label}: several rows at one {x}; name every swept key (keys=, "
+                            "or the summary's attrs['keys'] as rfast_sim.sweeps.summarize sets)")
     g = g.sort_values(x)
     value = g[y].to_numpy(dtype=float)
     finite = np.isfinite(value)

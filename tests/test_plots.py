@@ -151,6 +151,13 @@ def test_metric_plot_of_one_step_is_labelled_by_the_algorithm_alone():
     plt.close(ax.figure)
 
 
+def test_a_timing_only_run_draws_its_counters_without_a_step():
+    df = _metrics().drop(columns="loss").assign(step_size=np.nan)
+    fig = run_figure(df, "time")
+    assert [ln.get_label() for ln in fig.axes[0].get_lines()] == ["rfast"]
+    plt.close(fig)
+
+
 def test_run_files_are_drawn_by_the_drawing_function_and_leave_no_pyplot_figure(tmp_path):
     df = _metrics()
     df["opt_gap"] = df["loss"] - 1

@@ -51,7 +51,7 @@ def median_band(runs: pd.DataFrame, metric: str, x: str) -> tuple[np.ndarray, np
 
 
 def _label(alg: str, step: float, steps_of: pd.Series) -> str:
-    return alg if steps_of[alg] == 1 else f"{alg} (step {step:g})"
+    return alg if steps_of[alg] <= 1 else f"{alg} (step {step:g})"
 
 
 def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) -> Any:
@@ -66,7 +66,8 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
         values = np.maximum(values, 1e-16)  # rounding can make an exact gap 0 or -1e-17
     df = df.assign(**{metric: values})
     steps_of = df.groupby("algorithm", sort=False)["step_size"].nunique()
-    for (alg, step), g in df.groupby(["algorithm", "step_size"], sort=False):
+    # a timing-only run has no step (NaN): keep its group
+    for (alg, step), g in df.groupby(["algorithm", "step_size"], sort=False, dropna=False):
         grid, median, q25, q75 = median_band(g, metric, x)
         seeds = g["seed"].nunique()
         (line,) = ax.plot(grid, median, label=_label(str(alg), float(step), steps_of))
@@ -75,7 +76,8 @@ def plot_metric(df: pd.DataFrame, metric: str, x: str = "time", ax: Any = None) 
     if log and np.isfinite(values).any():
         ax.set_yscale("log")
     _limits(ax, df, metric, values, log)
-    seeds = int(df.groupby(["algorithm", "step_size"])["seed"].nunique().max()) if len(df) else 0
+    seeds = int(df.groupby(["algorithm", "step_size"], dropna=False)["seed"].nunique().max()) \
+        if len(df) else 0
     ax.set_xlabel("simulated time [s]" if x == "time" else x)
     ax.set_ylabel(f"{metric} (median of {seeds} seeds, IQR)" if seeds > 1 else metric)
     ax.grid(True, alpha=0.3)

@@ -59,9 +59,9 @@ default_role = "code"
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(jax|jaxlib|numpy|np|pandas|pd|pydantic|pydantic_core|networkx|nx|simpy|"
-               r"scipy|typer|click|pathlib|collections|typing|types|enum|os)(\..*)?"),
+               r"scipy|typer|click|pathlib|collections|typing|types|enum|os|matplotlib)(\..*)?"),
     (r"py:.*", r"(Array|ArrayLike|DataFrame|Path|PathLike|Any|Callable|Iterator|Mapping|"
-               r"Sequence|Literal|NamedTuple|Protocol|TypeVar)"),
+               r"Sequence|Literal|NamedTuple|Protocol|TypeVar|Figure)"),
 ]
 # internal names the API page mentions but does not document
 nitpick_ignore = [

@@ -19,23 +19,41 @@ from rfast_sim.scenario.algorithm import STEP_FORMS
 # but expands when copied or validated: refuse documents that expand past this many nodes.
 MAX_EXPANDED_NODES = 200_000
 MAX_FILE_BYTES = 10_000_000
+SWEEP_KEYS = {"base", "grid", "zip"}  # keys of a sweep file that no scenario has
 
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    """Field names allowed at the parent of `loc` (for unknown-key messages)."""
+def _model_at(loc: tuple[Any, ...]) -> Any:
+    """The pydantic model that validates the value at `loc` (None if it is not a model)."""
     model: Any = Scenario
-    for part in loc[:-1]:
+    for part in loc:
         if isinstance(part, int):
             continue
         fields = getattr(model, "model_fields", {})
         if part not in fields:
-            return []
-        ann = fields[part].annotation
-        model = model_in(ann)
+            return None
+        model = model_in(fields[part].annotation)
         if model is None:
-            return []
-    return list(getattr(model, "model_fields", {}))
+            return None
+    return model
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """Field names allowed at the parent of `loc` (for unknown-key messages)."""
+    return list(getattr(_model_at(loc[:-1]), "model_fields", {}))
+
+
+def _block_hint(loc: tuple[Any, ...], field: str, got: Any) -> str | None:
+    """A scalar given where a block (a model) is expected: the block's deciding key, the
+    first required one or else the first (kind, dist, name come first), with `got` as its
+    value: `graphs.pull=ring` -> `graphs.pull.kind=ring`."""
+    model = _model_at(loc)
+    if model is None or isinstance(got, dict | list):
+        return None
+    fields = model.model_fields
+    key = next((k for k, f in fields.items() if f.is_required()), next(iter(fields)))
+    return (f"{field}: expects a block of keys ({', '.join(fields)}), not a value; did you "
+            f"mean {field}.{key}={got}? (got {_shown(got)})")
 
 
 def model_in(ann: Any) -> Any:
@@ -67,6 +85,10 @@ def _one_error(e: Any) -> str:
                                                      and p in STEP_FORMS))
     field = ".".join(str(p) for p in loc) or "scenario"
     typ, ctx, got = e["type"], e.get("ctx", {}), e.get("input")
+    if typ in ("model_type", "model_attributes_type", "dict_type"):
+        hint = _block_hint(loc, field, got)
+        if hint:
+            return hint
     if typ == "extra_forbidden":
         allowed = _allowed_keys(loc)
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
@@ -139,8 +161,8 @@ def read_yaml(path: str | Path) -> Any:
     ScenarioError naming the file."""
     p = Path(path)
     if not p.is_file():
-        raise ScenarioError(f"{p}: no such scenario file (check the path; `rfast-sim list` shows "
-                            "the shipped scenarios)")
+        raise ScenarioError(f"{p}: no such scenario file{did_you_mean(str(path))} (check the "
+                            "path; `rfast-sim list` shows the shipped scenarios)")
     if p.stat().st_size > MAX_FILE_BYTES:
         raise ScenarioError(f"{p}: {p.stat().st_size} bytes is too large for a scenario file "
                             f"(at most {MAX_FILE_BYTES})")
@@ -178,16 +200,38 @@ def shipped_scenarios() -> list[str]:
     return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
 
 
+def _shipped_name(path: str | Path) -> str:
+    return str(path).removesuffix(".yaml").removeprefix("scenarios/")
+
+
+def did_you_mean(path: str) -> str:
+    """'; did you mean NAME?' for the shipped scenario closest to `path`'s name, or ''."""
+    names = shipped_scenarios()
+    close = difflib.get_close_matches(_shipped_name(path), names, n=1, cutoff=0.6) or \
+        difflib.get_close_matches(Path(_shipped_name(path)).name, names, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
+def shipped_file(name: str) -> Path:
+    """The file of a shipped scenario or sweep by name (``quickstart``,
+    ``paper/mlp_straggler``, ``sweep_stragglers``)."""
+    name = _shipped_name(name)
+    candidate = shipped_dir() / f"{name}.yaml"
+    if ".." in Path(name).parts or not candidate.is_file():
+        raise ScenarioError(f"{name}: no shipped scenario or sweep of that name"
+                            f"{did_you_mean(name)} (`rfast-sim list` shows them)")
+    return candidate
+
+
 def resolve_scenario_path(path: str | Path) -> Path:
     """A scenario file by path, or a shipped scenario by name (``quickstart``)."""
     p = Path(path)
     if p.is_file():
         return p
-    name = str(path).removesuffix(".yaml").removeprefix("scenarios/")
-    candidate = shipped_dir() / f"{name}.yaml"
-    if candidate.is_file() and ".." not in Path(name).parts:
-        return candidate
-    return p
+    try:
+        return shipped_file(str(path))
+    except ScenarioError:
+        return p  # reading it says what is missing
 
 
 def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -247,8 +291,12 @@ def absolute_files(data: Any, base: Path) -> Any:
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
     """Load and validate a scenario YAML file, applying `--set`-style overrides."""
-    path = resolve_scenario_path(path)
+    given, path = path, resolve_scenario_path(path)
     data = read_yaml(path)
+    sweep_keys = sorted(SWEEP_KEYS & set(data)) if isinstance(data, dict) else []
+    if sweep_keys:
+        raise ScenarioError(f"{given}: this is a sweep file (it has {', '.join(sweep_keys)}): "
+                            f"use rfast-sim sweep {given}")
     if data is not None and overrides:
         if not isinstance(data, dict):
             raise ScenarioError(f"{path}: a scenario must be a YAML mapping")

@@ -91,18 +91,30 @@ def run_summaries(df: pd.DataFrame, target: Mapping[str, float] | None = None,
     return pd.DataFrame(rows)
 
 
+TTT = "time_to_target"  # the one name of the (first) target's time in every table
+# comparison.csv wrote `time_to_<metric>` up to 0.2; Result.save writes both for one release
+LEGACY_TTT = "time_to_{metric}"
+
+
+def _median(values: pd.Series) -> float:
+    return float(np.nanmedian(values)) if values.notna().any() else float("nan")
+
+
 def _per_step(runs: pd.DataFrame, ttt: str, metric: str, seed: int) -> pd.DataFrame:
-    """One row per (algorithm, step size): censored time to target over seeds, counters."""
+    """One row per (algorithm, step size): censored time to target over seeds (as `TTT`),
+    `reached` as k/n (and as `reached_fraction`), medians over seeds of the counters and of
+    the final metrics."""
     rows = []
     for k, ((alg, step), g) in enumerate(runs.groupby(["algorithm", "step_size"], sort=False)):
         c = stats.summarize_times(g[ttt].to_numpy(), stream(seed, "bootstrap", k))
-        finals = {f"final_{m}": float(np.nanmedian(g[f"final_{m}"])) if g[f"final_{m}"].notna()
-                  .any() else float("nan") for m in METRIC_COLUMNS if f"final_{m}" in g}
+        finals = {f"final_{m}": _median(g[f"final_{m}"]) for m in METRIC_COLUMNS
+                  if f"final_{m}" in g}
         rows.append({
-            "algorithm": alg, "step_size": step, "seeds": c.seeds, "reached": c.fraction,
-            ttt: c.median, f"{ttt}_ci_low": c.ci_low, f"{ttt}_ci_high": c.ci_high,
+            "algorithm": alg, "step_size": step, "seeds": c.seeds,
+            "reached": stats.reached_text(c.fraction, c.seeds), "reached_fraction": c.fraction,
+            TTT: c.median, f"{TTT}_ci_low": c.ci_low, f"{TTT}_ci_high": c.ci_high,
             "diverged": int(g["diverged"].sum()),
-            **{col: float(g[col].mean()) for col in ("updates", "messages", "bytes", "dropped")},
+            **{col: _median(g[col]) for col in ("updates", "messages", "bytes", "dropped")},
             **finals,
         })
     return pd.DataFrame(rows)
@@ -114,7 +126,7 @@ def _ranked(per_step: pd.DataFrame, ttt: str, metric: str) -> pd.DataFrame:
     smaller step (the safer one; where every step diverged, the search goes lower)."""
     sign = 1.0 if LOWER_IS_BETTER.get(metric, True) else -1.0
     ranked = per_step.assign(
-        _d=per_step["diverged"] > 0, _r=-per_step["reached"], _t=per_step[ttt],
+        _d=per_step["diverged"] > 0, _r=-per_step["reached_fraction"], _t=per_step[TTT],
         _f=(sign * per_step[f"final_{metric}"]).fillna(np.inf))
     return ranked.sort_values(["_d", "_r", "_t", "_f", "step_size"], kind="stable").drop(
         columns=["_d", "_r", "_t", "_f"])
@@ -165,9 +177,10 @@ def counters_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float],
                      seed: int = 0) -> pd.DataFrame:
-    """Per algorithm at its best step size: reached (fraction of seeds that reach the target;
-    a diverged seed is a miss), the median time to target counting misses as +inf with a
-    bootstrap 95% CI, counters, final metrics (medians), and the speed-up over `baseline`
+    """Per algorithm at its best step size: reached (k/n seeds that reach the target, and
+    `reached_fraction`; a diverged seed is a miss), the median time to the (first) target
+    (`time_to_target`) counting misses as +inf with a bootstrap 95% CI, counters and final
+    metrics (medians over seeds), and the speed-up over `baseline`
     (ratio of medians, paired bootstrap CI over the seeds both ran). The bootstrap generator is
     seeded from `seed` (the scenario's), so reruns print the same CIs.
     """

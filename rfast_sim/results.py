@@ -155,7 +155,12 @@ class Result:
         if self.timing_only:
             self.network().to_csv(out / "network.csv", index=False)
         else:
-            self.comparison().to_csv(out / "comparison.csv", index=False)
+            table = self.comparison()
+            # the 0.2 name of the time to target, kept one more release for scripts reading it
+            legacy = metrics_mod.LEGACY_TTT.format(metric=next(iter(self.target)))
+            for suffix in ("", "_ci_low", "_ci_high"):
+                table[legacy + suffix] = table[metrics_mod.TTT + suffix]
+            table.to_csv(out / "comparison.csv", index=False)
         return out
 
 

@@ -58,6 +58,8 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
     total = sc.seeds * (len(sc.algorithm_list) if sc.problem is None else
                         sum(a.max_runs_per_seed for a in sc.algorithm_list))
     for spec in sc.algorithm_list:
+        if progress:  # the total is known now: a bar or a log line from the start
+            progress(len(runs), total, spec.name)
         if sc.problem is None:
             new = [_timing_run(sc, spec.name, s, graphs) for s in sc.seed_list]
         else:

@@ -103,9 +103,12 @@ def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_csv(out / "comparison.csv")
     assert list(table["algorithm"]) == ["rfast", "allreduce_sgd", "osgp"]
-    for col in ("time_to_opt_gap", "updates", "messages", "bytes", "dropped", "final_opt_gap",
-                "speedup", "step_size"):
+    for col in ("time_to_target", "updates", "messages", "bytes", "dropped", "final_opt_gap",
+                "speedup", "step_size", "reached", "reached_fraction"):
         assert col in table.columns
+    # the 0.2 name stays readable one more release, equal to the one name
+    assert table["time_to_opt_gap"].equals(table["time_to_target"])
+    assert table["reached"].str.fullmatch(r"\d/2").all()  # k/n, as the terminal table
     # the speed-up, recomputed here from the metrics: time from which opt_gap stays <= 0.01
     metrics = pd.read_parquet(out / "metrics.parquet")
     best = table.set_index("algorithm")["step_size"]

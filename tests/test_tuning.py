@@ -201,7 +201,7 @@ def test_the_cli_marks_tuned_steps_and_summary_json_lists_every_step_tried(tmp_p
             assert tried == sorted(h for r in t["rounds"] for h in r["steps"])
             assert len(tried) <= 6
             assert t["chosen"] in tried
-            assert {"reached", "diverged", "time_to_opt_gap", "final_opt_gap"} <= set(
+            assert {"reached", "diverged", "time_to_target", "final_opt_gap"} <= set(
                 t["tried"][0])
             runs = [r for r in summary["runs"] if r["algorithm"] == name]
             assert {r["step_size"] for r in runs} == set(tried)

@@ -52,6 +52,17 @@ def test_wheel_runs_shipped_scenarios_by_name_from_an_empty_folder(tmp_path):
     # what reproduce reads, and a scenario whose trace files must ship with the wheel
     for name in ("paper/mlp_homogeneous", "paper/linear_convergence", "faults_trace_cluster"):
         assert "ok" in _run([cli, "validate", name], empty).stdout
+    assert _run([cli, "--version"], empty).stdout.startswith("rfast-sim ")
+    # a shipped sweep by name, and a sweep of one's own on a shipped base scenario
+    assert "36 points" in _run([cli, "sweep", "sweep_when_async_pays", "--dry-run"],
+                               empty).stdout
+    (empty / "mine.yaml").write_text("base: paper/mlp_straggler\ngrid: {nodes: [8, 16]}\n")
+    listed = _run([cli, "sweep", "mine.yaml", "--dry-run"], empty).stdout
+    assert "2 points" in listed
+    assert "no:" not in listed
+    # a shipped scenario written out to edit, then checked as a file of one's own
+    (empty / "quick.yaml").write_text(_run([cli, "show", "quickstart"], empty).stdout)
+    assert "ok" in _run([cli, "validate", "quick.yaml"], empty).stdout
 
 
 @pytest.mark.slow

@@ -25,10 +25,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from rfast_sim.loading import (
     absolute_files,
+    did_you_mean,
     format_validation_error,
     model_in,
     parse_scenario,
     read_yaml,
+    resolve_scenario_path,
     scenario_to_dict,
     set_path,
 )
@@ -44,7 +46,8 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    base: str | None = Field(None, description="scenario file, relative to the sweep file")
+    base: str | None = Field(None, description="scenario file, relative to the sweep file, "
+                             "or a shipped scenario's name (rfast-sim list)")
     scenario: dict[str, Any] | None = Field(None, description="inline base scenario")
     grid: dict[str, list[Any]] = Field({}, description="dotted scenario key: values; the "
                                        "cartesian product of all")
@@ -133,7 +136,8 @@ def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
     spec alone (as stored in the manifest) defines every point."""
     where = Path(".")
     if isinstance(spec, str | Path):
-        where = Path(spec).resolve().parent
+        spec = resolve_scenario_path(spec)  # a shipped sweep by name, too
+        where = spec.resolve().parent
         raw = read_yaml(spec)
         if not isinstance(raw, dict):
             raise ScenarioError(f"{spec}: a sweep file must be a YAML mapping")
@@ -146,15 +150,26 @@ def load_spec(spec: str | Path | dict[str, Any] | SweepSpec) -> SweepSpec:
     if (spec.base is None) == (spec.scenario is None):
         raise ScenarioError("sweep: give exactly one of 'base' (a scenario file) or 'scenario'")
     if spec.base is not None:
-        base = read_yaml(where / spec.base)
-        if not isinstance(base, dict):
-            raise ScenarioError(f"base: {spec.base} is not a scenario mapping")
-        base = absolute_files(base, (where / spec.base).resolve().parent)
-        spec = spec.model_copy(update={"base": None, "scenario": base})
+        spec = spec.model_copy(update={"base": None, "scenario": _read_base(spec.base, where)})
     elif isinstance(spec.scenario, dict):
         spec = spec.model_copy(update={"scenario": absolute_files(spec.scenario, where)})
     _check_axes(spec)
     return spec
+
+
+def _read_base(name: str, where: Path) -> dict[str, Any]:
+    """The base scenario: a file next to the sweep file, else a shipped scenario by name
+    (`base: quickstart`), its relative files made absolute."""
+    path = where / name
+    if not path.is_file():
+        path = resolve_scenario_path(name)
+    if not path.is_file():
+        raise ScenarioError(f"base: {name}: no such scenario file next to the sweep file nor a "
+                            f"shipped scenario{did_you_mean(name)}")
+    base = read_yaml(path)
+    if not isinstance(base, dict):
+        raise ScenarioError(f"base: {name} is not a scenario mapping")
+    return absolute_files(base, path.resolve().parent)
 
 
 def _check_axes(spec: SweepSpec) -> None:

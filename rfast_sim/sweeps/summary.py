@@ -15,11 +15,12 @@ from rfast_sim.sweeps.store import load_results
 
 
 def summarize(out: str | Path) -> pd.DataFrame:
-    """Per swept point and algorithm, over its seeds: reached (fraction of seeds that reach the
-    target), the median time to target counting misses as +inf with a bootstrap 95% CI, the
-    best step, final metrics, and the speed-up over the scenario's `compare.baseline` (ratio of
-    medians, paired bootstrap CI), exactly as a single run's comparison table. A timing-only
-    sweep (`problem: null`): the medians of the final counters (`attrs["timing_only"]`)."""
+    """Per swept point and algorithm, over its seeds: reached (k/n seeds that reach the
+    target, and `reached_fraction`), the median time to target counting misses as +inf with a
+    bootstrap 95% CI, the best step, final metrics, and the speed-up over the scenario's
+    `compare.baseline` (ratio of medians, paired bootstrap CI), exactly as a single run's
+    comparison table. A timing-only sweep (`problem: null`): the medians of the final counters
+    (`attrs["timing_only"]`)."""
     out = Path(out)
     if not (out / "manifest.json").exists():
         raise ScenarioError(f"{out}: no manifest.json here (give the --out folder of a sweep)")
@@ -34,12 +35,10 @@ def summarize(out: str | Path) -> pd.DataFrame:
         table.attrs.update(keys=keys, target={}, baseline=None, timing_only=True)
         return table
     target = metrics_mod.default_target(sc) if sc is not None else {"opt_gap": 1e-3}
-    metric = next(iter(target))
     baseline = sc.compare.baseline if sc is not None and sc.compare else None
     seed = sc.seed if sc is not None else 0
     table = _per_point(df, keys, lambda g: metrics_mod.comparison_table(
-        g, baseline or str(g["algorithm"].iloc[0]), target, seed)).rename(
-        columns=lambda c: c.replace(f"time_to_{metric}", "time_to_target"))
+        g, baseline or str(g["algorithm"].iloc[0]), target, seed))
     table.attrs.update(keys=keys, target=target, baseline=baseline)
     return table
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rfast_sim.loading import load_scenario
+from rfast_sim.profile import profile_command
 from rfast_sim.scenario import ScenarioError, slug
 from rfast_sim.stats import reached_text
 
@@ -23,6 +24,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Simulate asynchronous decentralized training (R-FAST and baselines).")
 console = Console(width=None if sys.stdout.isatty() else 150)
 err_console = Console(stderr=True)
+app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.profile)
 
 def fail(message: str) -> None:
     """Print one line naming what is wrong and exit with status 2 (bad input)."""
@@ -194,13 +196,13 @@ def run(
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
     """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
     from rfast_sim import budget
-    from rfast_sim.runner import model_dim
+    from rfast_sim.runner import model_dim, model_rate
     from rfast_sim.traces import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
         est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
-                           dim=model_dim(sc))
+                           dim=model_dim(sc), rate=model_rate(sc))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))

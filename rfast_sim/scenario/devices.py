@@ -33,12 +33,16 @@ class DeviceKind(Kind):
     source: str = ""
 
 
-# Figures: the vendors' datasheets (docs/howto/devices.md gives each). GPUs: 5 us per kernel
-# launch (the order CUDA's launch latency has on these chips) x 10 kernels for one fused
-# minibatch gradient (XLA emits about that many for a two-layer MLP) = 50 us; the CPU: one
-# dispatch of a jitted call (measured: ~14 us on a 2-core box, DESIGN.md) and its few ops.
+# Peaks and bandwidths: the vendors' datasheets (docs/howto/devices.md names each). Overhead:
+# GPUs, 5 us per kernel launch (the order of CUDA's launch latency on these chips) x 10
+# kernels for one fused minibatch gradient (XLA emits about that many for a small MLP) =
+# 50 us; the CPU, the fastest time of the least-squares step here (35 us; its arithmetic
+# takes 0.1 us at peak: the rest is dispatching the jitted call and its few kernels).
+# Efficiency: GPUs 0.5 (dense layers at training batch sizes sustain 30-60% of peak); the
+# CPU 0.2, what `rfast-sim profile` measured for the shipped MLPs on the project's 2-core
+# AMD EPYC box (docs/howto/devices.md has the figures).
 _GPU_OVERHEAD = 5e-5
-_GPU_EFFICIENCY = 0.5  # dense layers at training batch sizes sustain ~30-60% of peak
+_GPU_EFFICIENCY = 0.5
 
 DEVICES: Registry[DeviceKind] = Registry("device", "name", [
     DeviceKind("v100", "NVIDIA V100 SXM2 (16/32 GB HBM2)", None, 15.7e12, 7.8e12, 900e9,
@@ -56,7 +60,7 @@ DEVICES: Registry[DeviceKind] = Registry("device", "name", [
     # one x86-64 core: 2 AVX2 FMA units x 8 float32 lanes x 2 FLOP x 3.0 GHz; one DDR4-3200
     # channel (8 bytes x 3200 MT/s)
     DeviceKind("cpu", "one x86-64 core, AVX2 FMA at 3 GHz, one DDR4-3200 channel", None,
-               96e9, 48e9, 25.6e9, 0.5, 2e-5,
+               96e9, 48e9, 25.6e9, 0.2, 3.5e-5,
                "Intel 64 and IA-32 Architectures Optimization Reference Manual; JEDEC JESD79-4"),
 ])
 
@@ -99,8 +103,8 @@ class Device(Strict):
     memory_bandwidth: float | None = Field(None, gt=0, description="bytes/s between the "
                                            "device and its memory (over the table's)")
     efficiency: float | None = Field(None, gt=0, le=1, description="fraction of the roofline "
-                                     "a step sustains (table: 0.5; custom: 1.0); calibrate it "
-                                     "with rfast-sim profile")
+                                     "a step sustains (table: per class; custom: 1.0); "
+                                     "calibrate it with rfast-sim profile")
     overhead_s: float | None = Field(None, ge=0, description="seconds added to every step: "
                                      "kernel launches, dispatch (table: per class; custom: 0)")
 

@@ -657,6 +657,8 @@ def devices_block(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
             e["overhead_s"] = draw(_num(0.2, 2.0))
         if draw(st.booleans()):
             e["efficiency"] = draw(_num(0.1, 1.0))
+        if draw(st.integers(0, 2)) == 0:  # continuous latencies: the vector scope allows them
+            e["nic"] = draw(link_timing(n, continuous=True))
         out.append(e)
     return out
 

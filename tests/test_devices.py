@@ -159,6 +159,22 @@ def test_a_global_barrier_round_lasts_the_slowest_devices_step():
     assert np.allclose(lengths, max(MEANS.values()), atol=1e-9)
 
 
+def test_both_trace_builders_agree_on_devices():
+    """The devices are per-node factors of the compute law: the vector builder and SimPy see
+    the same durations, event for event."""
+    sc = _device_scenario(**{"timing.compute": {"dist": "lognormal", "mean": "model",
+                                                "sigma": 0.5},
+                             "timing.latency": {"dist": "exponential", "mean": 0.01},
+                             "run.until": 10.0})
+    traces = [record_trace(timing_setup(sc.model_copy(update={"run": sc.run.model_copy(
+        update={"engine": engine})}), "rfast", 1, dim=5, step_cost=COST))
+        for engine in ("simpy", "vector")]
+    assert [t.network["engine"] for t in traces] == ["simpy", "vector"]
+    for name in ("kind", "node", "peer", "channel", "dropped"):
+        np.testing.assert_array_equal(getattr(traces[0], name), getattr(traces[1], name))
+    np.testing.assert_allclose(traces[0].time, traces[1].time, rtol=1e-12, atol=1e-12)
+
+
 def test_stragglers_compose_with_devices():
     sc = _device_scenario(**{"timing.stragglers": {"nodes": [0], "slowdown": 5.0}})
     tm = TimingModel(sc, 0, 1.0, COST)
@@ -217,6 +233,46 @@ def test_traces_without_devices_are_bit_identical_to_before_devices(name):
     assert _fingerprints(name) == before
 
 
+# --- a NIC per device class ------------------------------------------------------------------
+
+def _nic_scenario(**over: Any) -> Any:
+    """Two nodes; node 0 is on a slow NIC (1 MB/s, 0.2 s links), node 1 on the scenario's
+    (1 GB/s, 0.01 s); compute times are typed (devices set only the NICs here)."""
+    return scenario(**{"nodes": 2, "graphs.pull": {"kind": "complete"},
+                       "graphs.push": {"kind": "complete"},
+                       "devices": [{"name": "cpu", "nodes": [0], "nic": {
+                           "bandwidth": 1e6, "latency": {"dist": "constant", "mean": 0.2}}},
+                           {"name": "t4", "default": True}],
+                       "timing.compute": {"dist": "constant", "mean": 1.0},
+                       "timing.latency": {"dist": "constant", "mean": 0.01},
+                       "timing.bandwidth": 1e9, "timing.drop_prob": 0.0,
+                       "timing.nic": {"queue": "fifo"}, "timing.message_bytes": 1e6,
+                       "run.until": 2.5, **over})
+
+
+def test_a_device_class_nic_sets_its_nodes_egress_and_link_latency():
+    trace = record_trace(timing_setup(_nic_scenario(), "rfast", 0, dim=5))
+    deliver = trace.is_kind("deliver")
+    arrivals = {src: np.sort(trace.time[deliver & (trace.peer == src)]) for src in (0, 1)}
+    # both compute at t = 1 and send their packets (one per channel) through their egress:
+    # 1e6 bytes at 1 MB/s then 0.2 s of latency from node 0; at 1 GB/s and 0.01 s from node 1
+    assert arrivals[0][0] == pytest.approx(1.0 + 1e6 / 1e6 + 0.2)
+    assert arrivals[1][0] == pytest.approx(1.0 + 1e6 / 1e9 + 0.01)
+    assert arrivals[1][1] == pytest.approx(1.0 + 2 * 1e6 / 1e9 + 0.01)  # queued behind
+    links = TimingModel(_nic_scenario(**{"timing.links": [
+        {"src": 0, "dst": 1, "bandwidth": 5e5}]}), 0, 1e6).links
+    assert links.get(0, 1).bandwidth == 5e5  # a link's own entry comes first
+    assert links.get(1, 0).rate == 1e9
+    plain = TimingModel(scenario(), 0, 1e6).links
+    assert plain.egress(0) is None
+
+
+def test_devices_with_typed_compute_times_need_a_nic():
+    with pytest.raises(ScenarioError, match="and links through nic"):
+        parse_scenario({"devices": [{"name": "t4", "default": True}]})
+    assert _nic_scenario().timing.compute.mean == 1.0
+
+
 # --- bad input: one line, naming the field and the fix ------------------------------------------
 
 MODEL = {"timing": {"compute": {"dist": "lognormal", "mean": "model", "sigma": 0.3}}}
@@ -240,6 +296,8 @@ BAD = [
      "devices.0: give one of count, nodes or default: true (got count, nodes)"),
     ({**MODEL, "devices": [{"name": "t4", "nodes": [9]}, {"name": "cpu", "default": True}]},
      "devices.0.nodes: node ids must be in 0..7"),
+    ({"timing": {"compute": {"mean": "modle"}}},
+     "timing.compute.mean: must be seconds (a number) or model (got 'modle')"),
     ({"timing": {"compute": {"dist": "uniform", "mean": "model", "low": 0.1, "high": 0.3}},
       "devices": [{"name": "t4", "default": True}]}, "timing.compute.low: with mean: model"),
 ]

@@ -18,6 +18,7 @@ from rfast_sim.scenario.devices import (
     Device,
     DeviceClass,
     DeviceKind,
+    DeviceNic,
     PeakFlops,
     check_devices,
 )
@@ -193,7 +194,7 @@ class Scenario(Strict):
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
         if self.problem is None:
             self._check_timing_only()
-        self._check_devices()
+        check_devices(self.devices, self.nodes, self.timing.compute.from_model)
         if self.compare is not None:
             names = [a.name for a in self.algorithm_list]
             if self.compare.baseline not in names:
@@ -221,16 +222,6 @@ class Scenario(Strict):
         if self.run.mode == "online":
             raise ValueError("run.mode: online fires the maths as events happen, and a "
                              "timing-only run (problem: null) has none; use mode: replay")
-
-    def _check_devices(self) -> None:
-        check_devices(self.devices, self.nodes)
-        if self.timing.compute.from_model and not self.devices:
-            raise ValueError("timing.compute.mean: model needs the nodes' devices; add e.g. "
-                             "devices: [{name: v100, default: true}]")
-        if self.devices and not self.timing.compute.from_model:
-            raise ValueError("devices: device classes set compute times through "
-                             "timing.compute.mean: model (a number gives every node that "
-                             "mean); set timing.compute.mean: model")
 
     def _resolve_problem(self) -> Scenario:
         """A problem read with a data seed gets the scenario's; a comparison without a target
@@ -367,6 +358,7 @@ __all__ = [
     "Device",
     "DeviceClass",
     "DeviceKind",
+    "DeviceNic",
     "Dist",
     "GraphKind",
     "GraphSpec",

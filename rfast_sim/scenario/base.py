@@ -115,6 +115,16 @@ class ComputeLaw(Dist):
         1.0, description="the mean, seconds (every parametric law); model: the roofline time "
         "of the problem's local step on the node's device (devices)")
 
+    @field_validator("mean", mode="before")
+    @classmethod
+    def _seconds_or_model(cls, mean: object) -> object:
+        if isinstance(mean, str) and mean != "model":
+            try:
+                return float(mean)  # "0.1" as YAML or --set may give it
+            except ValueError:
+                raise ValueError(f"must be seconds (a number) or model (got {mean!r})") from None
+        return mean
+
     @model_validator(mode="after")
     def _check(self) -> ComputeLaw:
         if not self.from_model:

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from rfast_sim.scenario.base import Strict
 from rfast_sim.scenario.kinds import Kind, Registry
+from rfast_sim.scenario.network import LinkTiming
 
 DTYPES = ("float32", "float64")
 
@@ -74,6 +75,13 @@ class PeakFlops(Strict):
     float64: float = Field(gt=0, description="peak float64 FLOP/s (plain, not tensor-core)")
 
 
+class DeviceNic(LinkTiming):
+    """A device class's network interface: `bandwidth` (bytes/s) is its nodes' egress where
+    ``timing.nic`` models one (over ``nic.egress``) and the rate of the links out of them;
+    `latency` the law of the links out of them. A link's own ``timing.links`` entry and its
+    cluster's timing still come first; the scenario's timing fills what is left."""
+
+
 class DeviceClass(Strict):
     """A device class's figures, resolved (the table's, with the entry's overrides)."""
 
@@ -107,6 +115,8 @@ class Device(Strict):
                                      "calibrate it with rfast-sim profile")
     overhead_s: float | None = Field(None, ge=0, description="seconds added to every step: "
                                      "kernel launches, dispatch (table: per class; custom: 0)")
+    nic: DeviceNic | None = Field(None, description="its nodes' NIC: egress bandwidth and the "
+                                  "latency law of links out of them (null: the scenario's)")
 
     def resolve(self) -> DeviceClass:
         """The class's figures: the table's entry (if named) with this entry's overrides."""
@@ -141,9 +151,17 @@ def unknown_device(name: str) -> str:
             "custom class gives peak_flops and memory_bandwidth)")
 
 
-def check_devices(devices: list[Device], n: int) -> None:
+def check_devices(devices: list[Device], n: int, from_model: bool) -> None:
     """Every entry names a known or complete class once, in one way (count, nodes or
-    default), with node ids in range; together they give every node exactly one class."""
+    default), with node ids in range; together they give every node exactly one class. Their
+    compute figures are for ``mean: model`` (`from_model`), which needs them."""
+    if from_model and not devices:
+        raise ValueError("timing.compute.mean: model needs the nodes' devices; add e.g. "
+                         "devices: [{name: v100, default: true}]")
+    if devices and not from_model and not any(d.nic for d in devices):
+        raise ValueError("devices: device classes set compute times through "
+                         "timing.compute.mean: model (a number gives every node that mean) "
+                         "and links through nic; set timing.compute.mean: model")
     explicit: set[int] = set()
     for k, d in enumerate(devices):
         _check_entry(k, d, [e.name for e in devices[:k]], n, explicit)

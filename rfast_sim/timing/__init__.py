@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from rfast_sim.scenario import Scenario, ScenarioError
 from rfast_sim.timing.clocks import ComputeClocks
-from rfast_sim.timing.devices import StepCost, node_means
+from rfast_sim.timing.devices import StepCost, assign, node_means
 from rfast_sim.timing.faults import NodeFaults, Periods
 from rfast_sim.timing.links import Links, transfer_rate
 
@@ -41,7 +41,9 @@ class TimingModel:
                                     "runner measures it from the problem)")
             means = node_means(sc, seed, step_cost)
         self.clocks = ComputeClocks(sc.timing, sc.nodes, seed, means)
-        self.links = Links(sc.timing, seed)
+        nics = {d.name: d.nic for d in sc.devices}
+        self.links = Links(sc.timing, seed, [nics[name] for name in assign(sc, seed)]
+                           if any(nics.values()) else None)
         self.faults = NodeFaults(sc, seed)
 
 

@@ -145,4 +145,5 @@ def _timing_run(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs) -> R
     wall = time.perf_counter() - t0
     metrics = np.full((len(trace.sample_time), len(METRIC_COLUMNS)), np.nan)
     return Run(name, seed, math.nan, trace, metrics, None, wall, setup.message_bytes,
-               extra={"straggler_nodes": setup.straggler_nodes}, timings={"trace_s": wall})
+               extra={"straggler_nodes": setup.straggler_nodes,
+                      "device_nodes": setup.device_nodes}, timings={"trace_s": wall})

@@ -96,7 +96,7 @@ class Device(Strict):
     """Nodes of one device class: a class of the table (``rfast-sim list``) by name, or a
     custom one with its figures; on `count` nodes drawn from the seed, on explicit `nodes`,
     or (`default`) on every node no other entry names. A figure given here overrides the
-    table's."""
+    table's; `nic` gives its nodes their own network interface."""
 
     name: str = Field(description="a class of the device table (v100, a100_40gb, a100_80gb, "
                       "h100_sxm, t4, cpu; a100 and h100 are aliases), or a custom class's name "

@@ -224,8 +224,8 @@ def _fingerprints(name: str) -> dict[str, str]:
     return out
 
 
-@pytest.mark.parametrize("name", ["quickstart", "compare_stragglers", "faults_churn",
-                                  "paper/mlp_straggler"])
+@pytest.mark.parametrize("name", ["quickstart", "compare_heterogeneity", "compare_stragglers",
+                                  "faults_churn", "paper/mlp_straggler"])
 def test_traces_without_devices_are_bit_identical_to_before_devices(name):
     """Recorded on the code before devices existed (tests/data/trace_fingerprints.json): every
     event's time, kind, node, peer, channel, slot and fate, bit for bit, on both builders."""
@@ -345,6 +345,20 @@ def test_a_run_records_each_device_class(tmp_path):
     assert len(nodes["t4"]) == 3
     assert "devices" not in json.loads((rfast_sim.run(scenario(**{"run.until": 2.0})).save(
         tmp_path / "plain") / "summary.json").read_text())
+
+
+def test_online_and_replay_see_the_same_device_times():
+    """Online mode (one jitted call per SimPy event, the reference) draws its compute times
+    from the same per-node factors."""
+    slow = [{"name": "mine", "default": True, "peak_flops": {"float32": 1e6, "float64": 1e6},
+             "memory_bandwidth": 1e12, "overhead_s": 0.5}]
+    sc = scenario(**{"devices": slow, "timing.compute": {"dist": "exponential",
+                                                         "mean": "model"},
+                     "run.until": 8.0, "problem.batch_size": 4})
+    replay = rfast_sim.run(sc).metrics
+    online = rfast_sim.run(sc, mode="online").metrics
+    np.testing.assert_array_equal(replay["updates"], online["updates"])
+    np.testing.assert_allclose(replay["loss"], online["loss"], rtol=1e-9)
 
 
 def test_validate_and_profile_a_shipped_device_scenario():

@@ -217,7 +217,7 @@ def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
     from rfast_sim import registry
     from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS
+    from rfast_sim.scenario import DEVICES, GRAPH_KINDS, LAWS, LOSS_MODELS
     from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     def section(title: str, rows: list[tuple[str, str]]) -> None:
@@ -231,6 +231,7 @@ def list_() -> None:
     section("laws (timing.compute / latency / speed .dist)",
             [(k.name, k.description) for k in LAWS])
     section("loss models", [(k.name, f"{k.description} ({k.key})") for k in LOSS_MODELS])
+    section("devices (devices[].name)", [(k.name, k.description) for k in DEVICES])
     for family in (PROBLEM_KINDS, MODELS, LOSSES, PARTITIONS):
         section(f"{family.what}s", list(family.describe().items()))
     console.print("[bold]link timing:[/] timing.links, timing.clusters")

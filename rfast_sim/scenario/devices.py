@@ -17,8 +17,6 @@ from rfast_sim.scenario.base import Strict
 from rfast_sim.scenario.kinds import Kind, Registry
 from rfast_sim.scenario.network import LinkTiming
 
-DTYPES = ("float32", "float64")
-
 
 @dataclass(frozen=True)
 class DeviceKind(Kind):

@@ -41,9 +41,13 @@ def local_step(ops: ProblemOps, data: ProblemData) -> tuple[Callable[..., Any], 
 
 
 def cost_of(fn: Callable[..., Any], *args: Any) -> StepCost:
-    """FLOPs and bytes accessed of `fn` jitted on `args`, by XLA's cost analysis (a dict, or
-    in older JAX versions a list of dicts, one per computation: summed)."""
-    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    """FLOPs and bytes accessed of `fn` jitted on `args`, by XLA's cost analysis."""
+    return summed_cost(jax.jit(fn).lower(*args).compile().cost_analysis())
+
+
+def summed_cost(analysis: Any) -> StepCost:
+    """A cost analysis as JAX returns it: a dict, or in older versions a list of dicts (one
+    per computation), summed; ScenarioError where the backend gives none."""
     entries: list[dict[str, float]] = [
         e for e in (analysis if isinstance(analysis, list | tuple) else [analysis]) if e]
     if not entries:

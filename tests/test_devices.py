@@ -29,7 +29,7 @@ from rfast_sim.scenario.devices import table_class
 from rfast_sim.timing import TimingModel
 from rfast_sim.timing.devices import StepCost, assign, compute_rate, roofline
 from rfast_sim.traces import record_trace, scenario_graphs, timing_setup
-from rfast_sim.workload import cost_of, scenario_cost
+from rfast_sim.workload import cost_of, scenario_cost, summed_cost
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -60,6 +60,16 @@ def test_cost_analysis_of_dense_layers_is_2bmn_per_matmul(widths):
     # the rest is elementwise (tanh, its derivative, the loss): O(b n) per layer, < 3% here
     assert closed <= cost.flops <= 1.03 * closed, (cost.flops, closed)
     assert cost.bytes_accessed >= 4 * sum(m * n for m, n in layers)  # every weight read once
+
+
+def test_a_cost_analysis_is_read_as_a_dict_or_a_list_of_dicts():
+    one = {"flops": 10.0, "bytes accessed": 4.0, "transcendentals": 1.0}
+    assert summed_cost(one) == StepCost(10.0, 4.0)
+    assert summed_cost([one, {"flops": 5.0}]) == StepCost(15.0, 4.0)  # older JAX versions
+    with pytest.raises(ScenarioError, match="gives no cost analysis"):
+        summed_cost(None)
+    with pytest.raises(ScenarioError, match="gives no cost analysis"):
+        summed_cost([])
 
 
 def test_a_problems_local_step_is_costed_alone_and_cached():

@@ -103,9 +103,11 @@ def model_dim(sc: Scenario) -> int:
     return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
 
 
-def estimate(sc: Scenario, dim: int | None = None) -> Estimate:
+def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None) -> Estimate:
     """Peak memory of running `sc` (every algorithm, seed and step size), from its keys and
-    the model's flat dimension `dim` (default: a built-in kind's, from its keys)."""
+    the model's flat dimension `dim` (default: a built-in kind's, from its keys). `rate`:
+    computations per simulated second of all nodes (default: nodes / the compute law's mean;
+    ``mean: model`` needs it: :func:`rfast_sim.timing.devices.compute_rate`)."""
     n, d = sc.nodes, dim if dim is not None else model_dim(sc)
     word = 8 if sc.dtype == "float64" else 4
     # errs high: as if every algorithm used both directed graphs (and the undirected one)
@@ -115,7 +117,11 @@ def estimate(sc: Scenario, dim: int | None = None) -> Estimate:
     sizes = [GRAPH_KINDS[spec.kind].size(spec, n) for spec in specs]
     channels = int(sum(e for e, _ in sizes))
     kout = max([k for _, k in sizes], default=1) * max(1, len(sizes))
-    rate = n / sc.timing.compute.expected()  # computations per simulated second
+    if rate is None:
+        if sc.timing.compute.from_model:
+            raise ValueError("estimate: timing.compute.mean: model needs the rate (from the "
+                             "step's cost)")
+        rate = n / sc.timing.compute_law().expected()  # computations per simulated second
     updates = rate * sc.run.until if sc.run.until is not None else math.inf
     if sc.run.max_updates is not None:
         updates = min(updates, sc.run.max_updates)
@@ -158,9 +164,10 @@ def _vector_builds(sc: Scenario, name: str) -> bool:
     return run.engine == "vector" or ties_unlikely(sc.timing)
 
 
-def check(sc: Scenario, limit: float | None = None, dim: int | None = None) -> Estimate:
+def check(sc: Scenario, limit: float | None = None, dim: int | None = None,
+          rate: float | None = None) -> Estimate:
     """The estimate; ScenarioError when it passes `limit` (default: most available memory)."""
-    est = estimate(sc, dim)
+    est = estimate(sc, dim, rate)
     limit = default_limit() if limit is None else limit
     if not est.total <= limit:
         raise ScenarioError(

@@ -74,12 +74,15 @@ def network_figures(r: Run, n: int) -> dict[str, Any]:
 @dataclass
 class Result:
     """All runs of a scenario and their tidy metrics frame; `tuning`: the step searches of
-    the algorithms with `step_size: auto`."""
+    the algorithms with `step_size: auto`; `devices`: each device class's predicted step
+    (``mean: model``)."""
 
     scenario: Scenario
     runs: list[Run]
     metrics: pd.DataFrame
     tuning: dict[str, Any] = field(default_factory=dict)  # name -> tuning.Tuning
+    # per device class (mean: model): nodes, flops, bytes, step_time_s, bound
+    devices: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def timing_only(self) -> bool:
@@ -126,6 +129,8 @@ class Result:
             row.update(events=len(r.trace), max_in_flight=r.trace.num_slots,
                        wall_seconds=r.wall_seconds,
                        straggler_nodes=r.extra.get("straggler_nodes", []),
+                       **({"device_nodes": r.extra["device_nodes"]}
+                          if r.extra.get("device_nodes") else {}),
                        engine=r.trace.network.get("engine"),
                        engine_reason=r.trace.network.get("engine_reason"),
                        replay=r.extra.get("replay"),
@@ -137,6 +142,8 @@ class Result:
                        network=net)
             runs.append(row)
         out: dict[str, Any] = {"scenario": self.scenario.name, "runs": runs}
+        if self.devices:
+            out["devices"] = self.devices
         if self.tuning:
             out["tuning"] = {name: t.summary() for name, t in self.tuning.items()}
         if self.timing_only:

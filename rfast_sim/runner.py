@@ -19,6 +19,7 @@ from rfast_sim import budget
 from rfast_sim.metrics import METRIC_COLUMNS, default_target
 from rfast_sim.results import Result, Run, run_frame_of
 from rfast_sim.scenario import AlgorithmSpec, Scenario
+from rfast_sim.timing.devices import StepCost, class_counts, class_predictions, compute_rate
 from rfast_sim.traces import ScenarioGraphs, record_trace, scenario_graphs, timing_setup
 from rfast_sim.tuning import Tuning, tune
 
@@ -40,6 +41,33 @@ def model_dim(sc: Scenario) -> int:
     return problem_dim(sc.problem, sc.nodes, sc.seed)
 
 
+def model_step_cost(sc: Scenario) -> StepCost | None:
+    """The cost of the problem's local step where ``mean: model`` needs it (XLA's cost
+    analysis: JAX is imported then, and only then), else None."""
+    if not sc.timing.compute.from_model:
+        return None
+    from rfast_sim.workload import scenario_cost
+
+    return scenario_cost(sc)[2]
+
+
+def model_rate(sc: Scenario) -> float | None:
+    """Computations per simulated second under ``mean: model`` (the memory estimate's rate),
+    else None (the estimate reads the compute law's mean)."""
+    cost = model_step_cost(sc)
+    return compute_rate(sc, cost) if cost is not None else None
+
+
+def device_records(sc: Scenario, cost: StepCost | None) -> list[dict[str, float | str]]:
+    """Per device class: its nodes, the step's FLOPs and bytes, its predicted step time and
+    whether compute or memory bounds it (summary.json's ``devices``)."""
+    if cost is None:
+        return []
+    counts = class_counts(sc)
+    return [{**p.record(), "nodes": counts[name]}
+            for name, p in class_predictions(sc, cost).items()]
+
+
 def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = None,
         max_memory: float | None = None) -> Result:
     """Run every algorithm x seed x step size of a scenario; return runs and the tidy frame.
@@ -50,7 +78,9 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
     is allocated when its memory estimate passes `max_memory` bytes (default: most of the
     available memory).
     """
-    budget.check(sc, max_memory, dim=model_dim(sc))
+    cost = model_step_cost(sc)
+    budget.check(sc, max_memory, dim=model_dim(sc),
+                 rate=compute_rate(sc, cost) if cost is not None else None)
     graphs = scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     runs: list[Run] = []
     frames: list[pd.DataFrame] = []
@@ -77,7 +107,8 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
         runs.extend(new)
         if progress:
             progress(len(runs), total, spec.name)
-    return Result(sc, runs, pd.concat(frames, ignore_index=True), tuning)
+    return Result(sc, runs, pd.concat(frames, ignore_index=True), tuning,
+                  devices=device_records(sc, cost))
 
 
 def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
@@ -100,6 +131,7 @@ def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
         by_seed = {s.seed: s for s in setups}
         for r in new:
             r.extra["straggler_nodes"] = by_seed[r.seed].straggler_nodes
+            r.extra["device_nodes"] = by_seed[r.seed].device_nodes
         return new
 
     if spec.auto is None:
@@ -115,4 +147,5 @@ def _timing_run(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs) -> R
     wall = time.perf_counter() - t0
     metrics = np.full((len(trace.sample_time), len(METRIC_COLUMNS)), np.nan)
     return Run(name, seed, math.nan, trace, metrics, None, wall, setup.message_bytes,
-               extra={"straggler_nodes": setup.straggler_nodes}, timings={"trace_s": wall})
+               extra={"straggler_nodes": setup.straggler_nodes,
+                      "device_nodes": setup.device_nodes}, timings={"trace_s": wall})

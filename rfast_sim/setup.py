@@ -21,6 +21,7 @@ from rfast_sim.traces import (
     scenario_graphs,
     timing_setup,
 )
+from rfast_sim.workload import step_cost
 
 
 def _net(ch: Channels, dtype: str) -> Net:
@@ -52,7 +53,8 @@ def prepare(sc: Scenario, name: str, seed: int,
     """Build problem data and channels for one algorithm and seed."""
     assert sc.problem is not None, "a timing-only scenario has no maths: use timing_setup"
     ops, data = make_problem(sc.problem, sc.nodes, seed, sc.dtype)
-    t = timing_setup(sc, name, seed, graphs, dim=ops.dim)
+    cost = step_cost(ops, data) if sc.timing.compute.from_model else None
+    t = timing_setup(sc, name, seed, graphs, dim=ops.dim, step_cost=cost)
     return Setup(**vars(t), ops=ops, data=data, algorithm=make(name, ops))
 
 

@@ -15,6 +15,7 @@ from rfast_sim.registry import AlgorithmInfo, info
 from rfast_sim.scenario import GRAPH_KINDS, Scenario, ScenarioError
 from rfast_sim.timing import TimingModel
 from rfast_sim.timing.clocks import node_factors
+from rfast_sim.timing.devices import StepCost, assign
 from rfast_sim.topology import (
     Channels,
     Phases,
@@ -96,9 +97,9 @@ def _check_condition(sc: Scenario, name: str, alg: AlgorithmInfo, pull: nx.DiGra
 
 @dataclass
 class TimingSetup:
-    """What one (algorithm, seed) run's events need: its channels and packet size. A trace
-    consumes its timing model's streams, so the setup holds what a fresh one needs
-    (`timing_model`)."""
+    """What one (algorithm, seed) run's events need: its channels, packet size and (for
+    ``mean: model``) the cost of its local step. A trace consumes its timing model's streams,
+    so the setup holds what a fresh one needs (`timing_model`)."""
 
     scenario: Scenario
     name: str
@@ -106,20 +107,30 @@ class TimingSetup:
     info: AlgorithmInfo
     channels: Channels
     message_bytes: float
+    step_cost: StepCost | None
 
     def timing_model(self) -> TimingModel:
         """A fresh timing model of this run (every one gives the same draws)."""
-        return TimingModel(self.scenario, self.seed, self.message_bytes)
+        return TimingModel(self.scenario, self.seed, self.message_bytes, self.step_cost)
 
     @property
     def straggler_nodes(self) -> list[int]:
         return node_factors(self.scenario.timing, self.scenario.nodes, self.seed)[1]
 
+    @property
+    def device_nodes(self) -> dict[str, list[int]]:
+        """Each device class's nodes in this run (none without ``devices``)."""
+        out: dict[str, list[int]] = {d.name: [] for d in self.scenario.devices}
+        if out:
+            for i, name in enumerate(assign(self.scenario, self.seed)):
+                out[name].append(i)
+        return out
+
 
 def timing_setup(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs | None = None,
-                 dim: int | None = None) -> TimingSetup:
+                 dim: int | None = None, step_cost: StepCost | None = None) -> TimingSetup:
     """The channels of one algorithm and seed; `dim` (the model's) sizes `message_bytes:
-    auto` packets."""
+    auto` packets, `step_cost` (the model's local step) times ``mean: model``."""
     graphs = graphs if graphs is not None else scenario_graphs(sc, [name])
     alg = info(name)
     ch = make_channels(
@@ -131,7 +142,7 @@ def timing_setup(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs | No
     )
     if dim is None and sc.timing.message_bytes == "auto":
         raise ScenarioError("timing.message_bytes: auto needs the model's size; give bytes")
-    return TimingSetup(sc, name, seed, alg, ch, sc.message_bytes(dim or 0))
+    return TimingSetup(sc, name, seed, alg, ch, sc.message_bytes(dim or 0), step_cost)
 
 
 def choose_engine(setup: TimingSetup, online: bool) -> tuple[str, str]:

@@ -609,7 +609,58 @@ def scenarios(draw: st.DrawFn, max_nodes: int = 32, max_algorithms: int = 2,
         sc["compare"] = {"baseline": draw(st.sampled_from(names)),
                          "target": {metric: draw(_num(1e-4, 1.0))}}
     sc["run"] = draw(run_block(sc, faults, vector_scope))
+    # drawn last, so that the draws before it stay those of the derandomized runs
+    if sc["problem"] is not None and _scalable(timing["compute"]) and draw(st.integers(0, 4)) == 0:
+        timing["compute"] = {k: v for k, v in timing["compute"].items()
+                             if k not in ("shift", "low", "high")} | {"mean": "model"}
+        sc["devices"] = draw(devices_block(n))
     return sc
+
+
+DEVICE_TABLE = ("v100", "a100_40gb", "a100_80gb", "h100_sxm", "t4", "cpu", "a100", "h100")
+
+
+def _scalable(law: dict[str, Any]) -> bool:
+    """A compute law `mean: model` may scale: a parametric one (not from a file)."""
+    return law["dist"] in PLAIN_LAWS
+
+
+@st.composite
+def devices_block(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
+    """Device classes giving every node one: segments of a permutation of the nodes, each
+    by count or by explicit nodes (the last one maybe the default). Step times stay on the
+    scale the run's length was drawn for (0.2..2 s): table classes get a per-step overhead
+    of that order, custom ones slow peaks."""
+    k = draw(st.integers(1, min(3, n)))
+    names = draw(st.lists(st.sampled_from((*DEVICE_TABLE, "mine", "yours")), min_size=k,
+                          max_size=k, unique=True))
+    order = draw(st.permutations(range(n)))
+    cuts = sorted(draw(st.lists(st.integers(0, n), min_size=k - 1, max_size=k - 1)))
+    segments = [list(order[a:b]) for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+    out = []
+    for j, (name, nodes) in enumerate(zip(names, segments, strict=True)):
+        way = draw(st.sampled_from(("count", "nodes", "default") if j == k - 1
+                                   else ("count", "nodes")))
+        e: dict[str, Any] = {"name": name}
+        if way == "count":
+            e["count"] = len(nodes)
+        elif way == "nodes":
+            e["nodes"] = nodes
+        else:
+            e["default"] = True
+        if name not in DEVICE_TABLE:
+            e["peak_flops"] = {"float32": draw(_num(1e7, 1e9)), "float64": draw(_num(1e7, 1e9))}
+            e["memory_bandwidth"] = draw(_num(1e7, 1e9))
+        elif draw(st.booleans()):
+            e["memory_bandwidth"] = draw(_num(1e9, 1e12))
+        if name in DEVICE_TABLE or draw(st.booleans()):
+            e["overhead_s"] = draw(_num(0.2, 2.0))
+        if draw(st.booleans()):
+            e["efficiency"] = draw(_num(0.1, 1.0))
+        if draw(st.integers(0, 2)) == 0:  # continuous latencies: the vector scope allows them
+            e["nic"] = draw(link_timing(n, continuous=True))
+        out.append(e)
+    return out
 
 
 def _covered_by_vector(sc: dict[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from rfast_sim.cli.common import (
 )
 from rfast_sim.cli.tables import NETWORK_LEGEND, comparison_notes, comparison_view, network_view
 from rfast_sim.loading import load_scenario
+from rfast_sim.profile import profile_command
 from rfast_sim.scenario import ScenarioError
 
 
@@ -75,13 +76,13 @@ def run(
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
     """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
     from rfast_sim import budget
-    from rfast_sim.runner import model_dim
+    from rfast_sim.runner import model_dim, model_rate
     from rfast_sim.traces import scenario_graphs
 
     try:
         sc = load_scenario(scenario, set_ or [])
         est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
-                           dim=model_dim(sc))
+                           dim=model_dim(sc), rate=model_rate(sc))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))
@@ -91,12 +92,15 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = No
                   f"{est.describe()}", highlight=False)
 
 
+app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.profile)
+
+
 @app.command("list")
 def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
     from rfast_sim import registry
     from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS
+    from rfast_sim.scenario import DEVICES, GRAPH_KINDS, LAWS, LOSS_MODELS
     from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     def section(title: str, rows: list[tuple[str, str]]) -> None:
@@ -110,6 +114,7 @@ def list_() -> None:
     section("laws (timing.compute / latency / speed .dist)",
             [(k.name, k.description) for k in LAWS])
     section("loss models", [(k.name, f"{k.description} ({k.key})") for k in LOSS_MODELS])
+    section("devices (devices[].name)", [(k.name, k.description) for k in DEVICES])
     for family in (PROBLEM_KINDS, MODELS, LOSSES, PARTITIONS):
         section(plural(family.what), list(family.describe().items()))
     console.print("[bold]link timing:[/] timing.links, timing.clusters")

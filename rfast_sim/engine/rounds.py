@@ -175,7 +175,7 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
     links, faults = sim.timing.links, sim.timing.faults
     # one chunk into each node per step: alone on the receiver's ingress
     transfer = nbytes / float(transfer_rate(links.get(a, b).bandwidth, sim.timing.spec,
-                                            alone=True))
+                                            alone=True, egress=links.egress(a)))
     total = 0.0
     while True:
         wait = _until_up(sim, (a, b), start + total)  # both ends must be up to try

@@ -12,7 +12,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from rfast_sim.scenario.algorithm import AlgorithmSpec, AutoStep, AutoStepSpec
-from rfast_sim.scenario.base import Dist, ScenarioError, Strict
+from rfast_sim.scenario.base import ComputeLaw, Dist, ScenarioError, Strict
+from rfast_sim.scenario.devices import (
+    DEVICES,
+    Device,
+    DeviceClass,
+    DeviceKind,
+    DeviceNic,
+    PeakFlops,
+    check_devices,
+)
 from rfast_sim.scenario.graphs import Graphs, GraphSpec, ScheduleEntry
 from rfast_sim.scenario.kinds import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, Law, LossModel
 from rfast_sim.scenario.network import (
@@ -45,8 +54,9 @@ class Stragglers(Strict):
 
 
 class Timing(Strict):
-    compute: Dist = Field(Dist(dist="exponential", mean=1.0), description="seconds per local "
-                          "gradient, per node and computation")
+    compute: ComputeLaw = Field(ComputeLaw(dist="exponential", mean=1.0), description="seconds "
+                                "per local gradient, per node and computation (mean: model: "
+                                "from the problem's cost on each node's device)")
     speed: Dist | None = Field(None, description="per-node persistent compute-time multipliers")
     stragglers: Stragglers = Field(Stragglers(), description="slow nodes: persistent ones "
                                    "(count or nodes) and/or transient ones (prob)")
@@ -89,10 +99,16 @@ class Timing(Strict):
         if self.loss is not None and self.link_drop_prob:
             raise ValueError("link_drop_prob: per-link Bernoulli rates go with drop_prob, not "
                              "with a loss model")
-        if self.compute.expected() <= 0 or self.compute.is_point_mass_at_zero():
+        law = self.compute_law()
+        if not self.compute.from_model and (law.expected() <= 0 or law.is_point_mass_at_zero()):
             raise ValueError("compute: a compute time must have a positive mean (a device that "
                              "computes in zero time would fire events forever at time 0)")
         return self
+
+    def compute_law(self) -> Dist:
+        """The compute law the clocks draw from: the law itself, or for ``mean: model`` its
+        unit-mean shape (each node's draws are then scaled by its step time)."""
+        return self.compute.unit() if self.compute.from_model else self.compute
 
 
 TargetMetric = Literal["opt_gap", "loss", "grad_norm", "accuracy", "test_loss", "test_accuracy"]
@@ -157,6 +173,9 @@ class Scenario(Strict):
     compare: Compare | None = Field(None, description="the comparison table's baseline and "
                                     "target")
     run: RunSpec = Field(RunSpec(), description="how long, how often to sample, which engine")
+    devices: list[Device] = Field([], description="device classes on the nodes (every node "
+                                  "one); with timing.compute.mean: model each node's compute "
+                                  "time follows its device (docs: devices)")
 
     @model_validator(mode="after")
     def _check(self) -> Scenario:
@@ -175,6 +194,7 @@ class Scenario(Strict):
             raise ValueError("algorithms: give either 'algorithm' or 'algorithms', not both")
         if self.problem is None:
             self._check_timing_only()
+        check_devices(self.devices, self.nodes, self.timing.compute.from_model)
         if self.compare is not None:
             names = [a.name for a in self.algorithm_list]
             if self.compare.baseline not in names:
@@ -195,6 +215,10 @@ class Scenario(Strict):
             raise ValueError(f"{where}.step_size: auto tunes {', '.join(tuned)} on the "
                              "problem, and a timing-only run (problem: null) has none; give a "
                              "number (it is not used) or a problem")
+        if self.timing.compute.from_model:
+            raise ValueError("timing.compute.mean: model times the problem's local step, and "
+                             "a timing-only run (problem: null) has none; give seconds (e.g. "
+                             "0.1) or a problem")
         if self.run.mode == "online":
             raise ValueError("run.mode: online fires the maths as events happen, and a "
                              "timing-only run (problem: null) has none; use mode: replay")
@@ -216,7 +240,8 @@ class Scenario(Strict):
     def laws(self) -> dict[str, Dist]:
         """Every random law of the timing, by its dotted key."""
         t = self.timing
-        laws = {"timing.compute": t.compute, "timing.latency": t.latency, "timing.speed": t.speed}
+        laws = {"timing.compute": t.compute_law(), "timing.latency": t.latency,
+                "timing.speed": t.speed}
         laws.update({f"timing.links.{k}.latency": ln.latency for k, ln in enumerate(t.links)})
         if t.clusters is not None:
             laws.update({"timing.clusters.intra.latency": t.clusters.intra.latency,
@@ -318,6 +343,7 @@ def slug(name: str) -> str:
 
 
 __all__ = [
+    "DEVICES",
     "GRAPH_KINDS",
     "LAWS",
     "LOSS_MODELS",
@@ -328,6 +354,11 @@ __all__ = [
     "Churn",
     "Clusters",
     "Compare",
+    "ComputeLaw",
+    "Device",
+    "DeviceClass",
+    "DeviceKind",
+    "DeviceNic",
     "Dist",
     "GraphKind",
     "GraphSpec",
@@ -344,6 +375,7 @@ __all__ = [
     "Nic",
     "Outage",
     "PartitionSpec",
+    "PeakFlops",
     "Problem",
     "RunSpec",
     "Scenario",

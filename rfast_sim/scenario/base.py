@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -54,6 +55,10 @@ class Dist(Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Dist:
+        self._check_law()
+        return self
+
+    def _check_law(self) -> None:
         if LAWS[self.dist].reads_file != (self.file is not None):
             file_laws = ", ".join(law.name for law in LAWS if law.reads_file)
             raise ValueError(f"file: {self.dist} needs a file" if self.file is None else
@@ -71,7 +76,6 @@ class Dist(Strict):
             raise ValueError("low/high: give both or neither")
         if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"low: must be <= high (got {self.low} > {self.high})")
-        return self
 
     def durations(self) -> Durations:
         """A durations file's contents (empirical, trace)."""
@@ -98,3 +102,50 @@ class Dist(Strict):
 
     def is_point_mass_at_zero(self) -> bool:
         return self.expected() == 0 or (self.dist == "uniform" and self.high == 0)
+
+
+class ComputeLaw(Dist):
+    """A compute-time law: a :class:`Dist`, or ``mean: model``: each node's mean is the
+    roofline time of the problem's local step on its device (``devices``), and the law keeps
+    its shape around it (its draws are the unit-mean law's times the node's mean)."""
+
+    # a wider type than Dist's: `unit` turns a model law into a plain Dist, and the timing
+    # side reads compute laws only through `Timing.compute_law`
+    mean: Annotated[float, Field(ge=0)] | Literal["model"] = Field(  # type: ignore[assignment]
+        1.0, description="the mean, seconds (every parametric law); model: the roofline time "
+        "of the problem's local step on the node's device (devices)")
+
+    @field_validator("mean", mode="before")
+    @classmethod
+    def _seconds_or_model(cls, mean: object) -> object:
+        if isinstance(mean, str) and mean != "model":
+            try:
+                return float(mean)  # "0.1" as YAML or --set may give it
+            except ValueError:
+                raise ValueError(f"must be seconds (a number) or model (got {mean!r})") from None
+        return mean
+
+    @model_validator(mode="after")
+    def _check(self) -> ComputeLaw:
+        if not self.from_model:
+            self._check_law()
+            return self
+        if self.file is not None or LAWS[self.dist].reads_file:
+            raise ValueError(f"dist: mean: model scales a parametric law to each node's step "
+                             f"time; {self.dist} reads its times from a file")
+        for key in ("shift", "low", "high"):
+            if getattr(self, key) is not None:
+                raise ValueError(f"{key}: with mean: model the law is scaled to each node's "
+                                 f"step time; leave out {key} (seconds), it follows the mean")
+        Dist(dist=self.dist, mean=1.0, sigma=self.sigma, shape=self.shape)  # the shape's checks
+        return self
+
+    @property
+    def from_model(self) -> bool:
+        return self.mean == "model"
+
+    def unit(self) -> Dist:
+        """The law with mean 1 (mean: model) or the law itself, as a plain Dist."""
+        fields = self.model_dump(exclude_unset=True)
+        fields["mean"] = 1.0 if self.from_model else self.mean
+        return Dist(**fields)

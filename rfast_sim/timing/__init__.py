@@ -9,13 +9,15 @@ built, so every trace needs a fresh model (:meth:`rfast_sim.setup.Setup.timing_m
 
 - :mod:`.clocks`: compute durations (base law, persistent factors, stragglers) and choices;
 - :mod:`.links`: per-link latency, loss (the registered loss models), rates and down periods;
-- :mod:`.faults`: node down periods (outages, churn) as pure period generators.
+- :mod:`.faults`: node down periods (outages, churn) as pure period generators;
+- :mod:`.devices`: a step's roofline time on each device class, and each node's class.
 """
 
 from __future__ import annotations
 
-from rfast_sim.scenario import Scenario
+from rfast_sim.scenario import Scenario, ScenarioError
 from rfast_sim.timing.clocks import ComputeClocks
+from rfast_sim.timing.devices import StepCost, assign, node_means
 from rfast_sim.timing.faults import NodeFaults, Periods
 from rfast_sim.timing.links import Links, transfer_rate
 
@@ -23,15 +25,27 @@ from rfast_sim.timing.links import Links, transfer_rate
 class TimingModel:
     """Seeded samplers for one run, by responsibility. Knows nothing of the algorithm's values.
 
-    ``spec``: the scenario's timing settings; ``clocks``, ``links``, ``faults``: the parts."""
+    ``spec``: the scenario's timing settings; ``clocks``, ``links``, ``faults``: the parts.
+    ``step_cost``: the problem's local step (``mean: model`` times it on each node's device).
+    """
 
-    def __init__(self, sc: Scenario, seed: int, message_bytes: float) -> None:
+    def __init__(self, sc: Scenario, seed: int, message_bytes: float,
+                 step_cost: StepCost | None = None) -> None:
         self.spec = sc.timing
         self.n = sc.nodes
         self.message_bytes = message_bytes
-        self.clocks = ComputeClocks(sc.timing, sc.nodes, seed)
-        self.links = Links(sc.timing, seed)
+        means = None
+        if sc.timing.compute.from_model:
+            if step_cost is None:
+                raise ScenarioError("timing.compute.mean: model needs the step's cost (the "
+                                    "runner measures it from the problem)")
+            means = node_means(sc, seed, step_cost)
+        self.clocks = ComputeClocks(sc.timing, sc.nodes, seed, means)
+        nics = {d.name: d.nic for d in sc.devices}
+        self.links = Links(sc.timing, seed, [nics[name] for name in assign(sc, seed)]
+                           if any(nics.values()) else None)
         self.faults = NodeFaults(sc, seed)
 
 
-__all__ = ["ComputeClocks", "Links", "NodeFaults", "Periods", "TimingModel", "transfer_rate"]
+__all__ = ["ComputeClocks", "Links", "NodeFaults", "Periods", "StepCost", "TimingModel",
+           "transfer_rate"]

@@ -17,9 +17,11 @@ from rfast_sim.scenario import Timing
 from rfast_sim.seeding import stream, streams
 
 
-def node_factors(spec: Timing, n: int, seed: int) -> tuple[np.ndarray, list[int]]:
-    """Each node's persistent compute-time factor (speed x straggler slowdown) and the
-    persistent stragglers, from the "nodes" stream."""
+def node_factors(spec: Timing, n: int, seed: int,
+                 means: np.ndarray | None = None) -> tuple[np.ndarray, list[int]]:
+    """Each node's persistent compute-time factor (speed x straggler slowdown, x its mean
+    step time on its device for ``mean: model``, whose law has mean 1) and the persistent
+    stragglers, from the "nodes" stream."""
     rng = stream(seed, "nodes")
     speed = sample(spec.speed, rng, n) if spec.speed is not None else np.ones(n)
     st = spec.stragglers
@@ -28,17 +30,22 @@ def node_factors(spec: Timing, n: int, seed: int) -> tuple[np.ndarray, list[int]
         slow[st.nodes] = True
     if st.count:
         slow[rng.choice(n, size=st.count, replace=False)] = True
-    return speed * np.where(slow, st.slowdown, 1.0), [int(i) for i in np.flatnonzero(slow)]
+    factor = speed * np.where(slow, st.slowdown, 1.0)
+    if means is not None:  # a straggler on a slow device is slower still: the factors compose
+        factor = factor * means
+    return factor, [int(i) for i in np.flatnonzero(slow)]
 
 
 class ComputeClocks:
-    """Seeded compute-time and choice streams of every node of one run."""
+    """Seeded compute-time and choice streams of every node of one run; `means`: each node's
+    mean step time on its device (``mean: model``; None otherwise)."""
 
-    def __init__(self, spec: Timing, n: int, seed: int) -> None:
+    def __init__(self, spec: Timing, n: int, seed: int, means: np.ndarray | None = None) -> None:
         self.spec = spec
-        self.node_factor, self.straggler_nodes = node_factors(spec, n, seed)
-        law, free = sampler(spec.compute), chunk_free(spec.compute)
-        self._base = [Blocked(r, node_sampler(spec.compute, i, law), chunk_free=free)
+        self.node_factor, self.straggler_nodes = node_factors(spec, n, seed, means)
+        compute = spec.compute_law()
+        law, free = sampler(compute), chunk_free(compute)
+        self._base = [Blocked(r, node_sampler(compute, i, law), chunk_free=free)
                       for i, r in enumerate(streams(seed, "compute", np.arange(n)))]
         self._transient = [uniforms(r) for r in streams(seed, "transient", np.arange(n))]
         self._choice = [uniforms(r) for r in streams(seed, "choice", np.arange(n))]

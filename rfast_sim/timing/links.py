@@ -31,17 +31,18 @@ from rfast_sim.timing.faults import LazyPeriods, churn_laws, churn_periods
 _STREAM_BLOCK = 65_536  # links whose streams `Links.fates_once` makes at a time
 
 
-def transfer_rate(link_rate: float | np.ndarray, spec: Timing, *,
-                  alone: bool = False) -> float | np.ndarray:
+def transfer_rate(link_rate: float | np.ndarray, spec: Timing, *, alone: bool = False,
+                  egress: float | np.ndarray | None = None) -> float | np.ndarray:
     """Bytes/s of one transfer: its link's rate, capped by the sender's egress where a NIC is
     modelled (``nic: null``: the link alone) and, where the transfer is `alone` into its
-    receiver (all-reduce's chunk steps), by the receiver's ingress. The SimPy network, the
-    vector builder and the rounds all take their service times from here."""
+    receiver (all-reduce's chunk steps), by the receiver's ingress. `egress`: the sender's
+    own (its device class's NIC), over the scenario's. The SimPy network, the vector builder
+    and the rounds all take their service times from here."""
     nic = spec.nic
     if nic is None:
         return link_rate
     lower = np.minimum if isinstance(link_rate, np.ndarray) else min  # a scalar per packet
-    rate = lower(link_rate, nic.egress or spec.bandwidth)
+    rate = lower(link_rate, egress if egress is not None else nic.egress or spec.bandwidth)
     return lower(rate, nic.ingress) if alone and nic.ingress is not None else rate
 
 
@@ -87,10 +88,13 @@ def gilbert_elliott_losses(link: Link, spec: Timing, k: int) -> np.ndarray:
 
 
 class Links:
-    """The links of one run, each made when first used (O(links used) in memory)."""
+    """The links of one run, each made when first used (O(links used) in memory);
+    `sender_nic`: each node's device class's NIC (None: the scenario's timing)."""
 
-    def __init__(self, spec: Timing, seed: int) -> None:
+    def __init__(self, spec: Timing, seed: int,
+                 sender_nic: list[LinkTiming | None] | None = None) -> None:
         self.spec, self._seed = spec, seed
+        self._sender = sender_nic if sender_nic and any(sender_nic) else None
         self._losses = LOSS_MODELS[loss_model(spec)].build()
         self._samplers: dict[int, tuple[Dist, Draw, bool]] = {}  # per latency law, made once
         self._links: dict[tuple[int, int], Link] = {}
@@ -126,7 +130,9 @@ class Links:
         """Each given link's transfer rate (`transfer_rate`), without making the links."""
         bandwidth = np.array([self.timing_of(a, b)[1] for a, b in
                               zip(src.tolist(), dst.tolist(), strict=True)], dtype=float)
-        return np.asarray(transfer_rate(bandwidth, self.spec), dtype=float) \
+        egress = None if self._sender is None else np.array(
+            [self.egress(a) for a in src.tolist()], dtype=float)
+        return np.asarray(transfer_rate(bandwidth, self.spec, egress=egress), dtype=float) \
             if len(bandwidth) else bandwidth
 
     def fates_once(self, src: np.ndarray, dst: np.ndarray,
@@ -200,17 +206,27 @@ class Links:
                 out[key] = sorted(spans)
         return out
 
+    def egress(self, src: int) -> float | None:
+        """The sender's own egress, bytes/s: its device class's NIC bandwidth (None: the
+        scenario's)."""
+        nic = self._sender[src] if self._sender is not None else None
+        return nic.bandwidth if nic is not None else None
+
     def timing_of(self, src: int, dst: int) -> tuple[Dist, float]:
         """(latency law, bandwidth) of a link: its `links` entry, else its cluster's
-        intra/inter timing, else the scenario's; each field falls back separately."""
+        intra/inter timing, else its sender's device class's NIC, else the scenario's; each
+        field falls back separately."""
         t = self.spec
         own = self._own.get((src, dst))
-        if own is None and t.clusters is None:
+        if own is None and t.clusters is None and self._sender is None:
             return t.latency, t.bandwidth
         layers: list[LinkTiming] = [own] if own is not None else []
         if t.clusters is not None and src in self._group and dst in self._group:
             same = self._group[src] == self._group[dst]
             layers.append(t.clusters.intra if same else t.clusters.inter)
+        sender = self._sender[src] if self._sender is not None else None
+        if sender is not None:
+            layers.append(sender)
         latency = next((x.latency for x in layers if x.latency is not None), t.latency)
         rate = next((x.bandwidth for x in layers if x.bandwidth is not None), t.bandwidth)
         return latency, rate
@@ -233,7 +249,8 @@ class Links:
         return Link(
             Blocked(latency_rng, draw, chunk_free=free), uniforms(drop_rng),
             self._drop.get((src, dst), self.spec.drop_prob or 0.0), bandwidth,
-            float(transfer_rate(bandwidth, self.spec)), self._outages.get((src, dst), []),
+            float(transfer_rate(bandwidth, self.spec, egress=self.egress(src))),
+            self._outages.get((src, dst), []),
             LazyPeriods(churn_periods(self._churn, self._seed, "link", src, dst))
             if self._churn is not None else None)
 

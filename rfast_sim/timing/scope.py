@@ -35,4 +35,4 @@ def ties_unlikely(t: Timing) -> bool:
     latencies = [t.latency, *(ln.latency for ln in t.links)]
     if t.clusters is not None:
         latencies += [t.clusters.intra.latency, t.clusters.inter.latency]
-    return continuous(t.compute) and (t.nic is not None or all(map(continuous, latencies)))
+    return continuous(t.compute_law()) and (t.nic is not None or all(map(continuous, latencies)))

@@ -16,6 +16,7 @@ import numpy as np
 
 from rfast_sim import engine
 from rfast_sim.engine.vector import assign_slots
+from rfast_sim.shapes import bucket, segment_bucket
 
 # host arrays; the replay's jitted loop receives the same NamedTuples as traced arrays
 Array = np.ndarray
@@ -47,29 +48,6 @@ class Schedule(NamedTuple):
     d_hi: Array
     t_lo: Array  # [K]
     t_hi: Array
-
-
-COARSE_BELOW = 1 << 16  # event counts (and packet slots) up to here round to a power of two
-COARSE_SEGMENTS = 256  # metric segments up to here round to a power of two (at least 16)
-
-
-def bucket(size: int, coarse_below: int | None = None, low: int = 64) -> int:
-    """Round a length up so nearby lengths share one compiled shape: to a power of two (at
-    least `low`) up to `coarse_below` (default `COARSE_BELOW`), where the padding is small
-    beside a compilation (which costs seconds); to within 1/8 above, where it is memory."""
-    coarse_below = COARSE_BELOW if coarse_below is None else coarse_below
-    if size <= low:
-        return low
-    if size <= coarse_below:
-        return 1 << (size - 1).bit_length()
-    step = 2 ** (size.bit_length() - 1) // 8
-    return -(-size // step) * step
-
-
-def segment_bucket(num_seg: int) -> int:
-    """The metric segments a layout holds: padded ones are empty and their samples dropped
-    (each still measures once, so the power-of-two rounding stops at `COARSE_SEGMENTS`)."""
-    return bucket(num_seg, COARSE_SEGMENTS, 16)
 
 
 def _is_compute_kind(per_round: bool, kind: np.ndarray) -> np.ndarray:
@@ -416,8 +394,7 @@ def wave_layout(sched: Schedule, steps: list[Steps], levels: Sequence[tuple[np.n
         w["d_slot"][at_d] = new_slot
         w["d_active"][at_d] = True
         out.append(WaveSteps(**w))
-    stats = WaveStats(max(p.levels for p in placed), total, wc, wd,
-                      max(len(p.c_q) + len(p.d_pos) for p in placed),
-                      bucket(slots, coarse_below=0))  # the store is [slots, payload]: fine steps
+    stats = WaveStats(max(p.levels for p in placed), total, wc, wd, max(  # store: fine steps
+        len(p.c_q) + len(p.d_pos) for p in placed), bucket(slots, coarse_below=0))
     ws = WaveSchedule(seg_first[:-1].astype(np.int32), seg_first[1:].astype(np.int32))
     return ws, out, stats

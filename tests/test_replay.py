@@ -79,7 +79,7 @@ def lowerings():
 def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
     # with lengths rounded only to within 1/8, the seeds' traces take several shapes; their
     # layouts are padded to one
-    monkeypatch.setattr("rfast_sim.layout.COARSE_BELOW", 0)
+    monkeypatch.setattr("rfast_sim.shapes.COARSE_BELOW", 0)
     names = ("rfast", "dpsgd", "allreduce_sgd")
     sc = scenario(**{"seeds": 5, "run.until": 30.0, "problem.batch_size": 4,
                      "graphs.undirected": {"kind": "ring"},
@@ -137,7 +137,7 @@ def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
 
 
 def test_lengths_round_to_powers_of_two_while_small_and_to_an_eighth_above():
-    from rfast_sim.layout import COARSE_BELOW, bucket, segment_bucket
+    from rfast_sim.shapes import COARSE_BELOW, bucket, segment_bucket
 
     assert [bucket(n) for n in (1, 64, 65, 5000, COARSE_BELOW)] == [64, 64, 128, 8192,
                                                                    COARSE_BELOW]

@@ -277,6 +277,23 @@ def test_a_device_class_nic_sets_its_nodes_egress_and_link_latency():
     assert plain.egress(0) is None
 
 
+def test_vectorised_link_rates_equal_each_links_own_rate():
+    """A class whose NIC sets no bandwidth (``nic: {}``) falls back to the scenario's egress
+    in the vector builder's batched rates as in SimPy's per-link ones (a NaN rate once made
+    every packet of such a run vanish from the vector trace)."""
+    sc = _nic_scenario(**{"devices": [
+        {"name": "cpu", "nodes": [0], "nic": {"bandwidth": 1e6}},
+        {"name": "t4", "default": True, "nic": {}}], "timing.nic": {"egress": 5e8}})
+    links = TimingModel(sc, 0, 1e6).links
+    src, dst = np.array([0, 1]), np.array([1, 0])
+    np.testing.assert_array_equal(links.rates(src, dst), [links.get(0, 1).rate,
+                                                          links.get(1, 0).rate])
+    assert links.get(1, 0).rate == 5e8 and links.get(0, 1).rate == 1e6
+    trace = record_trace(timing_setup(sc.model_copy(update={"run": sc.run.model_copy(
+        update={"engine": "vector"})}), "rfast", 0, dim=5))
+    assert trace.is_kind("deliver").sum() > 0
+
+
 def test_devices_with_typed_compute_times_need_a_nic():
     with pytest.raises(ScenarioError, match="and links through nic"):
         parse_scenario({"devices": [{"name": "t4", "default": True}]})

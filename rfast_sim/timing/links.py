@@ -130,10 +130,18 @@ class Links:
         """Each given link's transfer rate (`transfer_rate`), without making the links."""
         bandwidth = np.array([self.timing_of(a, b)[1] for a, b in
                               zip(src.tolist(), dst.tolist(), strict=True)], dtype=float)
-        egress = None if self._sender is None else np.array(
-            [self.egress(a) for a in src.tolist()], dtype=float)
-        return np.asarray(transfer_rate(bandwidth, self.spec, egress=egress), dtype=float) \
-            if len(bandwidth) else bandwidth
+        if not len(bandwidth):
+            return bandwidth
+        if self._sender is None:
+            return np.asarray(transfer_rate(bandwidth, self.spec), dtype=float)
+        # per sender, as `transfer_rate` does one by one: a class without a NIC bandwidth
+        # (None) falls back to the scenario's egress (never a NaN rate: no packet would arrive)
+        default = transfer_rate(bandwidth, self.spec)
+        own = np.array([np.nan if (e := self.egress(a)) is None else e
+                        for a in src.tolist()], dtype=float)
+        capped = np.asarray(transfer_rate(bandwidth, self.spec,
+                                          egress=np.where(np.isnan(own), np.inf, own)))
+        return np.where(np.isnan(own), default, capped).astype(float)
 
     def fates_once(self, src: np.ndarray, dst: np.ndarray,
                    counts: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:

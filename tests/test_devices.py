@@ -288,7 +288,8 @@ def test_vectorised_link_rates_equal_each_links_own_rate():
     src, dst = np.array([0, 1]), np.array([1, 0])
     np.testing.assert_array_equal(links.rates(src, dst), [links.get(0, 1).rate,
                                                           links.get(1, 0).rate])
-    assert links.get(1, 0).rate == 5e8 and links.get(0, 1).rate == 1e6
+    assert links.get(1, 0).rate == 5e8
+    assert links.get(0, 1).rate == 1e6
     trace = record_trace(timing_setup(sc.model_copy(update={"run": sc.run.model_copy(
         update={"engine": "vector"})}), "rfast", 0, dim=5))
     assert trace.is_kind("deliver").sum() > 0

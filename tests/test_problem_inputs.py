@@ -73,20 +73,44 @@ def folder(tmp_path_factory):
 
 @pytest.mark.parametrize(("problem", "nodes", "words"), CASES,
                          ids=[str(i) for i in range(len(CASES))])
-def test_bad_problem_input_exits_2_with_one_line(folder, problem, nodes, words):
+def test_bad_problem_input_exits_2_with_one_line(folder, problem, nodes, words, monkeypatch):
+    # in-process (the CLI's own code, without an interpreter start per case); one case runs in a
+    # real process below
+    from typer.testing import CliRunner
+
+    from rfast_sim.cli import app
+
+    path = _scenario_file(folder, problem, nodes)
+    monkeypatch.chdir(folder)
+    result = CliRunner().invoke(app, ["run", str(path), "--out", str(folder / "out")])
+    _check_refusal(result.exit_code, result.stderr, result.output, words)
+    assert not (folder / "out").exists()
+
+
+def test_a_bad_problem_input_exits_2_with_one_line_from_a_real_process(folder):
+    problem, nodes, words = CASES[6]  # an import error raised inside the user's module
+    path = _scenario_file(folder, problem, nodes)
+    proc = subprocess.run([sys.executable, "-m", "rfast_sim.cli", "run", str(path),
+                           "--out", str(folder / "out-process")], capture_output=True,
+                          text=True, timeout=300, cwd=folder)
+    _check_refusal(proc.returncode, proc.stderr, proc.stdout + proc.stderr, words)
+    assert not (folder / "out-process").exists()
+
+
+def _scenario_file(folder: Path, problem: dict, nodes: int) -> Path:
     path = folder / f"s{abs(hash(str(problem))) % 10**8}.yaml"
     path.write_text(yaml.safe_dump({
         "name": "bad", "nodes": nodes, "problem": {"kind": "dataset", **problem},
         "graphs": {"pull": {"kind": "ring"}, "push": {"kind": "ring"}},
         "algorithm": {"name": "rfast"}, "run": {"until": 2.0}}))
-    proc = subprocess.run([sys.executable, "-m", "rfast_sim.cli", "run", str(path),
-                           "--out", str(folder / "out")], capture_output=True, text=True,
-                          timeout=300, cwd=folder)
-    err = " ".join(proc.stderr.split())  # rich may wrap a long line
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
+    return path
+
+
+def _check_refusal(code: int, stderr: str, output: str, words: list[str]) -> None:
+    err = " ".join(stderr.split())  # rich may wrap a long line
+    assert code == 2, output
+    assert "Traceback" not in output
     assert err.startswith("error:"), err
-    assert len(proc.stderr.strip().splitlines()) <= 3, proc.stderr  # one (wrapped) line
+    assert len(stderr.strip().splitlines()) <= 3, stderr  # one (wrapped) line
     for w in words:
         assert w in err, (w, err)
-    assert not (folder / "out").exists()

@@ -66,6 +66,9 @@ def workdir(tmp_path_factory):
     return d
 
 
+# one worker, in the docs' order: a later command reads what an earlier one wrote (`plot runs/cmp`
+# after `run ... --out runs/cmp`); spread over workers, the plot ran first now and then
+@pytest.mark.xdist_group("readme")
 @pytest.mark.parametrize("command", [RUN, *(line for _, line in COMMANDS)])
 def test_readme_command_runs(command, workdir):
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}

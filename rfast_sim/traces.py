@@ -177,7 +177,7 @@ def record_trace(setup: TimingSetup,
     if name == "vector":
         trace = vector.build(timing, setup.channels, until=run.until,
                              sample_every=run.sample_every, pattern=setup.info.pattern,
-                             max_updates=run.max_updates)
+                             max_updates=run.max_updates, packets=packets)
     else:
         trace = engine.simulate(timing, setup.channels, setup.info.pattern,
                                 until=run.until, max_updates=run.max_updates,

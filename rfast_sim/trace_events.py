@@ -40,9 +40,9 @@ def node_tid(i: int, nic: bool = False) -> int:
     return (i + 1) * 1000 + (_LANES if nic else 0)
 
 
-def us(ns: int) -> float:
+def us(ns: int) -> float | int:
     """Nanoseconds as the file's microseconds (see the module docstring: the 0.3 ns guard)."""
-    return round((ns + 0.3) / 1000, 4)
+    return round((ns + 0.3) / 1000, 4) if ns else 0
 
 
 def _ns(t: float) -> int:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rfast_sim.cli.common import app, console, fail
 from rfast_sim.scenario import Scenario, ScenarioError
+
+if TYPE_CHECKING:
+    from rfast_sim.timing.devices import StepCost
 
 _OPEN = ("open it at https://ui.perfetto.dev (Open trace file) or in chrome://tracing; times are "
          "microseconds of simulated time")
@@ -44,6 +47,21 @@ def _message_dim(sc: Scenario) -> int | None:
     return model_dim(sc)
 
 
+def _check_memory(sc: Scenario, end: float, cost: StepCost | None) -> None:
+    """The memory estimate of one timing-only trace to `end`, with its packet log."""
+    from rfast_sim import budget
+    from rfast_sim.timing.devices import compute_rate
+
+    run = sc.run.model_copy(update={"until": end if math.isfinite(end) else sc.run.until})
+    one = sc.model_copy(update={"seeds": 1, "problem": None, "run": run})
+    try:
+        budget.check(one, rate=compute_rate(sc, cost) if cost is not None else None,
+                     packets=True)
+    except ScenarioError as err:
+        raise ScenarioError(f"{err}; a timeline needs less for a shorter window (--until)") \
+            from None
+
+
 @app.command()
 def timeline(
     run_dir: Annotated[Path, typer.Argument(help="a run's output folder (rfast-sim run --out)")],
@@ -73,8 +91,10 @@ def timeline(
         start, end = tl.check_window(sc, from_, until, ("--from", "--until"))
         picked = tl.parse_nodes(nodes, sc.nodes, "--nodes") if nodes is not None else None
         t0 = time.perf_counter()
+        cost = model_step_cost(sc)
+        _check_memory(sc, end, cost)
         trace = tl.packet_trace(sc, name, seed_, until=end if math.isfinite(end) else None,
-                                dim=_message_dim(sc), step_cost=model_step_cost(sc))
+                                dim=_message_dim(sc), step_cost=cost)
         path = out or run_dir / f"timeline-{name}-{seed_}.json"
         count = tl.write_timeline(trace, sc.nodes, path, start=start, until=end, nodes=picked,
                                   title=f"{sc.name} · {name} · seed {seed_}",

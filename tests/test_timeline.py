@@ -198,3 +198,29 @@ def test_a_run_without_the_log_still_draws_its_spans(tmp_path):
     assert not any(e["ph"] == "s" for e in events)
     assert sum(e.get("cat") == "compute" for e in events) == res.runs[0].trace.is_kind(
         "compute").sum()
+
+
+def test_the_static_figure_draws_each_packet_its_queueing_and_the_rounds():
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    from rfast_sim.plotting import plot_timeline
+
+    sc = scenario(**{**TIMING_ONLY, **CASES["latest"][0], "run.until": 12.0})
+    trace = packet_trace(sc, "rfast", 0)
+    ax = plot_timeline(trace, start=2.0, until=8.0, nodes=[0, 1, 2, 3])
+    p = trace.packets
+    shown = (p.sent >= 2.0) & (p.sent <= 8.0) & (p.src < 4) & (p.dst < 4) & (p.fate != 5)
+    lines = [seg for c in ax.collections if isinstance(c, LineCollection)
+             for seg in c.get_segments()]
+    assert len(lines) == shown.sum() > 0
+    assert sorted(round(s[0][0], 9) for s in lines) == sorted(np.round(p.sent[shown], 9))
+    labels = ax.get_legend_handles_labels()[1]
+    assert "egress queueing" in labels
+    assert "superseded in the queue" in labels
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "1", "2", "3"]
+    plt.close(ax.figure)
+    sync = scenario(**{**TIMING_ONLY, **CASES["barrier"][0]})
+    ax = plot_timeline(packet_trace(sync, "dpsgd", 0), until=10.0)
+    assert {"round", "barrier wait"} <= set(ax.get_legend_handles_labels()[1])
+    plt.close(ax.figure)

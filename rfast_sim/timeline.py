@@ -127,9 +127,9 @@ def write_timeline(trace: EventTrace, n: int, path: str | Path, *, start: float 
     with open(path, "w", encoding="utf-8") as f:
         head = {"displayTimeUnit": "ms", "otherData": _meta(trace, start, until, nodes, meta)}
         f.write(json.dumps(head)[:-1] + ', "traceEvents": [\n')
+        encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
         for ev in trace_events(trace, n, start=start, until=until, nodes=nodes, title=title):
-            f.write((",\n" if count else "") + json.dumps(ev, separators=(",", ":"),
-                                                          ensure_ascii=False))
+            f.write((",\n" if count else "") + encode(ev))
             count += 1
         f.write("\n]}\n")
     return count

@@ -138,7 +138,8 @@ def _packet_items(p: PacketLog, keep: np.ndarray, lo: float, hi: float,
     for k, i, j, c, q, r, sent, started, left, end, fate in zip(
             pick.tolist(), *(col[pick].tolist() for col in cols), strict=True):
         pid = k + 1
-        args = {"from": i, "to": j, "channel": c, "seq": q, **({"round": r} if r >= 0 else {}),
+        # the packet's details once, on its send slice (a file of many packets stays small)
+        args = {"to": j, "channel": c, "seq": q, **({"round": r} if r >= 0 else {}),
                 "fate": FATE_NAMES[fate]}
         flow = fate != IN_FLIGHT and keep[i] and keep[j]
         s_ns = _ns(sent)
@@ -147,21 +148,21 @@ def _packet_items(p: PacketLog, keep: np.ndarray, lo: float, hi: float,
                         [("s", pid)] if flow else [])
             if nic and started == started and started > sent:
                 yield _Item(s_ns, _ns(started) - s_ns, node_tid(i, nic=True), f"queued → {j}",
-                            "queue", args)
+                            "queue")
             if nic and left == left and started == started:
                 yield _Item(_ns(started), _ns(left) - _ns(started), node_tid(i, nic=True),
-                            f"transmit → {j}", "transfer", args)
+                            f"transmit → {j}", "transfer")
         if fate == IN_FLIGHT:
             continue
         at = j if fate in (DELIVERED, LOST_LINK, LOST_RECEIVER) else i
         if not keep[at]:
             continue
-        e_ns = _ns(end)
+        e_ns, got = _ns(end), {"from": i, "channel": c, "seq": q}
         if fate == DELIVERED:
-            yield _Item(e_ns, 0, node_tid(j), f"receive ← {i}", "packet", args,
+            yield _Item(e_ns, 0, node_tid(j), f"receive ← {i}", "packet", got,
                         [("f", pid)] if flow else [])
         else:
-            yield _Item(e_ns, -1, node_tid(at), FATE_NAMES[fate], "loss", args,
+            yield _Item(e_ns, -1, node_tid(at), FATE_NAMES[fate], "loss", {**got, "to": j},
                         [("f", pid)] if flow else [])
 
 

@@ -123,7 +123,8 @@ class Result:
 
         name, seed = timeline.pick_run(self.scenario, algorithm, seed)
         start, end = timeline.check_window(self.scenario, start, until)
-        trace = self.packet_trace(name, seed, until=until)
+        trace = self.packet_trace(name, seed,
+                                  until=timeline.derive_until(self.scenario, start, end))
         timeline.write_timeline(trace, self.scenario.nodes, path, start=start, until=end,
                                 nodes=nodes, title=f"{self.scenario.name} · {name} · seed {seed}",
                                 meta={"scenario": self.scenario.name, "algorithm": name,

@@ -56,6 +56,14 @@ def check_window(sc: Scenario, start: float, until: float | None,
     return start, until
 
 
+def derive_until(sc: Scenario, start: float, until: float) -> float | None:
+    """How far to re-derive the trace for the window [start, until]: a window's length past
+    its end (capped at the run's end: None), so that what is under way at `until` (a
+    computation, a packet in flight) shows where it ends."""
+    end = sc.run.until if sc.run.until is not None else math.inf
+    return None if until >= end else min(end, until + (until - start))
+
+
 def parse_nodes(text: str, n: int, name: str = "nodes") -> list[int]:
     """'0-7,12' -> [0, ..., 7, 12] (nodes of an n-node run)."""
     out: list[int] = []

@@ -47,12 +47,13 @@ def _message_dim(sc: Scenario) -> int | None:
     return model_dim(sc)
 
 
-def _check_memory(sc: Scenario, end: float, cost: StepCost | None) -> None:
-    """The memory estimate of one timing-only trace to `end`, with its packet log."""
+def _check_memory(sc: Scenario, end: float | None, cost: StepCost | None) -> None:
+    """The memory estimate of one timing-only trace to `end` (None: the run's), with its
+    packet log."""
     from rfast_sim import budget
     from rfast_sim.timing.devices import compute_rate
 
-    run = sc.run.model_copy(update={"until": end if math.isfinite(end) else sc.run.until})
+    run = sc.run.model_copy(update={"until": end if end is not None else sc.run.until})
     one = sc.model_copy(update={"seeds": 1, "problem": None, "run": run})
     try:
         budget.check(one, rate=compute_rate(sc, cost) if cost is not None else None,
@@ -81,7 +82,8 @@ def timeline(
     a track per node (computations, rounds, barrier waits, down periods), every packet as a
     flow from its send to its arrival (or to why it was lost), egress queueing on a NIC
     track per node. The trace is re-derived from RUN_DIR/scenario.yaml, timing only (no
-    maths); --from/--until and --nodes keep big runs openable."""
+    maths), to a window's length past --until (so what is under way then shows where it
+    ends); --from/--until and --nodes keep big runs openable."""
     from rfast_sim import timeline as tl
     from rfast_sim.runner import model_step_cost
 
@@ -92,9 +94,10 @@ def timeline(
         picked = tl.parse_nodes(nodes, sc.nodes, "--nodes") if nodes is not None else None
         t0 = time.perf_counter()
         cost = model_step_cost(sc)
-        _check_memory(sc, end, cost)
-        trace = tl.packet_trace(sc, name, seed_, until=end if math.isfinite(end) else None,
-                                dim=_message_dim(sc), step_cost=cost)
+        derive = tl.derive_until(sc, start, end)
+        _check_memory(sc, derive, cost)
+        trace = tl.packet_trace(sc, name, seed_, until=derive, dim=_message_dim(sc),
+                                step_cost=cost)
         path = out or run_dir / f"timeline-{name}-{seed_}.json"
         count = tl.write_timeline(trace, sc.nodes, path, start=start, until=end, nodes=picked,
                                   title=f"{sc.name} · {name} · seed {seed_}",

@@ -37,12 +37,13 @@ def plot_timeline(trace: Any, until: float = 5.0, ax: Any = None, start: float =
     _spans(ax, trace, row, start, until)
     if flows and trace.packets is not None:
         _packets(ax, trace.packets, row, start, until)
-    window = (trace.time >= start) & (trace.time <= until) & (row[trace.node] >= 0)
+    window = (trace.time >= start) & (trace.time <= until)
     for kind, style, name in (("deliver", dict(marker="|", color="tab:green"), "delivered"),
                               ("drop", dict(marker="x", color="tab:red"), "dropped"),
                               ("reset", dict(marker="D", color="black"), "reset")):
-        pick = window & trace.is_kind(kind)
-        if pick.any() or kind != "reset":
+        pick = np.flatnonzero(window & trace.is_kind(kind))
+        pick = pick[row[trace.node[pick]] >= 0]
+        if len(pick) or kind != "reset":
             ax.scatter(trace.time[pick], row[trace.node[pick]], s=25, label=name, zorder=3,
                        **style)
     ax.set_yticks(range(len(shown)), [str(i) for i in shown])
@@ -61,7 +62,8 @@ def _spans(ax: Any, trace: Any, row: np.ndarray, start: float, until: float) -> 
     node, begin, duration = trace.compute_spans()
     for i, t0, d in zip(node, begin, duration, strict=True):
         if row[i] >= 0 and start <= t0 + d and t0 <= until:
-            ax.broken_barh([(t0, d)], (row[i] - 0.35, 0.7), color="tab:blue", alpha=0.6)
+            ax.broken_barh([(t0, d)], (row[i] - 0.35, 0.7), facecolor="tab:blue", alpha=0.6,
+                           edgecolor="white", linewidth=0.8)
     label = ("round", "barrier wait")
     for i, s, c, e in zip(trace.round_node, trace.round_start, trace.round_compute,
                           trace.round_end, strict=True):

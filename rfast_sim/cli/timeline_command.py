@@ -112,5 +112,5 @@ def timeline(
     window = f"{start:g}-{end:g} s" if math.isfinite(end) else f"from {start:g} s"
     console.print(f"wrote {path} ({count} events, {size:.3g} MB; {name}, seed {seed_}, "
                   f"{window}, {'nodes ' + nodes if nodes else 'all nodes'}; "
-                  f"{time.perf_counter() - t0:.1f} s)", highlight=False)
+                  f"{time.perf_counter() - t0:.2g} s)", highlight=False)
     console.print(_OPEN, highlight=False)

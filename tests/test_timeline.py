@@ -224,3 +224,20 @@ def test_the_static_figure_draws_each_packet_its_queueing_and_the_rounds():
     ax = plot_timeline(packet_trace(sync, "dpsgd", 0), until=10.0)
     assert {"round", "barrier wait"} <= set(ax.get_legend_handles_labels()[1])
     plt.close(ax.figure)
+
+
+def test_the_memory_estimate_counts_the_packet_log_when_asked():
+    from rfast_sim import budget
+
+    sc = scenario(**TIMING_ONLY)
+    assert budget.estimate(sc).parts["packet log"] == 0
+    assert budget.estimate(sc, packets=True).parts["packet log"] > 0
+
+
+def test_a_run_stopped_by_max_updates(tmp_path):
+    sc = scenario(**{**TIMING_ONLY, "run.until": None, "run.max_updates": 60})
+    res = rfast_sim.run(sc)
+    doc = json.loads(res.timeline(tmp_path / "m.json").read_text())
+    assert doc["otherData"]["window_s"] == [0.0, None]
+    check_format(doc["traceEvents"])
+    assert sum(e.get("cat") == "compute" for e in doc["traceEvents"]) == 60

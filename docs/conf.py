@@ -70,4 +70,6 @@ nitpick_ignore = [
     ("py:class", "rfast_sim.topology.Channels"),
     ("py:class", "rfast_sim.algorithms.base.Accesses"),
     ("py:mod", "rfast_sim.budget"),
+    ("py:mod", "rfast_sim.trace_events"),
+    ("py:class", "rfast_sim.timing.devices.StepCost"),
 ]

@@ -27,6 +27,9 @@ _EVENT_RECORDING = 420
 _EVENT_VECTOR = 350
 _EVENT_STORED = 34
 _EVENT_REPLAY = 140
+# bytes per packet of the packet log (a timeline's, on request): SimPy's Python row or the
+# vector builder's columns, and the timeline's span items of it (measured about 1 kB)
+_PACKET_LOG = 1500
 _LINK_SIMPY = 1500  # a used link SimPy keeps: its two generators and their blocks
 _GRAPH_EDGE = 600  # a networkx edge, with its adjacency dicts
 _DEFAULT_FRACTION = 0.8
@@ -103,11 +106,13 @@ def model_dim(sc: Scenario) -> int:
     return p.dim if p.kind != "mlp" else mlp_dim(p.hidden)
 
 
-def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None) -> Estimate:
+def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None,
+             packets: bool = False) -> Estimate:
     """Peak memory of running `sc` (every algorithm, seed and step size), from its keys and
     the model's flat dimension `dim` (default: a built-in kind's, from its keys). `rate`:
     computations per simulated second of all nodes (default: nodes / the compute law's mean;
-    ``mean: model`` needs it: :func:`rfast_sim.timing.devices.compute_rate`)."""
+    ``mean: model`` needs it: :func:`rfast_sim.timing.devices.compute_rate`). `packets`: a
+    trace with the packet log (a timeline's) is made too."""
     n, d = sc.nodes, dim if dim is not None else model_dim(sc)
     word = 8 if sc.dtype == "float64" else 4
     # errs high: as if every algorithm used both directed graphs (and the undirected one)
@@ -144,6 +149,8 @@ def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None) ->
         # a trace's build and its replay's layout do not overlap: the larger of the two
         "trace build or replay": float(max(build, events * _EVENT_REPLAY)),
         "kept traces": float(traces * (events * _EVENT_STORED + updates * 4 * kout)),
+        # one trace with its packet log (about one packet per event but the computations)
+        "packet log": float((events - updates) * _PACKET_LOG if packets else 0.0),
     }
     return Estimate(channels, d, int(min(events, 1e18)), runs, parts)
 
@@ -165,9 +172,9 @@ def _vector_builds(sc: Scenario, name: str) -> bool:
 
 
 def check(sc: Scenario, limit: float | None = None, dim: int | None = None,
-          rate: float | None = None) -> Estimate:
+          rate: float | None = None, packets: bool = False) -> Estimate:
     """The estimate; ScenarioError when it passes `limit` (default: most available memory)."""
-    est = estimate(sc, dim, rate)
+    est = estimate(sc, dim, rate, packets)
     limit = default_limit() if limit is None else limit
     if not est.total <= limit:
         raise ScenarioError(

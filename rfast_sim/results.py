@@ -99,6 +99,38 @@ class Result:
         table.insert(0, "seeds", rows.groupby("algorithm", sort=False)["seed"].count())
         return table.loc[order].reset_index()
 
+    def packet_trace(self, algorithm: str | None = None, seed: int | None = None, *,
+                     until: float | None = None) -> EventTrace:
+        """One run's trace re-derived with the packet log (timing only, no maths): the same
+        events as its own trace, with every packet's life (`EventTrace.packets`), to `until`
+        (default: the run's end). Default: the first algorithm and seed."""
+        from rfast_sim import timeline
+
+        name, seed = timeline.pick_run(self.scenario, algorithm, seed)
+        run = next(r for r in self.runs if r.name == name and r.seed == seed)
+        return timeline.packet_trace(self.scenario, name, seed, until=until,
+                                     message_bytes=run.message_bytes,
+                                     step_cost=run.extra.get("step_cost"))
+
+    def timeline(self, path: str | Path, algorithm: str | None = None, seed: int | None = None,
+                 *, start: float = 0.0, until: float | None = None,
+                 nodes: list[int] | None = None) -> Path:
+        """Write one run's timeline to `path` as Chrome trace-event JSON, for Perfetto
+        (https://ui.perfetto.dev) or ``chrome://tracing``: computations, every packet as a flow,
+        egress queueing, rounds and faults, in [start, until] simulated seconds and of `nodes`
+        (default: all); times in microseconds of simulated time (``rfast-sim timeline``)."""
+        from rfast_sim import timeline
+
+        name, seed = timeline.pick_run(self.scenario, algorithm, seed)
+        start, end = timeline.check_window(self.scenario, start, until)
+        trace = self.packet_trace(name, seed,
+                                  until=timeline.derive_until(self.scenario, start, end))
+        timeline.write_timeline(trace, self.scenario.nodes, path, start=start, until=end,
+                                nodes=nodes, title=f"{self.scenario.name} · {name} · seed {seed}",
+                                meta={"scenario": self.scenario.name, "algorithm": name,
+                                      "seed": seed})
+        return Path(path)
+
     @property
     def target(self) -> dict[str, float]:
         return metrics_mod.default_target(self.scenario)

@@ -132,6 +132,7 @@ def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
         for r in new:
             r.extra["straggler_nodes"] = by_seed[r.seed].straggler_nodes
             r.extra["device_nodes"] = by_seed[r.seed].device_nodes
+            r.extra["step_cost"] = by_seed[r.seed].step_cost  # re-deriving its trace needs it
         return new
 
     if spec.auto is None:

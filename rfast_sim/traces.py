@@ -167,19 +167,21 @@ def choose_engine(setup: TimingSetup, online: bool) -> tuple[str, str]:
 
 
 def record_trace(setup: TimingSetup,
-                 on_event: Callable[[engine.Event], None] | None = None) -> engine.EventTrace:
-    """Run the event engine for one setup, on a fresh timing model."""
+                 on_event: Callable[[engine.Event], None] | None = None,
+                 packets: bool = False) -> engine.EventTrace:
+    """Run the event engine for one setup, on a fresh timing model; `packets`: with the
+    packet log (`EventTrace.packets`: a row a packet, off by default for memory's sake)."""
     run = setup.scenario.run
     timing = setup.timing_model()
     name, why = choose_engine(setup, on_event is not None)
     if name == "vector":
         trace = vector.build(timing, setup.channels, until=run.until,
                              sample_every=run.sample_every, pattern=setup.info.pattern,
-                             max_updates=run.max_updates)
+                             max_updates=run.max_updates, packets=packets)
     else:
         trace = engine.simulate(timing, setup.channels, setup.info.pattern,
                                 until=run.until, max_updates=run.max_updates,
                                 sample_every=run.sample_every, on_event=on_event,
-                                supersedes=setup.info.supersedes)
+                                supersedes=setup.info.supersedes, packets=packets)
     trace.network.update(engine=name, engine_reason=why)
     return trace

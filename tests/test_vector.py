@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from rfast_sim import engine
 from rfast_sim.engine import vector
+from rfast_sim.engine.trace import DELIVERED, IN_FLIGHT, LOST_LINK, PacketLog
 from rfast_sim.loading import load_scenario, shipped_scenarios
 from rfast_sim.replay import run_replay
 from rfast_sim.scenario import ScenarioError
@@ -21,7 +22,8 @@ from rfast_sim.setup import Setup, choose_engine, prepare, record_trace, scenari
 from rfast_sim.timing import TimingModel
 
 
-def _both(setup: Setup) -> tuple[engine.EventTrace, engine.EventTrace]:
+def _both(setup: Setup, packets: bool = True) -> tuple[engine.EventTrace, engine.EventTrace]:
+    """Both builders' traces of one setup, with the packet log (compared too) unless not."""
     run = setup.scenario.run
 
     def timing() -> TimingModel:
@@ -29,9 +31,10 @@ def _both(setup: Setup) -> tuple[engine.EventTrace, engine.EventTrace]:
 
     simpy = engine.simulate(timing(), setup.channels, setup.algorithm.pattern, until=run.until,
                             max_updates=run.max_updates, sample_every=run.sample_every,
-                            supersedes=setup.algorithm.supersedes)
+                            supersedes=setup.algorithm.supersedes, packets=packets)
     vec = vector.build(timing(), setup.channels, until=run.until, sample_every=run.sample_every,
-                       pattern=setup.algorithm.pattern, max_updates=run.max_updates)
+                       pattern=setup.algorithm.pattern, max_updates=run.max_updates,
+                       packets=packets)
     return simpy, vec
 
 
@@ -51,6 +54,20 @@ def assert_same_trace(a: engine.EventTrace, b: engine.EventTrace) -> None:
     for key, value in a.network.items():
         if isinstance(value, int | float):
             assert b.network[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert (a.packets is None) == (b.packets is None)
+    if a.packets is not None and b.packets is not None:
+        assert_same_packets(a.packets, b.packets)
+
+
+def assert_same_packets(a: PacketLog, b: PacketLog) -> None:
+    """The packet logs row for row: the same packets, fates and times (1e-12; NaN where a
+    time was not reached by the end of the run, in both)."""
+    assert len(a) == len(b)
+    for name in ("src", "dst", "channel", "seq", "round", "fate"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    for name in ("sent", "started", "left", "end"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-12,
+                                   err_msg=name)
 
 
 def _shipped_cases() -> list[tuple[str, str]]:
@@ -115,6 +132,24 @@ def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, bu
         assert choose_engine(setup, False)[0] == "simpy"
         return
     assert_same_trace(*_both(setup))
+
+
+def test_the_packet_log_is_off_by_default_and_agrees_with_the_trace():
+    sc = scenario(**{"timing.message_bytes": 1e6, "timing.nic": {"egress": 4e6},
+                     "timing.bandwidth": 1e7, "run.until": 30.0})
+    setup = prepare(sc, "rfast", 0)
+    assert record_trace(setup).packets is None
+    for tr in _both(setup):
+        p = tr.packets
+        assert p is not None
+        assert p.count(DELIVERED) == tr.is_kind("deliver").sum()
+        assert p.count(LOST_LINK) == tr.is_kind("drop").sum() == tr.sample_dropped[-1]
+        assert p.count(IN_FLIGHT) > 0  # a slow NIC: packets still queued at the end
+        assert len(p) == int((tr.sent_slots >= 0).sum())
+        assert np.all((p.started >= p.sent) | np.isnan(p.started))
+        done = p.fate != IN_FLIGHT
+        assert (p.end[done] >= p.left[done]).all()
+        assert (p.left[done] > p.started[done]).all()
 
 
 def test_replay_of_a_vector_trace_equals_replay_of_the_simpy_trace():

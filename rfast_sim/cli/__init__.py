@@ -1,5 +1,5 @@
-"""The `rfast-sim` command line: run, validate, list, show, plot, sweep, summarize, reproduce,
-schema."""
+"""The `rfast-sim` command line: run, validate, list, show, plot, timeline, sweep, summarize,
+reproduce, schema."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from typing import Annotated
 
 import typer
 
-from rfast_sim.cli import scenario_commands, sweep_commands  # noqa: F401  (they register)
+from rfast_sim.cli import (  # noqa: F401  (they register)
+    scenario_commands,
+    sweep_commands,
+    timeline_command,
+)
 from rfast_sim.cli.common import app, err_console, fail
 from rfast_sim.cli.tables import comparison_notes, comparison_view, network_view
 

@@ -12,6 +12,7 @@ transfer runs on its own link at once, in parallel: the contention-free model.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,9 +39,11 @@ class Packet:
     sent: float  # when it entered the egress queue
     on_arrive: Callable[[Packet, bool], None]
     on_depart: Callable[[Packet, bool], None] | None = None
-    started: float = 0.0
+    started: float = math.nan  # it left the egress queue (its transfer started)
+    left: float = math.nan  # its transfer ended
     attempt: int = 0  # retransmissions of a lost synchronous packet count up
     unsent: bool = False  # lost before it left: its sender went down
+    link_lost: bool = False  # lost on its link (else a loss is the receiver's: it was down)
 
 
 class Ingress:
@@ -184,6 +187,7 @@ class Network:
         latency, lost = self.links.fate(pkt.src, pkt.dst)
         # a packet that leaves onto a down link is lost (its draws are made all the same)
         lost = lost or not self.links.up(pkt.src, pkt.dst, finished)
+        pkt.left, pkt.link_lost = finished, lost
         s = self.stats
         s.departed += 1
         s.queueing += pkt.started - pkt.sent

@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 import simpy
 
 from rfast_sim.engine.network import Network, Packet
-from rfast_sim.engine.trace import COMPUTE, DELIVER, DROP, RESET, SAMPLE, Recorder, sample_times
+from rfast_sim.engine.trace import (
+    COMPUTE,
+    DELIVER,
+    DELIVERED,
+    DROP,
+    LOST_LINK,
+    LOST_RECEIVER,
+    LOST_SENDER,
+    RESET,
+    SAMPLE,
+    SUPERSEDED,
+    Recorder,
+    sample_times,
+)
 from rfast_sim.timing import TimingModel
 from rfast_sim.topology import Channels
 
@@ -49,6 +62,9 @@ class Sim:
         self.src = self.channels.src.tolist()
         self.dst = self.channels.dst.tolist()
         self.durations: dict[int, list[float]] = {i: [] for i in range(self.channels.n)}
+        # the packet log (off by default): chosen once, so the default path pays nothing
+        self.log = self.rec.packets is not None
+        self.on_arrive = self.logged_arrival if self.log else self.record_arrival
 
     def sample_now(self) -> None:
         self.rec.samples.append((self.env.now, self.updates, self.messages, self.dropped,
@@ -110,16 +126,37 @@ class Sim:
     def packet(self, c: int, round_: int = -1) -> Packet:
         """A new packet on channel c (its slot and sequence number), not yet sent."""
         self.seqs[c] += 1
-        return Packet(c, self.src[c], self.dst[c], self.timing.message_bytes, self.slot(),
-                      self.seqs[c], round_, self.env.now, self.record_arrival,
-                      self.count_departure)
+        pkt = Packet(c, self.src[c], self.dst[c], self.timing.message_bytes, self.slot(),
+                     self.seqs[c], round_, self.env.now, self.on_arrive, self.count_departure)
+        if self.log:
+            self.rec.live[id(pkt)] = pkt
+        return pkt
 
     def send(self, pkt: Packet) -> int:
         """Hand a packet to the network; return its slot."""
         old = self.network.send(pkt)
         if old is not None:  # superseded before it left: it will never arrive
             self.free.append(old.slot)
+            if self.log:
+                self.rec.packet_done(old, self.env.now, SUPERSEDED)
         return pkt.slot
+
+    def log_end(self, pkt: Packet, lost: bool) -> None:
+        """Log a packet's end (or a synchronous attempt's) and why it was lost: never left
+        (its sender went down), lost on its link, or its receiver was down."""
+        if not lost:
+            fate = DELIVERED
+        elif pkt.left != pkt.left:  # NaN: it never left
+            fate = LOST_SENDER
+        else:
+            fate = LOST_LINK if pkt.link_lost else LOST_RECEIVER
+        self.rec.packet_done(pkt, self.env.now, fate)
+
+    def logged_arrival(self, pkt: Packet, lost: bool) -> None:
+        """`record_arrival`, with the packet log on."""
+        if not self.done.triggered:
+            self.log_end(pkt, lost)
+            self.record_arrival(pkt, lost)
 
     def count_departure(self, pkt: Packet, lost: bool) -> None:
         """A packet left (or, unsent, was lost in its sender's queue): messages and bytes on

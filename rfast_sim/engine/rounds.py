@@ -59,6 +59,8 @@ class Barrier:
         sim = self.sim
         if sim.done.triggered:
             return
+        if sim.log:  # the physical arrival (a packet of a later round is delivered later)
+            sim.log_end(pkt, lost)
         if lost:  # the sender resends the same packet (slot, sequence number) after a timeout
             sim.rec.add(sim.env.now, DROP, pkt.dst, pkt.src, pkt.channel, -1, pkt.seq, True)
             sim.dropped += 1
@@ -81,6 +83,9 @@ class Barrier:
     def _resend(self, pkt: Packet) -> None:
         if not self.sim.done.triggered:
             pkt.sent = self.sim.env.now
+            if self.sim.log:  # a new attempt: a row of its own in the packet log
+                pkt.started = pkt.left = math.nan
+                self.sim.rec.live[id(pkt)] = pkt
             self.sim.network.send(pkt)
 
     def computed(self, i: int, round_: int) -> None:

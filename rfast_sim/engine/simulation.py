@@ -26,15 +26,19 @@ def simulate(
     sample_every: float,
     on_event: Callable[[Event], None] | None = None,
     supersedes: bool = False,
+    packets: bool = False,
 ) -> EventTrace:
     """Run the timing model to the stop condition and return the recorded trace.
 
     `on_event` (online coupling) is called for every non-drop event as it fires. `supersedes`:
     the algorithm's packets make older unsent ones useless, so a `latest` NIC queue may drop
-    them (otherwise its queue stays fifo).
+    them (otherwise its queue stays fifo). `packets`: record the packet log
+    (:class:`~rfast_sim.engine.trace.PacketLog`: one row a packet; off by default).
     """
     env = simpy.Environment()
     rec = Recorder(channels.out_ch.shape[1], on_event)
+    if packets:
+        rec.packets = []
     nic = timing.spec.nic
     latest = nic is not None and nic.queue == "latest" and supersedes
     network = Network(env, timing, channels.n, latest)

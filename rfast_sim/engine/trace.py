@@ -12,6 +12,49 @@ import numpy as np
 
 COMPUTE, DELIVER, ROUND, DROP, SAMPLE, RESET = 0, 1, 2, 3, 4, 5
 KIND_NAMES = ("compute", "deliver", "round", "drop", "sample", "reset")
+# a packet's fate (PacketLog.fate)
+DELIVERED, LOST_LINK, LOST_RECEIVER, LOST_SENDER, SUPERSEDED, IN_FLIGHT = range(6)
+FATE_NAMES = ("delivered", "lost on its link", "lost: receiver down", "lost: sender down",
+              "superseded", "in flight at the end")
+
+
+@dataclass(frozen=True)
+class PacketLog:
+    """Every packet's life, recorded when a trace builder is asked (``packets=True``): one row
+    per transmission (a lost synchronous packet that is resent: one per attempt), ordered by
+    (channel, seq, sent). Times a packet had not reached by the end of the run are NaN:
+    `started` (it left the sender's egress queue; the send time without a NIC), `left` (its
+    transfer ended), `end` (it arrived, was found lost, or was superseded)."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    channel: np.ndarray
+    seq: np.ndarray
+    round: np.ndarray  # synchronous round, -1 for asynchronous packets
+    sent: np.ndarray
+    started: np.ndarray
+    left: np.ndarray
+    end: np.ndarray
+    fate: np.ndarray  # DELIVERED, LOST_LINK, LOST_RECEIVER, LOST_SENDER, SUPERSEDED, IN_FLIGHT
+
+    def __len__(self) -> int:
+        return len(self.sent)
+
+    @classmethod
+    def from_columns(cls, src: np.ndarray, dst: np.ndarray, channel: np.ndarray,
+                     seq: np.ndarray, round_: np.ndarray, sent: np.ndarray,
+                     started: np.ndarray, left: np.ndarray, end: np.ndarray,
+                     fate: np.ndarray) -> PacketLog:
+        """Typed columns in the canonical order (both builders give the same rows)."""
+        order = np.lexsort((sent, seq, channel))
+        ints = {k: np.asarray(v, np.int32)[order] for k, v in
+                dict(src=src, dst=dst, channel=channel, seq=seq, round=round_).items()}
+        times = {k: np.asarray(v, np.float64)[order] for k, v in
+                 dict(sent=sent, started=started, left=left, end=end).items()}
+        return cls(**ints, **times, fate=np.asarray(fate, np.int8)[order])
+
+    def count(self, fate: int) -> int:
+        return int((self.fate == fate).sum())
 
 
 @dataclass(frozen=True)
@@ -49,6 +92,7 @@ class EventTrace:
     network: dict[str, Any]  # queue discipline, queueing and delay figures
     node_down: dict[int, list[tuple[float, float]]]  # down periods [start, end) of nodes
     link_down: dict[tuple[int, int], list[tuple[float, float]]]  # and of used links
+    packets: PacketLog | None = None  # recorded only when asked (memory: one row a packet)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -151,6 +195,24 @@ class Recorder:
         self.on_event = on_event
         self.samples: list[tuple[float, int, int, int, int, float]] = []
         self.rounds: list[tuple[int, float, float, float]] = []
+        # the packet log, when asked: finished packets' rows, and those still in flight
+        self.packets: list[tuple[Any, ...]] | None = None
+        self.live: dict[int, Any] = {}
+
+    def packet_done(self, pkt: Any, end: float, fate: int) -> None:
+        """Log a packet's (or a synchronous attempt's) end (only with the log on)."""
+        assert self.packets is not None
+        self.live.pop(id(pkt), None)
+        self.packets.append((pkt.src, pkt.dst, pkt.channel, pkt.seq, pkt.round, pkt.sent,
+                             pkt.started, pkt.left, end, fate))
+
+    def packet_log(self) -> PacketLog | None:
+        if self.packets is None:
+            return None
+        rows = self.packets + [(p.src, p.dst, p.channel, p.seq, p.round, p.sent, p.started,
+                                p.left, np.nan, IN_FLIGHT) for p in self.live.values()]
+        cols = np.array(rows, dtype=np.float64).reshape(-1, 10).T
+        return PacketLog.from_columns(*cols)
 
     def add(self, t: float, kind: int, node: int, peer: int = -1, channel: int = -1,
             slot: int = -1, seq: int = -1, dropped: bool = False,
@@ -196,4 +258,5 @@ class Recorder:
             network=network,
             node_down=node_down,
             link_down=link_down,
+            packets=self.packet_log(),
         )

@@ -16,6 +16,7 @@ It covers what :func:`covers` accepts; everything else runs in SimPy, the refere
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -24,10 +25,14 @@ import numpy as np
 from rfast_sim.engine.trace import (
     COMPUTE,
     DELIVER,
+    DELIVERED,
     DROP,
+    IN_FLIGHT,
+    LOST_LINK,
     SAMPLE,
     EventTrace,
     NetStats,
+    PacketLog,
     sample_times,
 )
 from rfast_sim.scenario import Timing
@@ -226,9 +231,9 @@ def _per_channel_count(channel: np.ndarray) -> np.ndarray:
 
 def build(timing: TimingModel, channels: Channels, *, until: float | None,
           sample_every: float, pattern: str = "all",
-          max_updates: int | None = None) -> EventTrace:
+          max_updates: int | None = None, packets: bool = False) -> EventTrace:
     """The trace of one asynchronous run (see the module docstring), to `until` or to the
-    max_updates-th computation, whichever comes first."""
+    max_updates-th computation, whichever comes first; `packets`: with the packet log."""
     n, t = channels.n, timing.spec
     limit = until if until is not None else math.inf
     clock = _Clock(timing, n)
@@ -274,10 +279,27 @@ def build(timing: TimingModel, channels: Channels, *, until: float | None,
     arrive = p_sent + ((p_done - p_sent) + latency) if nic is None else p_done + latency
     p_seq = _per_channel_count(p_ch)
     slot, num_slots = _slots(p_sent, arrive, end)
-    return _assemble(channels, timing, samples, durations, c_node, c_time, kout, dict(
-        node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
-        ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, row=p_row, slot=slot, latency=latency),
-        num_slots, end)
+    p = dict(node=p_node, sent=p_sent, start=p_start, done=p_done, arrive=arrive, lost=lost,
+             ch=p_ch, dst=p_dst, seq=p_seq, out=p_out, row=p_row, slot=slot, latency=latency)
+    trace = _assemble(channels, timing, samples, durations, c_node, c_time, kout, p, num_slots,
+                      end)
+    if packets:
+        trace = dataclasses.replace(trace, packets=_packet_log(p, end, nic is not None))
+    return trace
+
+
+def _packet_log(p: dict[str, np.ndarray], end: float, nic: bool) -> PacketLog:
+    """The packet log as SimPy records it: what a packet had not reached by `end` is NaN
+    (without a NIC its transfer is scheduled, so known, when it is sent)."""
+    gone = p["arrive"] > end
+
+    def by_end(t: np.ndarray, known: bool) -> np.ndarray:
+        return t if known else np.where(t <= end, t, np.nan)
+
+    return PacketLog.from_columns(
+        p["node"], p["dst"], p["ch"], p["seq"], np.full(len(p["sent"]), -1), p["sent"],
+        by_end(p["start"], not nic), by_end(p["done"], not nic), by_end(p["arrive"], False),
+        np.where(gone, IN_FLIGHT, np.where(p["lost"], LOST_LINK, DELIVERED)))
 
 
 def _assemble(channels: Channels, timing: TimingModel, samples: np.ndarray,

@@ -33,6 +33,9 @@ _PACKET_LOG = 1500
 _LINK_SIMPY = 1500  # a used link SimPy keeps: its two generators and their blocks
 _GRAPH_EDGE = 600  # a networkx edge, with its adjacency dicts
 _DEFAULT_FRACTION = 0.8
+_DATA_COPIES = 4  # a dataset's float64 arrays at the peak of their preparation
+# scikit-learn's bundled sets: (samples, features), so their size is known without sklearn
+_BUNDLED = {"digits": (1797, 64), "iris": (150, 4), "wine": (178, 13), "breast_cancer": (569, 30)}
 
 
 @dataclass(frozen=True)
@@ -138,12 +141,12 @@ def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None,
     traces = sc.seeds * len(sc.algorithm_list)
     vector = all(_vector_builds(sc, a.name) for a in sc.algorithm_list)
     features = d if p is not None and p.kind != "mlp" else 64
-    builtin = p is not None and p.kind in BUILTIN_KEYS  # others: read, not made, and small
+    builtin = p is not None and p.kind in BUILTIN_KEYS
     build = events * _EVENT_VECTOR if vector else (
         events * (_EVENT_RECORDING + 4 * kout) + channels * _LINK_SIMPY)
     parts = {
         "problem data": float(n * p.samples_per_node * (features + 1) * word
-                              if p is not None and builtin else 0.0),
+                              if p is not None and builtin else data_bytes(sc)),
         "graphs": float(channels * _GRAPH_EDGE),
         "state": float(6 * (n + channels) * d * word),
         # a trace's build and its replay's layout do not overlap: the larger of the two
@@ -153,6 +156,72 @@ def estimate(sc: Scenario, dim: int | None = None, rate: float | None = None,
         "packet log": float((events - updates) * _PACKET_LOG if packets else 0.0),
     }
     return Estimate(channels, d, int(min(events, 1e18)), runs, parts)
+
+
+def data_bytes(sc: Scenario) -> float:
+    """Peak bytes of a dataset problem's data while it is prepared, from file headers and
+    sizes (nothing is read): its arrays as float64, held about 4 times over at the peak (the
+    table, the split, the standardised copy, the padded shards); 0 for other kinds."""
+    p = sc.problem
+    if p is None or p.kind != "dataset":
+        return 0.0
+    if p.source == "mnist1d":
+        raw = float(p.mnist1d.nbytes())
+    elif p.source is not None:
+        rows, cols = _BUNDLED[p.source]
+        raw = float(rows * (cols + 1) * 8)
+    else:
+        raw = sum(_file_bytes(f) for f in (p.file, p.test_file) if f is not None)
+    return _DATA_COPIES * raw
+
+
+def _file_bytes(path: str) -> float:
+    """A data file's arrays as float64: from .npz headers (every array), a parquet file's
+    metadata (rows x columns), or a CSV's size (a number and its separator take about as many
+    characters as a float64 takes bytes)."""
+    try:
+        if path.endswith(".npz"):
+            return float(sum(8 * math.prod(shape) for shape in _npz_shapes(path)))
+        if path.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            meta = pq.read_metadata(path)
+            return float(8 * meta.num_rows * meta.num_columns)
+        return float(os.path.getsize(path))
+    except Exception:  # unreadable: the reader says why, with the file's name
+        return 0.0
+
+
+def _npz_shapes(path: str) -> list[tuple[int, ...]]:
+    import zipfile
+
+    import numpy as np
+
+    shapes = []
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            with z.open(name) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                        np.lib.format.read_array_header_2_0)
+                shapes.append(tuple(read(f)[0]))
+    return shapes
+
+
+def check_data(sc: Scenario, limit: float | None = None) -> None:
+    """Refuse a dataset too large for `limit` before it is read (the full estimate needs the
+    model's dimension, which needs the data)."""
+    need = data_bytes(sc)
+    limit = default_limit() if limit is None else limit
+    if not need <= limit:
+        p = sc.problem
+        assert p is not None
+        what = (f"source {p.source}" if p.source is not None else
+                ", ".join(f for f in (p.file, p.test_file) if f is not None))
+        fix = ("problem.mnist1d.samples" if p.source == "mnist1d" else "a smaller file")
+        raise ScenarioError(f"memory: problem data ({what}) need about {human(need)} while "
+                            f"they are prepared, over the limit of {human(limit)}; use {fix}, "
+                            "or raise the limit with --max-memory")
 
 
 def _vector_builds(sc: Scenario, name: str) -> bool:

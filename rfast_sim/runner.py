@@ -78,6 +78,7 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
     is allocated when its memory estimate passes `max_memory` bytes (default: most of the
     available memory).
     """
+    budget.check_data(sc, max_memory)  # before the data are read (the cost and dim read them)
     cost = model_step_cost(sc)
     budget.check(sc, max_memory, dim=model_dim(sc),
                  rate=compute_rate(sc, cost) if cost is not None else None)

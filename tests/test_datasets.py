@@ -241,3 +241,56 @@ def test_a_sweeps_seeds_share_the_split_and_its_run_ids_hash_the_data(tmp_path):
     before = [p.run_id for p in points]
     np.savez(tmp_path / "d.npz", x=x + 1, y=y)  # same path, new content: new run ids
     assert not set(before) & {p.run_id for p in expand({"scenario": base, "seeds": 3})}
+
+
+def test_the_memory_estimate_counts_a_datasets_bytes(tmp_path):
+    from rfast_sim import budget
+
+    def est(rows: int) -> float:
+        path = tmp_path / f"d{rows}.npz"
+        x = np.zeros((rows, 50), dtype=np.float32)
+        np.savez_compressed(path, x=x, y=np.zeros(rows, dtype=np.int8))
+        return budget.estimate(_scenario({"file": str(path)}), dim=100).parts["problem data"]
+
+    small, large = est(1_000), est(100_000)
+    assert small == 4 * 1_000 * 51 * 8  # float64, held about 4 times over while prepared
+    assert large == 100 * small
+    mnist = _scenario({"source": "mnist1d", "mnist1d": {"samples": 2000}})
+    assert budget.data_bytes(mnist) == 4 * 2000 * 41 * 8
+    assert budget.data_bytes(_scenario({"source": "digits"})) == 4 * 1797 * 65 * 8
+    assert budget.data_bytes(rfast_sim.parse_scenario({})) == 0  # built-in kinds: their own
+
+
+def test_a_dataset_too_large_for_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from rfast_sim.cli import app
+    from rfast_sim.problems import datasets
+
+    path = tmp_path / "big.npz"
+    np.savez(path, x=np.zeros((20_000, 40)), y=np.zeros(20_000))  # 6.6 MB as float64
+    sc = _scenario({"file": str(path)})
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data were read")
+
+    monkeypatch.setattr(datasets, "_read_file", never)
+    with pytest.raises(rfast_sim.ScenarioError,
+                       match=r"memory: problem data \(.*big.npz\) need about 26.2 MB .*"
+                             r"over the limit of 10 MB; use a smaller file"):
+        rfast_sim.run(sc, max_memory=1e7)
+    result = CliRunner().invoke(app, ["validate", "--set", "problem.mnist1d.samples=1000000",
+                                      "--set", "problem.source=mnist1d", "--set",
+                                      "problem.file=null", "--max-memory", "100MB",
+                                      str(_yaml(tmp_path, sc))])
+    assert result.exit_code == 2
+    assert "problem.mnist1d.samples" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def _yaml(folder: Path, sc: rfast_sim.Scenario) -> Path:
+    import yaml
+
+    path = folder / "s.yaml"
+    path.write_text(yaml.safe_dump(rfast_sim.loading.scenario_to_dict(sc)))
+    return path

@@ -81,8 +81,9 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = No
 
     try:
         sc = load_scenario(scenario, set_ or [])
-        est = budget.check(sc, budget.parse_bytes(max_memory) if max_memory else None,
-                           dim=model_dim(sc), rate=model_rate(sc))
+        limit = budget.parse_bytes(max_memory) if max_memory else None
+        budget.check_data(sc, limit)  # before the data are read
+        est = budget.check(sc, limit, dim=model_dim(sc), rate=model_rate(sc))
         scenario_graphs(sc, [a.name for a in sc.algorithm_list])
     except ScenarioError as err:
         fail(str(err))

@@ -67,7 +67,7 @@ def prepare_data(spec: Problem, n: int) -> Prepared:
     table = datasets.read(spec)
     train, test = split(spec, table, spec.data_seed)
     x, y = table.x[train], table.y[train]
-    if spec.test_file is not None:
+    if spec.test_file is not None or datasets.own_test_set(spec):
         t = datasets.read(spec, "test_file")
         if t.x.shape[1:] != x.shape[1:]:
             raise ScenarioError(f"problem.test_file: samples of shape {list(t.x.shape[1:])}, "

@@ -1,4 +1,5 @@
-"""Datasets from files (.npz, CSV, parquet) or scikit-learn's bundled sets, checked on reading.
+"""Datasets from files (.npz, CSV, parquet), scikit-learn's bundled sets or MNIST-1D (generated
+here), checked on reading.
 
 Every error names the file and the key or column, and the fix. Reads are cached on the file's
 path, size and modification time.
@@ -32,8 +33,12 @@ def _stamp(path: str) -> tuple[str, int, int]:
 
 
 def read(spec: Problem, which: str = "file") -> Table:
-    """The table of `spec.file` / `spec.test_file` / `spec.source`, as checked arrays."""
+    """The table of `spec.file` / `spec.test_file` / `spec.source`, as checked arrays (MNIST-1D:
+    `which` "file" is its training set, or the whole set when `test_fraction` splits it
+    here; "test_file" is its own test set)."""
     key = spec.partition.key if spec.partition.kind == "by_key" and which == "file" else None
+    if spec.source == "mnist1d":
+        return _checked(_mnist1d(spec, which), f"source mnist1d ({which})", spec, key)
     if which == "file" and spec.source is not None:
         return _checked(_bundled(spec.source), f"source {spec.source}", spec, key)
     path = getattr(spec, which)
@@ -42,6 +47,22 @@ def read(spec: Problem, which: str = "file") -> Table:
     where = f"problem.{which}: {path}"
     return _checked(_read_file(*_stamp(path), spec.x_key, spec.y_key, cols, spec.label, key,
                                where), where, spec, key)
+
+
+def own_test_set(spec: Problem) -> bool:
+    """Does the source bring its own test set (MNIST-1D unless `test_fraction` is given)?"""
+    return spec.source == "mnist1d" and spec.test_fraction == 0
+
+
+def _mnist1d(spec: Problem, which: str) -> Table:
+    from rfast_sim.problems.mnist1d import Mnist1dOptions, generate
+
+    x, y, tx, ty = generate(Mnist1dOptions(**spec.mnist1d.model_dump()))
+    if which == "test_file":
+        return Table(tx, ty, None)
+    if spec.test_fraction > 0:  # the whole set, split by the scenario's own rule
+        return Table(np.concatenate([x, tx]), np.concatenate([y, ty]), None)
+    return Table(x, y, None)
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rfast_sim.scenario import ModelSpec, ScenarioError
 
@@ -85,28 +86,32 @@ def mlp(spec: ModelSpec, outputs: int) -> Model:
 
 
 def _conv(z: Array, w: Array) -> Array:
-    return jax.lax.conv_general_dilated(z, w, (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    """A 'same' convolution of [batch, H, W, C] images or [batch, L, C] sequences."""
+    dims = ("NHWC", "HWIO", "NHWC") if z.ndim == 4 else ("NWC", "WIO", "NWC")
+    return jax.lax.conv_general_dilated(z, w, (1,) * (z.ndim - 2), "SAME",
+                                        dimension_numbers=dims)
 
 
 def _pool(z: Array) -> Array:
-    """2x2 average pooling where the image is still at least 2 wide."""
-    if z.shape[1] < 2 or z.shape[2] < 2:
+    """Average pooling by 2 along each spatial axis, while every one is at least 2 wide."""
+    if any(s < 2 for s in z.shape[1:-1]):
         return z
-    return jax.lax.reduce_window(z, 0.0, jax.lax.add, (1, 2, 2, 1), (1, 2, 2, 1),
-                                 "VALID") / 4.0
+    window = (1, *(2,) * (z.ndim - 2), 1)
+    return jax.lax.reduce_window(z, 0.0, jax.lax.add, window, window,
+                                 "VALID") / float(2 ** (z.ndim - 2))
 
 
 def cnn(spec: ModelSpec, outputs: int) -> Model:
-    """`channels` 'same' convolutions (kernel x kernel), each with `activation` and 2x2 average
-    pooling, then dense layers `hidden` and the output layer. Inputs: [batch, H, W, C]."""
+    """`channels` 'same' convolutions (kernel x kernel on images, kernel on sequences), each
+    with `activation` and average pooling by 2, then dense layers `hidden` and the output
+    layer. Inputs: [batch, H, W, C] images or [batch, L, C] sequences (MNIST-1D: [40, 1])."""
     act = ACTIVATIONS[spec.activation]
 
     def features(convs: list[dict], inputs: Array) -> Array:
-        if inputs.ndim != 4:
-            raise ValueError(f"cnn needs image-shaped inputs [H, W, C] per sample (got "
-                             f"{list(inputs.shape[1:])}); set problem.input_shape, e.g. "
-                             "[8, 8, 1]")
+        if inputs.ndim not in (3, 4):
+            raise ValueError(f"cnn needs image- or sequence-shaped inputs, [H, W, C] or [L, C] "
+                             f"per sample (got {list(inputs.shape[1:])}); set "
+                             "problem.input_shape, e.g. [8, 8, 1] or [40, 1]")
         z = inputs
         for conv in convs:
             z = _pool(act(_conv(z, conv["w"]) + conv["b"]))
@@ -115,10 +120,11 @@ def cnn(spec: ModelSpec, outputs: int) -> Model:
     def init(key: Array, example: Array) -> Params:
         k_conv, k_dense = jax.random.split(key)
         convs, c_in = [], example.shape[-1]
+        window = (spec.kernel,) * (example.ndim - 2)
         for k, c_out in zip(jax.random.split(k_conv, len(spec.channels)), spec.channels,
                             strict=True):
-            fan_in = spec.kernel * spec.kernel * c_in
-            convs.append({"w": jax.random.normal(k, (spec.kernel, spec.kernel, c_in, c_out),
+            fan_in = int(np.prod(window)) * c_in
+            convs.append({"w": jax.random.normal(k, (*window, c_in, c_out),
                                                  example.dtype) / jnp.sqrt(fan_in),
                           "b": jnp.zeros(c_out, example.dtype)})
             c_in = c_out

@@ -37,6 +37,7 @@ from rfast_sim.scenario.network import (
 )
 from rfast_sim.scenario.problem import (
     Heterogeneity,
+    Mnist1dSpec,
     ModelSpec,
     PartitionSpec,
     Problem,
@@ -371,6 +372,7 @@ __all__ = [
     "LinkTiming",
     "Loss",
     "LossModel",
+    "Mnist1dSpec",
     "ModelSpec",
     "Nic",
     "Outage",

@@ -65,8 +65,9 @@ class ModelSpec(Strict):
     bias: bool = Field(True, description="linear / mlp: affine layers")
     hidden: list[int] = Field([32], description="mlp / cnn: dense hidden widths")
     activation: str = Field("relu", description=f"mlp / cnn: {', '.join(ACTIVATIONS)}")
-    channels: list[int] = Field([8, 16], description="cnn: channels of each 3x3 conv layer")
-    kernel: int = Field(3, ge=1, description="cnn: kernel size")
+    channels: list[int] = Field([8, 16], description="cnn: channels of each conv layer")
+    kernel: int = Field(3, ge=1, description="cnn: kernel size (k x k on images, k on "
+                        "sequences)")
     entry: str | None = Field(None, description="python: 'module:function' returning "
                               "(init, apply)")
     path: str | None = Field(None, description="python: folder to import the module from "
@@ -114,6 +115,25 @@ class ModelSpec(Strict):
         return Path(spec.origin) if spec is not None and spec.origin else None
 
 
+class Mnist1dSpec(Strict):
+    """MNIST-1D's generator options (``source: mnist1d``); the defaults are the paper's."""
+
+    samples: int = Field(5000, ge=10, description="samples made, train + test (the first 80% "
+                         "train), samples // 10 per class")
+    scale: float = Field(0.4, ge=0, lt=2, description="amplitude x (1 + scale U(-1/2, 1/2))")
+    max_translation: int = Field(48, ge=1, le=72, description="rolled by 0 .. this - 1 places")
+    corr_noise: float = Field(0.25, ge=0, description="std of the smoothed noise where the "
+                              "signal is zero")
+    iid_noise: float = Field(0.02, ge=0, description="std of the noise added everywhere")
+    shear: float = Field(0.75, ge=0, description="slope of a random ramp: shear U(-1/2, 1/2)")
+    seed: int = Field(42, ge=0, description="the generator's seed (not the scenario's: every "
+                      "scenario sees the same set unless this changes)")
+
+    def nbytes(self) -> int:
+        """Bytes of the set as float64 features (40 per sample) and labels."""
+        return self.samples // 10 * 10 * 41 * 8
+
+
 class PartitionSpec(Strict):
     """How the training set is split over the nodes."""
 
@@ -151,7 +171,9 @@ class Problem(Strict):
     file: str | None = Field(None, description="dataset: .npz, .csv or .parquet (relative to "
                              "the scenario file)")
     source: str | None = Field(None, description=f"dataset: {', '.join(SOURCES)} "
-                               "(scikit-learn's bundled sets)")
+                               "(scikit-learn's bundled sets; MNIST-1D generated here)")
+    mnist1d: Mnist1dSpec = Field(Mnist1dSpec(), description="source mnist1d: the generator's "
+                                 "options (held out: its own 20% unless test_fraction is set)")
     x_key: str = Field("x", description=".npz: the features array")
     y_key: str = Field("y", description=".npz: the labels / targets array")
     features: list[str] | None = Field(None, description="table: feature columns (default: "
@@ -186,6 +208,10 @@ class Problem(Strict):
                              f"({', '.join(SOURCES)})")
         if self.source is not None and self.source not in SOURCES:
             raise ValueError(f"source: unknown {self.source!r} (bundled: {', '.join(SOURCES)})")
+        if "mnist1d" in self.model_fields_set and self.source != "mnist1d":
+            raise ValueError("mnist1d: options of source mnist1d (source is "
+                             f"{self.source or self.file!r}); drop the block or set source: "
+                             "mnist1d")
         if self.test_file is not None and self.test_fraction > 0:
             raise ValueError("test_fraction: give either test_fraction or test_file")
         for key in ("file", "test_file"):
@@ -214,15 +240,22 @@ class Problem(Strict):
         if self.kind == "mlp":
             return {"accuracy": 0.9}
         if self.kind == "dataset" and self.loss != "mse":
-            held_out = self.test_fraction > 0 or self.test_file is not None
+            held_out = self.held_out()
             return {"test_accuracy" if held_out else "accuracy": 0.9}
         return {"grad_norm": 1e-3}
+
+    def held_out(self) -> bool:
+        """Is there a test set (a fraction, a file, or MNIST-1D's own)?"""
+        return (self.test_fraction > 0 or self.test_file is not None
+                or (self.kind == "dataset" and self.source == "mnist1d"))
 
     def dumped(self) -> dict[str, Any]:
         """The block as plain data with only the keys its kind reads (so adding keys for other
         kinds leaves a built-in scenario's dump, and its sweep run id, as it was)."""
-        keys = PROBLEM_KINDS.entries[self.kind].keys
-        data = self.model_dump(mode="json", include=set(keys))
+        keys = set(PROBLEM_KINDS.entries[self.kind].keys)
+        if self.source != "mnist1d":  # other sources' dumps (and run ids) as they were
+            keys.discard("mnist1d")
+        data = self.model_dump(mode="json", include=keys)
         for key in ("model", "partition"):
             if key in data:
                 data[key] = getattr(self, key).dumped()

@@ -66,7 +66,7 @@ _BUILTIN = (*_COMMON, "dim", "samples_per_node", "heterogeneity", "noise", "hidd
 BUILTIN_KEYS = {"least_squares": _BUILTIN, "logistic": _BUILTIN, "mlp": _BUILTIN}
 DATASET_KEYS = (*_COMMON, "file", "source", "x_key", "y_key", "features", "label", "input_shape",
                 "model", "loss", "test_fraction", "test_file", "partition", "standardize",
-                "data_seed")
+                "data_seed", "mnist1d")
 REGISTERED_KEYS = (*_COMMON, "dim", "samples_per_node", "heterogeneity", "options", "data_seed")
 
 PROBLEM_KINDS = Family("problem kind")
@@ -87,7 +87,8 @@ MODELS = Family("model")
 MODELS.add("linear", "rfast_sim.problems.models:linear", "affine map (bias: true|false)")
 MODELS.add("mlp", "rfast_sim.problems.models:mlp", "dense layers (hidden: [64], activation)")
 MODELS.add("cnn", "rfast_sim.problems.models:cnn",
-           "small convnet on [H, W, C] inputs (channels, kernel, hidden, activation)")
+           "small convnet on [H, W, C] images or [L, C] sequences (channels, kernel, hidden, "
+           "activation)")
 MODELS.add("python", "rfast_sim.problems.models:python_entry",
            "your own pair: entry 'module:function' returning (init, apply)")
 
@@ -109,7 +110,8 @@ PARTITIONS.add("by_key", "rfast_sim.problems.partitions:by_key",
                "a per-sample node id (array or column named by `key`)")
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "elu", "softplus", "identity")
-SOURCES = ("digits", "iris", "wine", "breast_cancer")  # scikit-learn's bundled sets
+# scikit-learn's bundled sets, and MNIST-1D generated from its recipe (no download)
+SOURCES = ("digits", "iris", "wine", "breast_cancer", "mnist1d")
 
 
 def register_problem(name: str, factory: Callable[..., Any], description: str = "",

@@ -124,9 +124,15 @@ def content_hash(data: Any) -> str:
 
 def run_hash(sc: Scenario) -> str:
     """A point's run id: the resolved scenario's hash, and its trace files', data files' and
-    model source's contents."""
+    model source's contents (and a generated set's: MNIST-1D's arrays)."""
     files = {d.file: digest(d.file) for d in sc.laws().values() if d.file is not None}
     files.update({f: digest(f) for f in (sc.problem.files() if sc.problem else [])})
+    p = sc.problem
+    if p is not None and p.kind == "dataset" and p.source == "mnist1d":
+        from rfast_sim.problems import mnist1d
+
+        files["source mnist1d"] = mnist1d.content_hash(
+            mnist1d.Mnist1dOptions(**p.mnist1d.model_dump()))
     data = scenario_to_dict(sc)
     return content_hash({"scenario": data, "files": files} if files else data)
 

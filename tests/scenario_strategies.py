@@ -449,13 +449,23 @@ def dataset_problem(draw: st.DrawFn, n: int) -> dict[str, Any]:
     labels, a split and a partition."""
     p: dict[str, Any] = {"kind": "dataset"}
     source = draw(st.sampled_from(("file", "file", "file", "digits", "iris", "wine",
-                                   "breast_cancer")))
+                                   "breast_cancer", "mnist1d")))
     loss = draw(st.sampled_from(("cross_entropy", "binary_cross_entropy", "mse")))
     if source != "file":
         p["source"] = source
         if loss == "binary_cross_entropy" and source != "breast_cancer":
             loss = "cross_entropy"
-        features = {"digits": 64, "iris": 4, "wine": 13, "breast_cancer": 30}[source]
+        features = {"digits": 64, "iris": 4, "wine": 13, "breast_cancer": 30,
+                    "mnist1d": 40}[source]
+        if source == "mnist1d" and draw(st.booleans()):
+            # a small set keeps a draw cheap: >= 10 samples per class, enough for every node
+            p["mnist1d"] = {"samples": 10 * draw(st.integers(max(2, n), 40)),
+                            "scale": draw(_num(0.0, 1.0)),
+                            "max_translation": draw(st.integers(1, 72)),
+                            "corr_noise": draw(_num(0.0, 0.5)),
+                            "iid_noise": draw(_num(0.0, 0.1)),
+                            "shear": draw(_num(0.0, 1.0)),
+                            "seed": draw(st.integers(0, 1000))}
     else:
         features = draw(st.integers(1, 5))
         rows = draw(st.integers(2 * n, 6 * n + 20))
@@ -500,8 +510,10 @@ def dataset_problem(draw: st.DrawFn, n: int) -> dict[str, Any]:
         elif kind == "shards":
             part["classes_per_node"] = draw(st.integers(1, 3))
         p["partition"] = part
-    # the cnn fits image-shaped digits only: there it is drawn half the time, or it is rare
-    model = draw(st.sampled_from(("cnn",) * 3 + ("linear", "mlp", "python") if source == "digits"
+    # the cnn fits image-shaped inputs only (digits 8x8, MNIST-1D 40x1): there it is drawn half
+    # the time, or it is rare
+    images = source in ("digits", "mnist1d")
+    model = draw(st.sampled_from(("cnn",) * 3 + ("linear", "mlp", "python") if images
                                  else ("linear", "mlp", "python")))
     spec: dict[str, Any] = {"kind": model}
     if model in ("linear", "mlp") and draw(st.booleans()):
@@ -511,7 +523,7 @@ def dataset_problem(draw: st.DrawFn, n: int) -> dict[str, Any]:
         spec["activation"] = draw(st.sampled_from(("relu", "tanh", "gelu", "sigmoid", "elu",
                                                    "softplus", "identity")))
     if model == "cnn":
-        p["input_shape"] = [8, 8, 1]
+        p["input_shape"] = [8, 8, 1] if source == "digits" else [40, 1]
         spec["channels"] = draw(st.lists(st.integers(1, 4), min_size=1, max_size=2))
         spec["kernel"] = draw(st.integers(1, 3))
     elif model == "python":

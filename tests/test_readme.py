@@ -59,19 +59,20 @@ def test_scenario_examples_are_valid(page, text):
     parse_scenario(yaml.safe_load(text), source=page)
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("readme")
-    (d / "scenarios").symlink_to(ROOT / "scenarios")
-    return d
+# each block runs as one test, its lines in order, in a folder of its own: a later line reads
+# what an earlier one wrote (`plot runs/cmp` after `run ... --out runs/cmp`). A module-scoped
+# folder shared by one test per line broke under xdist: a worker that interleaves another
+# module's tests tears the module fixture down, so the reader found a new, empty folder
+BLOCKS = [("README.md: run-command", [RUN])] + [
+    (f"{page}: {block.splitlines()[0]}", [line for line in block.splitlines() if line])
+    for page, text in PAGES.items() for block in _blocks("readme-test", text)]
 
 
-# one worker, in the docs' order: a later command reads what an earlier one wrote (`plot runs/cmp`
-# after `run ... --out runs/cmp`); spread over workers, the plot ran first now and then
-@pytest.mark.xdist_group("readme")
-@pytest.mark.parametrize("command", [RUN, *(line for _, line in COMMANDS)])
-def test_readme_command_runs(command, workdir):
+@pytest.mark.parametrize("lines", [lines for _, lines in BLOCKS], ids=[i for i, _ in BLOCKS])
+def test_readme_command_runs(lines, tmp_path):
+    (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run(command, shell=True, cwd=workdir, env=env, capture_output=True,
-                         text=True, timeout=1800)  # `reproduce` runs six scenarios
-    assert out.returncode == 0, f"{command}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
+    for command in lines:
+        out = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True,
+                             text=True, timeout=1800)
+        assert out.returncode == 0, f"{command}\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"

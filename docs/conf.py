@@ -28,6 +28,9 @@ extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    # MathJax 3 shipped with the site (its files copied under _static/mathjax/): the equations
+    # render without the internet, where the default loads MathJax from a CDN
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "rfast_docs",
 ]

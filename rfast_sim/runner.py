@@ -82,8 +82,8 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
 
         >>> import rfast_sim
         >>> sc = rfast_sim.load_scenario("quickstart", [
-        ...     "seeds=1", "run.until=10",
-        ...     "algorithms=[{name: rfast, step_size: 2.0}, {name: allreduce_sgd, step_size: 2.0}]"])
+        ...     "seeds=1", "run.until=10", "algorithms=[{name: rfast, step_size: 2.0},"
+        ...     " {name: allreduce_sgd, step_size: 2.0}]"])
         >>> res = rfast_sim.run(sc)
         >>> res.comparison()["algorithm"].tolist()
         ['rfast', 'allreduce_sgd']

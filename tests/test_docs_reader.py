@@ -9,7 +9,6 @@ import doctest
 import html
 import re
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -49,7 +48,8 @@ def test_docstring_examples_run(name, obj):
     from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS
 
     tests = doctest.DocTestFinder(recurse=False).find(obj, name, globs={})
-    assert tests and tests[0].examples, f"{name} has no example"
+    assert tests, f"{name} has no docstring"
+    assert tests[0].examples, f"{name} has no example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     algorithms, problems = set(registry.names()), set(PROBLEM_KINDS.entries)
     try:

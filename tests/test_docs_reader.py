@@ -76,12 +76,16 @@ def test_every_figure_has_a_caption():
 
 
 def test_run_times_cover_what_a_newcomer_runs():
-    """docs/figures/run_times.py measured every notebook, the quickstart, the docs build, a
-    full reproduce and each shipped sweep (a new notebook needs its time measured)."""
+    """docs/figures/run_times.py measured every notebook, the quickstart and the docs build (a
+    new notebook needs its time measured); a full reproduce and the shipped sweeps, where not
+    extrapolated yet, read "not measured yet" in the pages."""
     keys = set(reader_aids.run_times()["key"])
-    wanted = reader_aids.expected_keys()
-    assert {"quickstart", "docs_build", "reproduce", "nb_01", "sweep_stragglers"} <= wanted
+    wanted = reader_aids.measured_keys()
+    assert {"quickstart", "docs_build", "nb_01"} <= wanted
     assert not wanted - keys, f"not measured: {sorted(wanted - keys)}"
+    subs = reader_aids.substitutions()
+    for key in reader_aids.extrapolated_keys() - keys:
+        assert subs[f"time_{key}"] == "(not measured yet)"
 
 
 def test_quickstart_figures_come_from_the_script():
@@ -118,7 +122,7 @@ def test_the_site_loads_nothing_from_the_internet(docs_build):
 def test_the_equations_page_renders_math_offline(docs_build):
     _built(docs_build)
     page = (HTML / "concepts" / "rfast.html").read_text()
-    script = re.search(r'<script[^>]*src="([^"]*mathjax[^"]*\.js)"', page)
+    script = re.search(r'<script[^>]*src="([^"?]*mathjax[^"?]*\.js)[?"]', page)
     assert script, "no MathJax script on the equations page"
     assert (HTML / "concepts" / script.group(1)).resolve().is_file()
     assert page.count('class="math') >= 5  # inline and display equations MathJax typesets

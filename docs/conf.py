@@ -28,8 +28,12 @@ extensions = [
     "myst_nb",
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    # MathJax 3 shipped with the site (its files copied under _static/mathjax/): the equations
+    # render without the internet, where the default loads MathJax from a CDN
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "rfast_docs",
+    "reader_aids",
 ]
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 html_theme = "furo"
@@ -37,7 +41,9 @@ html_title = f"rfast-sim {release}"
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 
-myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist"]
+# substitution: pages quote measured figures ({{ time_quickstart }}) from docs/_static/*.csv
+# (reader_aids), never typed by hand
+myst_enable_extensions = ["colon_fence", "dollarmath", "amsmath", "deflist", "substitution"]
 myst_heading_anchors = 3
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(notebook_cache(prune=True))

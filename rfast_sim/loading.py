@@ -290,7 +290,21 @@ def absolute_files(data: Any, base: Path) -> Any:
 
 
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Load and validate a scenario YAML file, applying `--set`-style overrides."""
+    """Load and validate a scenario YAML file, applying `--set`-style overrides.
+
+    `path` is a file or a shipped scenario's name (``rfast-sim list``); each override is
+    ``dotted.key=value``, the value read as YAML. A bad key or value raises ScenarioError
+    naming it.
+
+        >>> import rfast_sim
+        >>> sc = rfast_sim.load_scenario("quickstart", ["nodes=16", "timing.drop_prob=0.3"])
+        >>> sc.nodes, sc.timing.drop_prob, [a.name for a in sc.algorithm_list]
+        (16, 0.3, ['rfast', 'allreduce_sgd', 'dpsgd'])
+        >>> rfast_sim.load_scenario("quickstart", ["nodez=16"])
+        Traceback (most recent call last):
+        ...
+        rfast_sim.scenario.base.ScenarioError: nodez: unknown key; did you mean 'nodes'? ...
+    """
     given, path = path, resolve_scenario_path(path)
     data = read_yaml(path)
     sweep_keys = sorted(SWEEP_KEYS & set(data)) if isinstance(data, dict) else []

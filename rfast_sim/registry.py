@@ -69,7 +69,22 @@ def names() -> list[str]:
 
 def register(info: AlgorithmInfo, factory: Callable[[Any], Any]) -> None:
     """Add an algorithm: its info and its factory ``ops -> Algorithm`` (scenarios may then
-    name it)."""
+    name it; :doc:`/howto/own_algorithm`).
+
+    Example: R-FAST's functions under a name of your own, run timing-only (no maths)::
+
+        >>> import dataclasses, rfast_sim
+        >>> from rfast_sim.algorithms.rfast import rfast
+        >>> from rfast_sim.registry import AlgorithmInfo, register
+        >>> INFO = AlgorithmInfo("my_rfast", pattern="all", graphs=("pull", "push"),
+        ...                      description="R-FAST under my name", supersedes=True)
+        >>> register(INFO, lambda ops: dataclasses.replace(rfast(ops), info=INFO))
+        >>> sc = rfast_sim.load_scenario("quickstart", [
+        ...     "problem=null", "timing.message_bytes=160", "seeds=1", "run.until=10",
+        ...     "algorithms=[{name: my_rfast}]", "compare=null"])
+        >>> rfast_sim.run(sc).network()["algorithm"].tolist()
+        ['my_rfast']
+    """
     _ENTRIES[info.name] = (info, factory)
 
 

@@ -18,7 +18,24 @@ from rfast_sim.scenario import Scenario, ScenarioError
 
 @dataclass
 class Run:
-    """One finished run: its trace, sampled metrics and final state."""
+    """One finished run (one algorithm, seed and step size): its trace, sampled metrics and
+    final state.
+
+    :ivar name: the algorithm's registered name.
+    :ivar seed: the seed (the same seed is the same timing draws for every algorithm).
+    :ivar step_size: the step size.
+    :ivar trace: the event trace (`rfast_sim.engine.EventTrace`): every computation,
+        send, delivery and sample, with the network's figures (``trace.network``).
+    :ivar metrics: the sampled metrics, ``[samples, len(METRIC_COLUMNS)]`` (raw: the tidy view,
+        with divergence marked, is ``Result.metrics``).
+    :ivar final_state: the algorithm's state at the end (per node and per channel; none in a
+        timing-only run).
+    :ivar wall_seconds: the run's wall time here.
+    :ivar message_bytes: bytes per packet.
+    :ivar extra: what the runner adds: straggler and device nodes, the replay plan, peak memory.
+    :ivar timings: wall seconds per phase: ``trace_s`` (building the trace; online: engine and
+        updates together), ``replay_s``, ``metrics_s``.
+    """
 
     name: str
     seed: int
@@ -73,9 +90,31 @@ def network_figures(r: Run, n: int) -> dict[str, Any]:
 
 @dataclass
 class Result:
-    """All runs of a scenario and their tidy metrics frame; `tuning`: the step searches of
-    the algorithms with `step_size: auto`; `devices`: each device class's predicted step
-    (``mean: model``)."""
+    """All runs of a scenario and their tidy metrics frame (what :func:`rfast_sim.run`
+    returns; ``save`` writes it as the files of :doc:`/reference/outputs`).
+
+    :ivar scenario: the scenario, fully resolved.
+    :ivar runs: one `Run` per algorithm x seed x step size.
+    :ivar metrics: the tidy frame, one row per run and sample time (the columns of
+        ``metrics.parquet``).
+    :ivar tuning: the step searches of the algorithms with ``step_size: auto``, by name.
+    :ivar devices: each device class's predicted step (``mean: model``): nodes, flops, bytes,
+        step_time_s, bound.
+
+    Example (a timing-only run: counters and network figures, no maths)::
+
+        >>> import rfast_sim
+        >>> res = rfast_sim.run(rfast_sim.load_scenario("quickstart", [
+        ...     "problem=null", "timing.message_bytes=160", "seeds=2", "run.until=30"]))
+        >>> len(res.runs), res.timing_only, res.baseline
+        (6, True, 'allreduce_sgd')
+        >>> res.network()[["algorithm", "seeds"]].to_dict("records")[0]
+        {'algorithm': 'rfast', 'seeds': 2}
+        >>> import tempfile
+        >>> folder = res.save(tempfile.mkdtemp())
+        >>> sorted(p.name for p in folder.iterdir())
+        ['metrics.parquet', 'network.csv', 'scenario.yaml', 'summary.json']
+    """
 
     scenario: Scenario
     runs: list[Run]

@@ -119,7 +119,31 @@ def register_problem(name: str, factory: Callable[..., Any], description: str = 
     """Add a problem kind: ``factory(spec, nodes, seed, dtype) -> (ProblemOps, ProblemData)``
     (see :mod:`rfast_sim.problems.base`); scenarios may then name it in ``problem.kind``.
     `keys` are the ``problem`` keys the kind reads (its own options go in ``problem.options``).
-    Sweep workers re-register it from ``factory.__module__`` and ``__qualname__``."""
+    Sweep workers re-register it from ``factory.__module__`` and ``__qualname__``.
+
+    Example: least squares of your own (:doc:`/howto/own_model`)::
+
+        >>> import jax.numpy as jnp, numpy as np, rfast_sim
+        >>> from rfast_sim.problems import ProblemOps, problem_data
+        >>> def quadratic(spec, nodes, seed, dtype="float64"):
+        ...     d, m = spec.options["dim"], 20
+        ...     rng = np.random.default_rng(seed)
+        ...     feats = rng.normal(size=(nodes, m, d))
+        ...     targets = feats @ np.ones(d)                 # x* = ones, loss 0 there
+        ...     ops = ProblemOps("quadratic", d, spec.batch_size, classify=False,
+        ...                      key=("quadratic", d), data_loss=lambda x, f, t, mask:
+        ...                      0.5 * jnp.mean((f @ x - t) ** 2))
+        ...     return ops, problem_data(feats, targets, x0=jnp.zeros(d), l2=0.0,
+        ...                              x_star=jnp.ones(d), f_star=0.0, dtype=dtype)
+        >>> rfast_sim.register_problem("quadratic", quadratic, "my least squares")
+        >>> sc = rfast_sim.load_scenario("quickstart", [
+        ...     "problem={kind: quadratic, options: {dim: 5}, batch_size: null}",
+        ...     "seeds=1", "run.until=20", "algorithms=[{name: rfast, step_size: 0.1}]",
+        ...     "compare={baseline: rfast, target: {opt_gap: 1.0e-3}}"])
+        >>> res = rfast_sim.run(sc)
+        >>> bool(res.metrics["opt_gap"].iloc[-1] < res.metrics["opt_gap"].iloc[0])
+        True
+    """
     PROBLEM_KINDS.add(name, factory, description, tuple(dict.fromkeys((*_COMMON, *keys))))
 
 

@@ -186,3 +186,26 @@ def test_reproduce_tables_are_listed(section, function):
     columns = _row_keys(function)
     assert columns
     assert columns == documented()[section]
+
+
+def test_every_timeline_key_and_event_is_listed(tmp_path):
+    """Timelines of a lossy, churning, NIC-queued timing-only run: every ``otherData`` key,
+    event category and loss name is on the page."""
+    res = rfast_sim.run(scenario(**{
+        "problem": None, "timing.message_bytes": 1e4, "timing.bandwidth": 1e5,
+        "timing.nic": {"queue": "latest"}, "timing.churn": {"mtbf": 10.0, "mttr": 3.0,
+                                                            "rejoin": "reset"},
+        "graphs.undirected": {"kind": "ring"},
+        "algorithms": [{"name": "rfast"}, {"name": "dpsgd"}, {"name": "allreduce_sgd"}]}))
+    section = documented()["timeline-<algorithm>-<seed>.json"]
+    text = PAGE.read_text().split("## `timeline-")[1]
+    seen: dict[str, set[str]] = {"keys": set(), "cats": set(), "losses": set()}
+    for name in ("rfast", "dpsgd", "allreduce_sgd"):
+        data = json.loads(res.timeline(tmp_path / f"{name}.json", name).read_text())
+        seen["keys"] |= {f"otherData.{k}" for k in data["otherData"]} | set(data) - {"otherData"}
+        seen["cats"] |= {e["cat"] for e in data["traceEvents"] if "cat" in e}
+        seen["losses"] |= {e["name"] for e in data["traceEvents"] if e.get("cat") == "loss"}
+    assert {"fault", "loss", "queue", "round"} <= seen["cats"], seen["cats"]  # all were drawn
+    assert not missing(seen["keys"] | seen["cats"], section), missing(seen["keys"] | seen["cats"],
+                                                                      section)
+    assert all(f"`{loss}`" in text for loss in seen["losses"]), seen["losses"]

@@ -23,11 +23,11 @@ import jax
 import numpy as np
 
 import rfast_sim  # noqa: F401  (float64)
-from rfast_sim.loading import parse_scenario
-from rfast_sim.online import run_online
-from rfast_sim.reference import RFastReference, least_squares_grad
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import Setup, prepare, record_trace
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.reference import RFastReference, least_squares_grad
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.setup import Setup, prepare, record_trace
+from rfast_sim.scenario.loading import parse_scenario
 
 MEMORY_BUDGET = 3e9  # bytes of replay state a vmapped batch may use
 BIG_BATCH = 8  # batch size at dim 10_000 (32 would take minutes per row on 2 cores)
@@ -192,12 +192,12 @@ SCALE_CHILD = """
 import json, sys, time
 import numpy as np
 import rfast_sim
-from rfast_sim import engine
-from rfast_sim.engine import vector
-from rfast_sim.loading import parse_scenario
-from rfast_sim.replay import run_replay
-from rfast_sim.runner import peak_rss_bytes
-from rfast_sim.setup import prepare
+from rfast_sim.timing import engine
+from rfast_sim.timing.engine import vector
+from rfast_sim.scenario.loading import parse_scenario
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.experiment.runner import peak_rss_bytes
+from rfast_sim.maths.setup import prepare
 n, events, simpy_too, dim = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
 until = float(sys.argv[5]) if len(sys.argv) > 5 else events / (n * 21.0)  # ~20 packets/update
 t0 = time.perf_counter()

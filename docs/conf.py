@@ -73,9 +73,9 @@ nitpick_ignore_regex = [
 nitpick_ignore = [
     ("py:class", "K"),
     ("py:class", "rfast_sim.scenario.kinds.K"),
-    ("py:class", "rfast_sim.topology.Channels"),
-    ("py:class", "rfast_sim.algorithms.base.Accesses"),
-    ("py:mod", "rfast_sim.budget"),
-    ("py:mod", "rfast_sim.trace_events"),
+    ("py:class", "rfast_sim.timing.topology.Channels"),
+    ("py:class", "rfast_sim.maths.algorithms.base.Accesses"),
+    ("py:mod", "rfast_sim.experiment.budget"),
+    ("py:mod", "rfast_sim.timing.trace_events"),
     ("py:class", "rfast_sim.timing.devices.StepCost"),
 ]

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfast_sim import stats
-from rfast_sim.loading import load_scenario, shipped_dir
-from rfast_sim.metrics import comparison_table
-from rfast_sim.results import Result
-from rfast_sim.runner import run
+from rfast_sim.experiment import stats
+from rfast_sim.experiment.metrics import comparison_table
+from rfast_sim.experiment.results import Result
+from rfast_sim.experiment.runner import run
 from rfast_sim.scenario import Scenario, ScenarioError
-from rfast_sim.seeding import stream
+from rfast_sim.scenario.loading import load_scenario, shipped_dir
+from rfast_sim.scenario.seeding import stream
 
 BASE, STRAGGLER = "mlp_homogeneous.yaml", "mlp_straggler.yaml"
 NO_CONTENTION = ["timing.nic=null"]

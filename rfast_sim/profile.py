@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from rfast_sim.loading import load_scenario
 from rfast_sim.scenario import DEVICES, DeviceClass, Scenario, ScenarioError
 from rfast_sim.scenario.devices import table_class
+from rfast_sim.scenario.loading import load_scenario
 from rfast_sim.timing.devices import StepCost, roofline
 
 # the table's entry a JAX platform's device is compared with: the CPU entry, or a GPU whose
@@ -48,7 +48,7 @@ def measurements(sc: Scenario, ops: Any, data: Any, cost: StepCost,
     """The jitted step's time on the first device of each platform JAX sees here."""
     import jax
 
-    from rfast_sim.workload import measure_step
+    from rfast_sim.maths.workload import measure_step
 
     out: dict[str, Any] = {}
     platforms = dict.fromkeys(["cpu", *(d.platform for d in jax.devices())])
@@ -70,7 +70,7 @@ def measurements(sc: Scenario, ops: Any, data: Any, cost: StepCost,
 def profile_scenario(sc: Scenario, repeats: int = 200) -> dict[str, Any]:
     """The profile as `--json` prints it: ``{"model": {...}, "devices": [...], "measured":
     {platform: {...}}}``."""
-    from rfast_sim.workload import scenario_cost
+    from rfast_sim.maths.workload import scenario_cost
 
     if sc.problem is None:
         raise ScenarioError("problem: profile times the problem's local step, and a "

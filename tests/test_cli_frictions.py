@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 import rfast_sim
 from rfast_sim.cli import app
 from rfast_sim.cli.common import _Count, print_table
-from rfast_sim.loading import load_scenario, shipped_dir
-from rfast_sim.metrics import comparison_table
+from rfast_sim.experiment.metrics import comparison_table
 from rfast_sim.paper import _write_markdown, verdict
+from rfast_sim.scenario.loading import load_scenario, shipped_dir
 
 runner = CliRunner()
 

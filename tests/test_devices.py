@@ -21,15 +21,15 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
-from rfast_sim.loading import load_scenario, parse_scenario
+from rfast_sim.experiment.runner import model_dim
+from rfast_sim.maths.workload import cost_of, scenario_cost, summed_cost
 from rfast_sim.profile import implied_efficiency
-from rfast_sim.runner import model_dim
 from rfast_sim.scenario import DEVICES, DeviceClass, PeakFlops, ScenarioError
 from rfast_sim.scenario.devices import table_class
+from rfast_sim.scenario.loading import load_scenario, parse_scenario
 from rfast_sim.timing import TimingModel
 from rfast_sim.timing.devices import StepCost, assign, compute_rate, roofline
-from rfast_sim.traces import record_trace, scenario_graphs, timing_setup
-from rfast_sim.workload import cost_of, scenario_cost, summed_cost
+from rfast_sim.timing.traces import record_trace, scenario_graphs, timing_setup
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"

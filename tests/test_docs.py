@@ -14,8 +14,8 @@ import pytest
 from conftest import DOCS
 from pydantic import BaseModel, Field
 
+from rfast_sim.cli.schema import scenario_schema
 from rfast_sim.scenario import GRAPH_KINDS, GraphKind
-from rfast_sim.schema import scenario_schema
 from rfast_sim.sweeps.spec import schema_keys
 
 sys.path.insert(0, str(DOCS / "_ext"))

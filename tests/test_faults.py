@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from conftest import scenario
 
-from rfast_sim import engine
-from rfast_sim.online import run_online
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.setup import prepare, record_trace
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.setup import prepare, record_trace
-from rfast_sim.timing import TimingModel
-from rfast_sim.topology import ROLE_PUSH
+from rfast_sim.timing import TimingModel, engine
+from rfast_sim.timing.topology import ROLE_PUSH
 
 
 def _down_time(tm: TimingModel, n: int, until: float) -> float:

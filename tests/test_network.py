@@ -9,10 +9,10 @@ import pytest
 import simpy
 from conftest import scenario
 
-from rfast_sim.engine.network import Network, Packet
+from rfast_sim.maths.setup import prepare, record_trace
 from rfast_sim.scenario import Nic
-from rfast_sim.setup import prepare, record_trace
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.engine.network import Network, Packet
 
 B, W = 1e6, 1e8  # bytes per packet, bytes/s
 

@@ -15,13 +15,13 @@ from conftest import scenario
 from typer.testing import CliRunner
 
 import rfast_sim
-from rfast_sim import budget, registry
-from rfast_sim.algorithms import make
 from rfast_sim.cli import app
-from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, ScenarioError
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment import budget
+from rfast_sim.maths.algorithms import make
+from rfast_sim.maths.setup import prepare, record_trace
+from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, ScenarioError, registry
 from rfast_sim.timing import TimingModel, transfer_rate
-from rfast_sim.topology import build_graph
+from rfast_sim.timing.topology import build_graph
 
 runner = CliRunner()
 

@@ -24,15 +24,17 @@ def test_modules_are_short_and_functions_shorter(path):
 
 
 def test_algorithms_are_fully_typed():
-    for path in (PACKAGE / "algorithms").glob("*.py"):
+    for path in (PACKAGE / "maths" / "algorithms").glob("*.py"):
         assert "type: ignore" not in path.read_text(), path.name
 
 
-@pytest.mark.parametrize("module", ["rfast_sim.engine", "rfast_sim.scenario", "rfast_sim.loading",
+@pytest.mark.parametrize("module", ["rfast_sim.timing.engine", "rfast_sim.timing.traces",
+                                    "rfast_sim.scenario", "rfast_sim.scenario.loading",
                                     "rfast_sim"])
 def test_engine_and_schema_import_no_jax_and_no_algorithm(module):
     code = (f"import sys, {module}; "
-            "bad = [m for m in sys.modules if m == 'jax' or m.startswith('rfast_sim.algorithms')]; "
+            "bad = [m for m in sys.modules if m == 'jax' "
+            "or m.startswith('rfast_sim.maths.algorithms')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
@@ -40,7 +42,7 @@ def test_engine_and_schema_import_no_jax_and_no_algorithm(module):
 
 
 def test_scenario_validates_algorithm_names_without_importing_them():
-    code = ("import sys\nfrom rfast_sim.loading import parse_scenario\n"
+    code = ("import sys\nfrom rfast_sim.scenario.loading import parse_scenario\n"
             "parse_scenario({'algorithm': {'name': 'osgp'}})\n"
             "try:\n    parse_scenario({'algorithm': {'name': 'rfsat'}})\n"
             "except ValueError as e:\n    assert 'did you mean rfast' in str(e), e\n"

@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from rfast_sim.laws import sample
 from rfast_sim.scenario import LAWS, Dist
-from rfast_sim.seeding import stream, streams
+from rfast_sim.scenario.seeding import stream, streams
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.laws import sample
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,
 # shape 3), independently of the scipy.stats objects the code builds.
@@ -130,8 +130,8 @@ def test_gilbert_elliott_loss_rate_and_burst_length(p, r, good, bad):
 
 
 def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use():
-    from rfast_sim.loading import scenario_to_dict
     from rfast_sim.scenario import ScenarioError
+    from rfast_sim.scenario.loading import scenario_to_dict
 
     with pytest.raises(ScenarioError, match="loss: give either drop_prob"):
         scenario(**{"timing.loss": {"p_good_bad": 0.1}})  # the test base sets drop_prob
@@ -144,7 +144,7 @@ def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use(
 
 @pytest.mark.parametrize("dist", sorted(CDFS))
 def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
-    from rfast_sim.laws import law, sampler
+    from rfast_sim.timing.laws import law, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     for k in (1, 16, 1000):
@@ -157,7 +157,7 @@ def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
 def test_a_chunk_free_law_gives_the_same_values_in_any_chunks(dist):
     # `take` draws what it needs in one call where the law reads the generator value by
     # value; the engine's `next` reads blocks of 16, 32, ...: the values must not differ
-    from rfast_sim.laws import Blocked, chunk_free, sampler
+    from rfast_sim.timing.laws import Blocked, chunk_free, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     one_by_one = Blocked(stream(4, "c"), sampler(d), chunk_free=chunk_free(d))

@@ -11,8 +11,8 @@ from conftest import BASE, scenario
 from typer.testing import CliRunner
 
 from rfast_sim.cli import app
-from rfast_sim.loading import load_scenario
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.maths.setup import prepare, record_trace
+from rfast_sim.scenario.loading import load_scenario
 from rfast_sim.sweeps import expand
 from rfast_sim.timing import TimingModel
 

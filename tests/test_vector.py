@@ -12,14 +12,13 @@ from conftest import scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rfast_sim import engine
-from rfast_sim.engine import vector
-from rfast_sim.engine.trace import DELIVERED, IN_FLIGHT, LOST_LINK, PacketLog
-from rfast_sim.loading import load_scenario, shipped_scenarios
-from rfast_sim.replay import run_replay
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.setup import Setup, choose_engine, prepare, record_trace, scenario_graphs
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.setup import Setup, choose_engine, prepare, record_trace, scenario_graphs
-from rfast_sim.timing import TimingModel
+from rfast_sim.scenario.loading import load_scenario, shipped_scenarios
+from rfast_sim.timing import TimingModel, engine
+from rfast_sim.timing.engine import vector
+from rfast_sim.timing.engine.trace import DELIVERED, IN_FLIGHT, LOST_LINK, PacketLog
 
 
 def _both(setup: Setup, packets: bool = True) -> tuple[engine.EventTrace, engine.EventTrace]:
@@ -199,7 +198,7 @@ def test_summary_json_says_which_engine_ran_and_where_the_time_went(tmp_path):
 def test_ten_thousand_nodes_in_bounded_memory():
     code = """
 import resource, rfast_sim
-from rfast_sim.loading import parse_scenario
+from rfast_sim.scenario.loading import parse_scenario
 sc = parse_scenario({"name": "big", "nodes": 10000,
     "graphs": {"pull": {"kind": "exponential"}, "push": {"kind": "exponential"}},
     "timing": {"compute": {"dist": "exponential", "mean": 1.0},
@@ -255,7 +254,7 @@ def test_replay_is_unchanged_by_windowed_slots(monkeypatch):
 @given(moves=st.lists(st.floats(0, 1, exclude_max=True), max_size=60),
        p=st.floats(0.01, 1), r=st.floats(0.01, 1), bad0=st.booleans())
 def test_gilbert_elliott_states_without_a_loop_follow_the_chain(moves, p, r, bad0):
-    from rfast_sim.laws import gilbert_elliott_states
+    from rfast_sim.timing.laws import gilbert_elliott_states
 
     expected, bad = [], bad0
     for u in moves:  # the chain as SimPy's link_fate walks it, packet by packet

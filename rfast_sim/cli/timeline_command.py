@@ -20,7 +20,7 @@ _OPEN = ("open it at https://ui.perfetto.dev (Open trace file) or in chrome://tr
 
 
 def _scenario_of(run_dir: Path) -> Scenario:
-    from rfast_sim.loading import load_scenario
+    from rfast_sim.scenario.loading import load_scenario
 
     if not run_dir.is_dir():
         raise ScenarioError(f"RUN_DIR: {run_dir} is not a folder; give a run's output folder "
@@ -37,12 +37,12 @@ def _message_dim(sc: Scenario) -> int | None:
     built-in problem (no JAX), else from the model."""
     if sc.timing.message_bytes != "auto" or sc.problem is None:
         return None
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
     from rfast_sim.scenario.problem_kinds import BUILTIN_KEYS
 
     if sc.problem.kind in BUILTIN_KEYS:
         return budget.model_dim(sc)
-    from rfast_sim.runner import model_dim
+    from rfast_sim.experiment.runner import model_dim
 
     return model_dim(sc)
 
@@ -50,7 +50,7 @@ def _message_dim(sc: Scenario) -> int | None:
 def _check_memory(sc: Scenario, end: float | None, cost: StepCost | None) -> None:
     """The memory estimate of one timing-only trace to `end` (None: the run's), with its
     packet log."""
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
     from rfast_sim.timing.devices import compute_rate
 
     run = sc.run.model_copy(update={"until": end if end is not None else sc.run.until})
@@ -84,8 +84,8 @@ def timeline(
     track per node. The trace is re-derived from RUN_DIR/scenario.yaml, timing only (no
     maths), to a window's length past --until (so what is under way then shows where it
     ends); --from/--until and --nodes keep big runs openable."""
-    from rfast_sim import timeline as tl
-    from rfast_sim.runner import model_step_cost
+    from rfast_sim.experiment.runner import model_step_cost
+    from rfast_sim.timing import timeline as tl
 
     try:
         sc = _scenario_of(run_dir)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfast_sim import metrics as metrics_mod
+from rfast_sim.experiment import metrics as metrics_mod
 from rfast_sim.scenario import ScenarioError
 from rfast_sim.sweeps.spec import expand, load_spec
 from rfast_sim.sweeps.store import load_results

@@ -2,7 +2,7 @@
 each node has.
 
 The maths side states a local step's cost as two plain numbers (:class:`StepCost`: FLOPs and
-bytes accessed, from XLA's cost analysis in :mod:`rfast_sim.workload`); everything here is
+bytes accessed, from XLA's cost analysis in :mod:`rfast_sim.maths.workload`); everything here is
 arithmetic on them, so the timing side stays free of JAX. A node's mean compute time is the
 roofline time of the step on its device,
 
@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 
 from rfast_sim.scenario import DeviceClass, Scenario
-from rfast_sim.seeding import stream
+from rfast_sim.scenario.seeding import stream
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rfast_sim.laws import Blocked, Draw, sampler
 from rfast_sim.scenario import Scenario
 from rfast_sim.scenario.network import UpDown
-from rfast_sim.seeding import stream
+from rfast_sim.scenario.seeding import stream
+from rfast_sim.timing.laws import Blocked, Draw, sampler
 
 
 def alternating(up: Blocked, down: Blocked) -> Iterator[tuple[float, float]]:

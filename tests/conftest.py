@@ -50,9 +50,10 @@ def reference_run(sc: Scenario, step: float = 0.05) -> tuple[Any, Any, Any, Any]
     R-FAST on a least-squares scenario with l2 = 0.01."""
     import numpy as np
 
+    from rfast_sim.experiment.plan import prepare
     from rfast_sim.maths.reference import RFastReference, least_squares_grad
     from rfast_sim.maths.replay import run_replay
-    from rfast_sim.maths.setup import prepare, record_trace
+    from rfast_sim.timing.traces import record_trace
 
     setup = prepare(sc, "rfast", sc.seed)
     trace = record_trace(setup)

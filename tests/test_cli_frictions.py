@@ -149,9 +149,9 @@ def test_a_smoke_reproduce_is_inconclusive_not_a_refutation():
     def res(*overrides: str) -> SimpleNamespace:
         return SimpleNamespace(scenario=load_scenario("paper/mlp_homogeneous", list(overrides)))
 
-    assert verdict(False, res("run.until=2", "seeds=1"), designed) == \
+    assert verdict(False, res("run.until=2", "seeds=1"), designed.run.until) == \
         "inconclusive (1 seeds, 2 s)"
-    assert verdict(True, res("seeds=3"), designed) == "inconclusive (3 seeds, 40 s)"
-    assert verdict(False, res("run.until=2"), designed) == "inconclusive (5 seeds, 2 s)"
-    assert verdict(False, res(), designed) == "not confirmed"
-    assert verdict(True, res(), designed) == "confirmed"
+    assert verdict(True, res("seeds=3"), designed.run.until) == "inconclusive (3 seeds, 40 s)"
+    assert verdict(False, res("run.until=2"), designed.run.until) == "inconclusive (5 seeds, 2 s)"
+    assert verdict(False, res(), designed.run.until) == "not confirmed"
+    assert verdict(True, res(), designed.run.until) == "confirmed"

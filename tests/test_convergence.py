@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import reference_run, scenario
 
+from rfast_sim.experiment.plan import prepare, scenario_graphs
 from rfast_sim.maths.replay import run_replay
-from rfast_sim.maths.setup import prepare, scenario_graphs
 from rfast_sim.timing.topology import common_roots
 
 

@@ -13,8 +13,8 @@ from conftest import scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rfast_sim.experiment.plan import prepare
 from rfast_sim.maths.online import run_online
-from rfast_sim.maths.setup import prepare
 from rfast_sim.timing import engine
 from rfast_sim.timing.topology import ROLE_PUSH
 

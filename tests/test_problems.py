@@ -127,8 +127,8 @@ def _compiles(caplog, fn: str) -> int:
 def test_seeds_and_step_sizes_compile_once(which, tmp_path, caplog):
     import logging
 
+    from rfast_sim.experiment.plan import prepare
     from rfast_sim.maths.replay import compiled_replay, run_replay
-    from rfast_sim.maths.setup import prepare
 
     sc = _quadratic_scenario() if which == "registered" else _python_scenario(tmp_path)
     compiled_replay.cache_clear()

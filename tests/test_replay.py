@@ -14,10 +14,11 @@ import numpy as np
 from conftest import scenario
 
 import rfast_sim
+from rfast_sim.experiment.plan import prepare
 from rfast_sim.maths.layout import build_layout, layout_size
 from rfast_sim.maths.online import compiled_online, run_online
 from rfast_sim.maths.replay import compiled_replay, run_replay
-from rfast_sim.maths.setup import prepare, record_trace
+from rfast_sim.timing.traces import record_trace
 
 
 def test_vmapped_seeds_and_step_sizes_equal_single_runs():
@@ -101,7 +102,7 @@ import json, resource, sys
 sys.path.insert(0, "tests")
 from conftest import scenario
 from rfast_sim.maths.replay import run_replay
-from rfast_sim.maths.setup import prepare
+from rfast_sim.experiment.plan import prepare
 sc = scenario(**{"nodes": 64, "problem.dim": 1000, "problem.samples_per_node": 20,
                  "graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
                  "timing.drop_prob": 0.1, "run.until": None, "run.max_updates": 17000,

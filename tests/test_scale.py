@@ -13,9 +13,10 @@ import pytest
 from conftest import scenario
 
 from rfast_sim.experiment import budget
-from rfast_sim.maths.setup import prepare, record_trace
+from rfast_sim.experiment.plan import prepare
 from rfast_sim.scenario.loading import parse_scenario
 from rfast_sim.timing.links import Links
+from rfast_sim.timing.traces import record_trace
 
 
 def big(nodes: int, until: float, **run: Any) -> dict[str, Any]:

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
+from rfast_sim.experiment.plan import packet_trace
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.timing.timeline import chrome_trace, packet_trace, write_timeline
+from rfast_sim.timing.timeline import chrome_trace, write_timeline
 
 runner = CliRunner()
 

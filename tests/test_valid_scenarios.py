@@ -28,8 +28,7 @@ from scenario_strategies import ALGORITHMS, materialize, scenarios
 import rfast_sim
 from rfast_sim.cli import comparison_notes, comparison_view, network_view
 from rfast_sim.experiment import budget
-from rfast_sim.experiment.runner import model_rate
-from rfast_sim.maths.setup import scenario_graphs
+from rfast_sim.experiment.plan import model_rate, scenario_graphs
 from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, Scenario, ScenarioError
 from rfast_sim.scenario.loading import load_scenario, parse_scenario, shipped_scenarios
 from rfast_sim.timing.scope import ties_unlikely

@@ -20,8 +20,8 @@ from rfast_sim.cli.common import (
     fail,
     print_table,
 )
+from rfast_sim.cli.profile import profile_command
 from rfast_sim.cli.tables import NETWORK_LEGEND, comparison_notes, comparison_view, network_view
-from rfast_sim.profile import profile_command
 from rfast_sim.scenario import ScenarioError
 from rfast_sim.scenario.loading import load_scenario
 
@@ -74,17 +74,15 @@ def run(
 
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
-    """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
+    """Check a scenario (schema, memory estimate, graphs, common root) without running it:
+    it is compiled into its plan, as a run would."""
     from rfast_sim.experiment import budget
-    from rfast_sim.experiment.runner import model_dim, model_rate
-    from rfast_sim.timing.traces import scenario_graphs
+    from rfast_sim.experiment.plan import build_plan
 
     try:
         sc = load_scenario(scenario, set_ or [])
         limit = budget.parse_bytes(max_memory) if max_memory else None
-        budget.check_data(sc, limit)  # before the data are read
-        est = budget.check(sc, limit, dim=model_dim(sc), rate=model_rate(sc))
-        scenario_graphs(sc, [a.name for a in sc.algorithm_list])
+        est = build_plan(sc, limit).memory
     except ScenarioError as err:
         fail(str(err))
         return
@@ -93,7 +91,7 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = No
                   f"{est.describe()}", highlight=False)
 
 
-app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.profile)
+app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.cli.profile)
 
 
 @app.command("list")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rfast_sim.experiment import stats
-from rfast_sim.scenario import Scenario
+from rfast_sim.scenario import Compare, Problem
 from rfast_sim.scenario.seeding import stream
 
 METRIC_COLUMNS = ("loss", "opt_gap", "grad_norm", "consensus", "accuracy", "dist_opt",
@@ -202,9 +202,9 @@ def comparison_table(df: pd.DataFrame, baseline: str, target: Mapping[str, float
     return table
 
 
-def default_target(sc: Scenario) -> dict[str, float]:
-    """The scenario's compare.target, or its problem's default (opt_gap 1e-3 where the optimum
+def default_target(problem: Problem | None, compare: Compare | None) -> dict[str, float]:
+    """A scenario's compare.target, or its problem's default (opt_gap 1e-3 where the optimum
     is known, else (test) accuracy 0.9); none for a timing-only run."""
-    if sc.compare is not None:
-        return {str(k): float(v) for k, v in sc.compare.target.items()}
-    return sc.problem.default_target() if sc.problem is not None else {}
+    if compare is not None:
+        return {str(k): float(v) for k, v in compare.target.items()}
+    return problem.default_target() if problem is not None else {}

@@ -109,13 +109,14 @@ class Result:
         """One run's trace re-derived with the packet log (timing only, no maths): the same
         events as its own trace, with every packet's life (`EventTrace.packets`), to `until`
         (default: the run's end). Default: the first algorithm and seed."""
+        from rfast_sim.experiment.plan import packet_trace
         from rfast_sim.timing import timeline
 
-        name, seed = timeline.pick_run(self.scenario, algorithm, seed)
+        name, seed = timeline.pick_run(self._algorithms, self.scenario.seed_list, algorithm, seed)
         run = next(r for r in self.runs if r.name == name and r.seed == seed)
-        return timeline.packet_trace(self.scenario, name, seed, until=until,
-                                     message_bytes=run.message_bytes,
-                                     step_cost=run.extra.get("step_cost"))
+        return packet_trace(self.scenario, name, seed, until=until,
+                            message_bytes=run.message_bytes,
+                            step_cost=run.extra.get("step_cost"))
 
     def timeline(self, path: str | Path, algorithm: str | None = None, seed: int | None = None,
                  *, start: float = 0.0, until: float | None = None,
@@ -126,10 +127,10 @@ class Result:
         (default: all); times in microseconds of simulated time (``rfast-sim timeline``)."""
         from rfast_sim.timing import timeline
 
-        name, seed = timeline.pick_run(self.scenario, algorithm, seed)
-        start, end = timeline.check_window(self.scenario, start, until)
-        trace = self.packet_trace(name, seed,
-                                  until=timeline.derive_until(self.scenario, start, end))
+        name, seed = timeline.pick_run(self._algorithms, self.scenario.seed_list, algorithm, seed)
+        run_end = self.scenario.run.until
+        start, end = timeline.check_window(run_end, start, until)
+        trace = self.packet_trace(name, seed, until=timeline.derive_until(run_end, start, end))
         timeline.write_timeline(trace, self.scenario.nodes, path, start=start, until=end,
                                 nodes=nodes, title=f"{self.scenario.name} · {name} · seed {seed}",
                                 meta={"scenario": self.scenario.name, "algorithm": name,
@@ -137,8 +138,12 @@ class Result:
         return Path(path)
 
     @property
+    def _algorithms(self) -> list[str]:
+        return list(dict.fromkeys(a.name for a in self.scenario.algorithm_list))
+
+    @property
     def target(self) -> dict[str, float]:
-        return metrics_mod.default_target(self.scenario)
+        return metrics_mod.default_target(self.scenario.problem, self.scenario.compare)
 
     @property
     def baseline(self) -> str:

@@ -15,13 +15,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from rfast_sim.experiment import budget
-from rfast_sim.experiment.metrics import METRIC_COLUMNS, default_target
+from rfast_sim.experiment.metrics import METRIC_COLUMNS
+from rfast_sim.experiment.plan import Plan, build_plan
 from rfast_sim.experiment.results import Result, Run, run_frame_of
 from rfast_sim.experiment.tuning import Tuning, tune
 from rfast_sim.scenario import AlgorithmSpec, Scenario
-from rfast_sim.timing.devices import StepCost, class_counts, class_predictions, compute_rate
-from rfast_sim.timing.traces import ScenarioGraphs, record_trace, scenario_graphs, timing_setup
+from rfast_sim.timing.devices import class_counts, class_predictions
+from rfast_sim.timing.traces import record_trace
 
 Progress = Callable[[int, int, str], None]
 
@@ -32,52 +32,26 @@ def peak_rss_bytes() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def model_dim(sc: Scenario) -> int:
-    """The model's flat dimension (0 for a timing-only run, whose path imports no JAX)."""
-    if sc.problem is None:
-        return 0
-    from rfast_sim.maths.problems import problem_dim
-
-    return problem_dim(sc.problem, sc.nodes, sc.seed)
-
-
-def model_step_cost(sc: Scenario) -> StepCost | None:
-    """The cost of the problem's local step where ``mean: model`` needs it (XLA's cost
-    analysis: JAX is imported then, and only then), else None."""
-    if not sc.timing.compute.from_model:
-        return None
-    from rfast_sim.maths.workload import scenario_cost
-
-    return scenario_cost(sc)[2]
-
-
-def model_rate(sc: Scenario) -> float | None:
-    """Computations per simulated second under ``mean: model`` (the memory estimate's rate),
-    else None (the estimate reads the compute law's mean)."""
-    cost = model_step_cost(sc)
-    return compute_rate(sc, cost) if cost is not None else None
-
-
-def device_records(sc: Scenario, cost: StepCost | None) -> list[dict[str, float | str]]:
+def device_records(plan: Plan) -> list[dict[str, float | str]]:
     """Per device class: its nodes, the step's FLOPs and bytes, its predicted step time and
     whether compute or memory bounds it (summary.json's ``devices``)."""
-    if cost is None:
+    if plan.step_cost is None:
         return []
-    counts = class_counts(sc)
+    counts = class_counts(plan.timing)
     return [{**p.record(), "nodes": counts[name]}
-            for name, p in class_predictions(sc, cost).items()]
+            for name, p in class_predictions(plan.timing, plan.step_cost).items()]
 
 
 def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = None,
         max_memory: float | None = None) -> Result:
     """Run every algorithm x seed x step size of a scenario; return runs and the tidy frame.
 
-    `step_size: auto` searches each algorithm's step (:mod:`rfast_sim.experiment.tuning`); every
-    step tried
-    is in the result. `problem: null` runs the event engine alone (no JAX, no replay): counters
-    and network figures, NaN metric columns. The run is refused (ScenarioError) before anything
-    is allocated when its memory estimate passes `max_memory` bytes (default: most of the
-    available memory).
+    The scenario is compiled once (:func:`rfast_sim.experiment.plan.build_plan`); each run's
+    setup comes from that plan. `step_size: auto` searches each algorithm's step
+    (:mod:`rfast_sim.experiment.tuning`); every step tried is in the result. `problem: null`
+    runs the event engine alone (no JAX, no replay): counters and network figures, NaN metric
+    columns. The run is refused (ScenarioError) before anything is allocated when its memory
+    estimate passes `max_memory` bytes (default: most of the available memory).
 
     Example (R-FAST against Ring-AllReduce on the quickstart, cut to one seed and 10 s)::
 
@@ -91,26 +65,23 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
         >>> sorted(res.metrics["seed"].unique().tolist()), float(res.metrics["time"].max())
         ([0], 10.0)
     """
-    budget.check_data(sc, max_memory)  # before the data are read (the cost and dim read them)
-    cost = model_step_cost(sc)
-    budget.check(sc, max_memory, dim=model_dim(sc),
-                 rate=compute_rate(sc, cost) if cost is not None else None)
-    graphs = scenario_graphs(sc, [a.name for a in sc.algorithm_list])
+    plan = build_plan(sc, max_memory, mode)
     runs: list[Run] = []
     frames: list[pd.DataFrame] = []
     tuning: dict[str, Tuning] = {}
-    total = sc.seeds * (len(sc.algorithm_list) if sc.problem is None else
-                        sum(a.max_runs_per_seed for a in sc.algorithm_list))
-    for spec in sc.algorithm_list:
+    seeds = len(plan.seeds)
+    total = seeds * (len(plan.algorithms) if plan.problem is None else
+                     sum(a.max_runs_per_seed for a in plan.algorithms))
+    for spec in plan.algorithms:
         if progress:  # the total is known now: a bar or a log line from the start
             progress(len(runs), total, spec.name)
-        if sc.problem is None:
-            new = [_timing_run(sc, spec.name, s, graphs) for s in sc.seed_list]
+        if plan.problem is None:
+            new = [_timing_run(plan, spec.name, s) for s in plan.seeds]
         else:
-            new, record = _math_runs(sc, spec, graphs, mode or sc.run.mode)
+            new, record = _math_runs(plan, spec)
             if record is not None:
                 tuning[spec.name] = record
-                total += len(record.tried) * sc.seeds - spec.max_runs_per_seed * sc.seeds
+                total += len(record.tried) * seeds - spec.max_runs_per_seed * seeds
         for r in new:
             r.extra["peak_rss_bytes"] = peak_rss_bytes()
             if "frame" not in r.extra:  # a search has made its runs' frames already
@@ -122,22 +93,20 @@ def run(sc: Scenario, *, mode: str | None = None, progress: Progress | None = No
         if progress:
             progress(len(runs), total, spec.name)
     return Result(sc, runs, pd.concat(frames, ignore_index=True), tuning,
-                  devices=device_records(sc, cost))
+                  devices=device_records(plan))
 
 
-def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
-               mode: str) -> tuple[list[Run], Tuning | None]:
+def _math_runs(plan: Plan, spec: AlgorithmSpec) -> tuple[list[Run], Tuning | None]:
     """One algorithm's runs on every seed: its steps, or those its search tries."""
     from rfast_sim.maths.online import run_online
     from rfast_sim.maths.replay import run_replay
-    from rfast_sim.maths.setup import prepare
 
-    setups = [prepare(sc, spec.name, s, graphs) for s in sc.seed_list]
+    setups = [plan.setup(spec.name, s) for s in plan.seeds]
     traces = None  # recorded by the first replay; one trace serves every step of a seed
 
     def evaluate(steps: list[float]) -> list[Run]:
         nonlocal traces
-        if mode == "online":
+        if plan.mode == "online":
             new = [run_online(s, h) for s in setups for h in steps]
         else:
             new = run_replay(setups, steps, traces)
@@ -151,12 +120,12 @@ def _math_runs(sc: Scenario, spec: AlgorithmSpec, graphs: ScenarioGraphs,
 
     if spec.auto is None:
         return evaluate(spec.step_sizes), None
-    return tune(spec.name, spec.auto, evaluate, default_target(sc), sc.seed)
+    return tune(spec.name, spec.auto, evaluate, plan.target, plan.seed)
 
 
-def _timing_run(sc: Scenario, name: str, seed: int, graphs: ScenarioGraphs) -> Run:
+def _timing_run(plan: Plan, name: str, seed: int) -> Run:
     """A timing-only run: the trace and its counters; every metric NaN."""
-    setup = timing_setup(sc, name, seed, graphs)
+    setup = plan.timing_setup(name, seed)
     t0 = time.perf_counter()
     trace = record_trace(setup)
     wall = time.perf_counter() - t0

@@ -19,7 +19,7 @@ import pandas as pd
 from rfast_sim.maths.algorithms import Algorithm, Env, NetState, make
 from rfast_sim.maths.problems import ProblemOps
 from rfast_sim.maths.record import Run
-from rfast_sim.maths.setup import Setup, prepare, record_trace
+from rfast_sim.maths.setup import Setup
 from rfast_sim.maths.updates import (
     apply_compute,
     apply_receive,
@@ -31,8 +31,8 @@ from rfast_sim.maths.updates import (
     write_rows,
 )
 from rfast_sim.maths.xla import compiler_options
-from rfast_sim.scenario import Scenario
 from rfast_sim.timing import engine
+from rfast_sim.timing.traces import record_trace
 
 Array = jax.Array
 
@@ -139,15 +139,14 @@ def run_online(setup: Setup, step_size: float,
                setup.message_bytes, timings={"trace_s": wall, "replay_s": 0.0})
 
 
-def invariant_history(sc: Scenario, step_size: float, seed: int | None = None,
-                      algorithm: str = "rfast") -> pd.DataFrame:
-    """An algorithm's conserved quantity event by event (online): time and the largest
-    coordinate of its residual after every event. For R-FAST that is
-    ``|sum_i z_i + sum_c (rho_c - rho_tilde_c) - sum_i g_i|``."""
-    setup = prepare(sc, algorithm, sc.seed if seed is None else seed)
+def invariant_history(setup: Setup, step_size: float) -> pd.DataFrame:
+    """A run's conserved quantity event by event (online): time and the largest coordinate of
+    its algorithm's residual after every event. For R-FAST that is
+    ``|sum_i z_i + sum_c (rho_c - rho_tilde_c) - sum_i g_i|``. `setup`: one algorithm and
+    seed (:func:`rfast_sim.experiment.plan.prepare`)."""
     invariant = setup.algorithm.invariant
     if invariant is None:
-        raise ValueError(f"{algorithm} declares no invariant")
+        raise ValueError(f"{setup.name} declares no invariant")
     env = setup.env(step_size)
     residual = jax.jit(lambda st: jnp.abs(invariant(env, st)).max())
     rows: list[tuple[float, str, Array]] = []

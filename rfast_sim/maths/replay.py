@@ -32,7 +32,7 @@ from rfast_sim.maths.layout import (
 from rfast_sim.maths.problems import ProblemOps
 from rfast_sim.maths.record import Run
 from rfast_sim.maths.replay_plan import plan_replay
-from rfast_sim.maths.setup import Setup, record_trace
+from rfast_sim.maths.setup import Setup
 from rfast_sim.maths.updates import (
     Pending,
     PendingReceive,
@@ -51,6 +51,7 @@ from rfast_sim.maths.updates import (
 )
 from rfast_sim.maths.xla import compiler_options
 from rfast_sim.timing import engine
+from rfast_sim.timing.traces import record_trace
 
 Array = jax.Array
 STORE_COARSE_BYTES = 1 << 26  # a packet store up to 64 MB rounds its slots to a power of two
@@ -294,7 +295,7 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     first = setups[0]
     per_round = first.algorithm.per_round
     # the packet store is [slots, payload]: a power of two of slots only while it stays small
-    row = first.algorithm.payload_width * np.dtype(first.scenario.dtype).itemsize
+    row = first.algorithm.payload_width * np.dtype(first.plan.dtype).itemsize
     slots = bucket(max(tr.num_slots for tr in traces), max(64, STORE_COARSE_BYTES // row))
     t0 = _time.perf_counter()
     if len(setups) == 1 or vmap_seeds:
@@ -327,7 +328,7 @@ def _replay(setups: list[Setup], step_sizes: list[float], traces: list[engine.Ev
         sched, steps, slots = plan.sched, plan.steps, plan.stats.slots
     layout_s += _time.perf_counter() - t_layout
     pairs = [(k, h) for k in range(len(setups)) for h in step_sizes]
-    store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.scenario.dtype)
+    store0 = np.zeros((slots, comp.alg.payload_width), dtype=first.plan.dtype)
 
     def inputs(k: int, h: float) -> tuple:
         return setups[k].env(h), run_keys(setups[k].seed), steps[k]

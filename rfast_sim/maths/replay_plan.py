@@ -60,7 +60,7 @@ def plan_replay(setup: Setup, sched: Schedule, steps: list[Steps], slots: int) -
     `AUTO_EVENTS_PER_STEP` events on average (networks of `AUTO_MIN_NODES` nodes or more,
     off the CPU: see `AUTO_ON_CPU`); never for per-round algorithms, whose rounds are one
     event per step."""
-    alg, choice = setup.algorithm, setup.scenario.run.replay
+    alg, choice = setup.algorithm, setup.plan.run.replay
     if alg.per_round:
         return ReplayPlan("sequential", "per-round algorithm: one round per step")
     if choice == "sequential":

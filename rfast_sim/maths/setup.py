@@ -1,5 +1,6 @@
 """Set-up of one run's maths: the problem data and the built algorithm, on top of the timing
-side (:mod:`rfast_sim.timing.traces`: graphs, channels, the engine and its trace)."""
+side (:mod:`rfast_sim.timing.traces`: channels, the engine and its trace). The plan builder
+(:mod:`rfast_sim.experiment.plan`) makes one."""
 
 from __future__ import annotations
 
@@ -9,19 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rfast_sim.maths.algorithms import Algorithm, Env, Net, make
-from rfast_sim.maths.problems import ProblemData, ProblemOps, make_problem
-from rfast_sim.maths.workload import step_cost
-from rfast_sim.scenario import Scenario
+from rfast_sim.maths.algorithms import Algorithm, Env, Net
+from rfast_sim.maths.problems import ProblemData, ProblemOps
 from rfast_sim.timing.topology import Channels
-from rfast_sim.timing.traces import (
-    ScenarioGraphs,
-    TimingSetup,
-    choose_engine,
-    record_trace,
-    scenario_graphs,
-    timing_setup,
-)
+from rfast_sim.timing.traces import TimingSetup
 
 
 def _net(ch: Channels, dtype: str) -> Net:
@@ -44,19 +36,5 @@ class Setup(TimingSetup):
     algorithm: Algorithm
 
     def env(self, step_size: float) -> Env:
-        return Env(_net(self.channels, self.scenario.dtype), self.data,
-                   jnp.asarray(step_size, dtype=self.scenario.dtype))
-
-
-def prepare(sc: Scenario, name: str, seed: int,
-            graphs: ScenarioGraphs | None = None) -> Setup:
-    """Build problem data and channels for one algorithm and seed."""
-    assert sc.problem is not None, "a timing-only scenario has no maths: use timing_setup"
-    ops, data = make_problem(sc.problem, sc.nodes, seed, sc.dtype)
-    cost = step_cost(ops, data) if sc.timing.compute.from_model else None
-    t = timing_setup(sc, name, seed, graphs, dim=ops.dim, step_cost=cost)
-    return Setup(**vars(t), ops=ops, data=data, algorithm=make(name, ops))
-
-
-__all__ = ["ScenarioGraphs", "Setup", "TimingSetup", "choose_engine", "prepare", "record_trace",
-           "scenario_graphs", "timing_setup"]
+        return Env(_net(self.channels, self.plan.dtype), self.data,
+                   jnp.asarray(step_size, dtype=self.plan.dtype))

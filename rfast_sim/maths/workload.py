@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rfast_sim.maths.problems import ProblemData, ProblemOps, make_problem
-from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario import Problem, ScenarioError
 from rfast_sim.timing.devices import StepCost
 
 _COSTS: dict[Hashable, StepCost] = {}  # by the compile key: the ops and the step's shapes
@@ -71,13 +71,13 @@ def step_cost(ops: ProblemOps, data: ProblemData) -> StepCost:
     return _COSTS[key]
 
 
-def scenario_cost(sc: Scenario) -> tuple[ProblemOps, ProblemData, StepCost]:
-    """The scenario's problem (built at its first seed) and its local step's cost, without
-    running anything."""
-    if sc.problem is None:
+def problem_cost(problem: Problem | None, nodes: int, seed: int,
+                 dtype: str) -> tuple[ProblemOps, ProblemData, StepCost]:
+    """A problem (built at `seed`) and its local step's cost, without running anything."""
+    if problem is None:
         raise ScenarioError("timing.compute.mean: model times the problem's local step, and a "
                             "timing-only run (problem: null) has none")
-    ops, data = make_problem(sc.problem, sc.nodes, sc.seed, sc.dtype)
+    ops, data = make_problem(problem, nodes, seed, dtype)
     return ops, data, step_cost(ops, data)
 
 

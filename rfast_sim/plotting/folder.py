@@ -39,5 +39,5 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
         from rfast_sim.scenario.loading import load_scenario
 
         sc = load_scenario(folder / "scenario.yaml")
-        target = default_target(sc) if sc.problem is not None else None
+        target = default_target(sc.problem, sc.compare) if sc.problem is not None else None
     return plot_run(pd.read_parquet(path), folder, target)

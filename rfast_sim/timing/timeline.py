@@ -1,49 +1,46 @@
-"""A run's timeline: its trace re-derived with the packet log (timing only, no maths) and
-written as Chrome trace-event JSON for Perfetto (https://ui.perfetto.dev) or
-``chrome://tracing`` (:mod:`rfast_sim.timing.trace_events`). ``rfast-sim timeline RUN_DIR`` and
+"""A run's timeline: a trace with the packet log (re-derived, timing only:
+:func:`rfast_sim.experiment.plan.packet_trace`) written as Chrome trace-event JSON for Perfetto
+(https://ui.perfetto.dev) or ``chrome://tracing`` (:mod:`rfast_sim.timing.trace_events`), and
+the checks of a window's options. ``rfast-sim timeline RUN_DIR`` and
 :meth:`rfast_sim.Result.timeline` call it."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from rfast_sim.scenario import Scenario, ScenarioError
-from rfast_sim.timing.devices import StepCost
+from rfast_sim.scenario import ScenarioError
 from rfast_sim.timing.engine import EventTrace
 from rfast_sim.timing.trace_events import trace_events
-from rfast_sim.timing.traces import record_trace, scenario_graphs, timing_setup
 
 TIME_UNIT = "microseconds of simulated time"
 
 
-def pick_run(sc: Scenario, algorithm: str | None, seed: int | None,
+def pick_run(algs: list[str], seeds: list[int], algorithm: str | None, seed: int | None,
              names: tuple[str, str] = ("algorithm", "seed")) -> tuple[str, int]:
-    """(algorithm, seed): the given ones checked against the scenario, or its first ones.
-    `names` name the options in the error messages."""
-    algs = list(dict.fromkeys(a.name for a in sc.algorithm_list))
+    """(algorithm, seed): the given ones checked against a run's algorithms and seeds, or its
+    first ones. `names` name the options in the error messages."""
     if algorithm is None:
         algorithm = algs[0]
     elif algorithm not in algs:
         raise ScenarioError(f"{names[0]}: {algorithm!r} is not one of this run's algorithms; "
                             f"give one of {', '.join(algs)}")
     if seed is None:
-        seed = sc.seed_list[0]
-    elif seed not in sc.seed_list:
+        seed = seeds[0]
+    elif seed not in seeds:
         raise ScenarioError(f"{names[1]}: {seed} is not one of this run's seeds; give one of "
-                            f"{', '.join(map(str, sc.seed_list))}")
+                            f"{', '.join(map(str, seeds))}")
     return algorithm, seed
 
 
-def check_window(sc: Scenario, start: float, until: float | None,
+def check_window(run_end: float | None, start: float, until: float | None,
                  names: tuple[str, str] = ("start", "until")) -> tuple[float, float]:
     """(start, until) of a window in simulated seconds, checked: 0 <= start < until, and
-    until at most the run's own end (default: that end)."""
-    end = sc.run.until if sc.run.until is not None else math.inf
+    until at most the run's own end `run_end` (None: unbounded; the default window's end)."""
+    end = run_end if run_end is not None else math.inf
     until = end if until is None else until
     if not (math.isfinite(start) and start >= 0):
         raise ScenarioError(f"{names[0]}: must be a time >= 0 in seconds (got {start:g})")
@@ -56,11 +53,11 @@ def check_window(sc: Scenario, start: float, until: float | None,
     return start, until
 
 
-def derive_until(sc: Scenario, start: float, until: float) -> float | None:
+def derive_until(run_end: float | None, start: float, until: float) -> float | None:
     """How far to re-derive the trace for the window [start, until]: a window's length past
-    its end (capped at the run's end: None), so that what is under way at `until` (a
-    computation, a packet in flight) shows where it ends."""
-    end = sc.run.until if sc.run.until is not None else math.inf
+    its end (capped at the run's end `run_end`: None), so that what is under way at `until`
+    (a computation, a packet in flight) shows where it ends."""
+    end = run_end if run_end is not None else math.inf
     return None if until >= end else min(end, until + (until - start))
 
 
@@ -88,23 +85,6 @@ def check_nodes(nodes: list[int] | None, n: int, name: str = "nodes") -> list[in
         raise ScenarioError(f"{name}: {bad or 'an empty list'} is not in this run's nodes "
                             f"0-{n - 1}; give some of them")
     return sorted({int(i) for i in nodes})
-
-
-def packet_trace(sc: Scenario, algorithm: str, seed: int, *, until: float | None = None,
-                 dim: int | None = None, message_bytes: float | None = None,
-                 step_cost: StepCost | None = None) -> EventTrace:
-    """One run's trace re-derived with the packet log (`EventTrace.packets`), timing only:
-    the same events as the run's own trace (both come from the seed's streams), to `until`
-    (default: the run's end; events before it do not depend on it). ``message_bytes: auto``
-    needs the model's `dim` or the run's `message_bytes`; `step_cost` times ``mean:
-    model``."""
-    if until is not None:
-        sc = sc.model_copy(update={"run": sc.run.model_copy(update={"until": until})})
-    setup = timing_setup(sc, algorithm, seed, scenario_graphs(sc, [algorithm]),
-                         dim=dim if message_bytes is None else 0, step_cost=step_cost)
-    if message_bytes is not None:
-        setup = dataclasses.replace(setup, message_bytes=message_bytes)
-    return record_trace(setup, packets=True)
 
 
 def chrome_trace(trace: EventTrace, n: int, *, start: float = 0.0, until: float = math.inf,

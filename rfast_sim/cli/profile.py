@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rfast_sim.scenario import DEVICES, DeviceClass, Scenario, ScenarioError
+from rfast_sim.scenario import DEVICES, DeviceClass, ScenarioError
 from rfast_sim.scenario.devices import table_class
 from rfast_sim.scenario.loading import load_scenario
 from rfast_sim.timing.devices import StepCost, roofline
+
+if TYPE_CHECKING:
+    from rfast_sim.experiment.plan import Plan
 
 # the table's entry a JAX platform's device is compared with: the CPU entry, or a GPU whose
 # name (jax's device_kind, e.g. "NVIDIA A100-SXM4-40GB") contains the entry's model
@@ -43,7 +46,7 @@ def _table_entry(platform: str, kind: str) -> str | None:
     return next((name for key, name in _KINDS.items() if key.lower() in kind.lower()), None)
 
 
-def measurements(sc: Scenario, ops: Any, data: Any, cost: StepCost,
+def measurements(dtype: str, ops: Any, data: Any, cost: StepCost,
                  repeats: int) -> dict[str, Any]:
     """The jitted step's time on the first device of each platform JAX sees here."""
     import jax
@@ -60,31 +63,32 @@ def measurements(sc: Scenario, ops: Any, data: Any, cost: StepCost,
         timed = measure_step(ops, data, device, repeats)
         entry = _table_entry(platform, device.device_kind)
         implied = {f"implied_efficiency{suffix}": implied_efficiency(
-            cost, table_class(entry), sc.dtype, timed[key]) if entry else None
+            cost, table_class(entry), dtype, timed[key]) if entry else None
             for suffix, key in (("", "median_s"), ("_fastest", "min_s"))}
         out[platform] = {"device": device.device_kind, **timed, "table_entry": entry,
                          **implied}
     return out
 
 
-def profile_scenario(sc: Scenario, repeats: int = 200) -> dict[str, Any]:
-    """The profile as `--json` prints it: ``{"model": {...}, "devices": [...], "measured":
-    {platform: {...}}}``."""
-    from rfast_sim.maths.workload import scenario_cost
+def profile_scenario(plan: Plan, repeats: int = 200) -> dict[str, Any]:
+    """The profile of a compiled scenario's local step, as `--json` prints it: ``{"model":
+    {...}, "devices": [...], "measured": {platform: {...}}}``."""
+    from rfast_sim.maths.workload import problem_cost
 
-    if sc.problem is None:
+    if plan.problem is None:
         raise ScenarioError("problem: profile times the problem's local step, and a "
                             "timing-only run (problem: null) has none")
-    ops, data, cost = scenario_cost(sc)
-    model = {"problem": sc.problem.kind, "parameters": ops.dim, "dtype": sc.dtype,
-             "batch_size": ops.batch_size, "message_bytes": sc.message_bytes(ops.dim),
+    tp = plan.timing
+    ops, data, cost = problem_cost(plan.problem, tp.nodes, plan.seed, tp.dtype)
+    model = {"problem": plan.problem.kind, "parameters": ops.dim, "dtype": tp.dtype,
+             "batch_size": ops.batch_size, "message_bytes": tp.message_bytes(ops.dim),
              "flops": cost.flops, "bytes": cost.bytes_accessed}
-    devices = [{**roofline(cost, table_class(name), sc.dtype).record(), "where": "table"}
+    devices = [{**roofline(cost, table_class(name), tp.dtype).record(), "where": "table"}
                for name in DEVICES.names()]
-    devices += [{**roofline(cost, d.resolve(), sc.dtype).record(), "where": "scenario"}
-                for d in sc.devices]
+    devices += [{**roofline(cost, d.resolve(), tp.dtype).record(), "where": "scenario"}
+                for d in tp.devices]
     return {"model": model, "devices": devices,
-            "measured": measurements(sc, ops, data, cost, repeats)}
+            "measured": measurements(tp.dtype, ops, data, cost, repeats)}
 
 
 def print_profile(report: dict[str, Any], console: Console) -> None:
@@ -119,9 +123,11 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="timed calls of the step")] = 200,
 ) -> None:
     """A local step's cost: FLOPs, bytes, predicted time on each device, measured time here."""
+    from rfast_sim.experiment.plan import build_plan
+
     console = Console()
     try:
-        report = profile_scenario(load_scenario(scenario, set_ or []), repeats)
+        report = profile_scenario(build_plan(load_scenario(scenario, set_ or [])), repeats)
     except ScenarioError as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False,
                                    soft_wrap=True)

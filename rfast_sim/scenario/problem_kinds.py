@@ -1,10 +1,9 @@
 """Names of the problem side's families and their lazily imported factories.
 
 A leaf module, like :mod:`rfast_sim.scenario.registry` for algorithms: the scenario schema, the
-memory
-estimate, ``rfast-sim list`` and the docs read the names and one-line descriptions here without
-importing any problem code (or JAX). Each family maps a name to ``"module:function"`` (built in,
-imported on first use) or to a callable (registered from outside).
+memory estimate, ``rfast-sim list`` and the docs read the names and one-line descriptions here
+without importing any problem code (or JAX). Each family maps a name to ``"module:function"``
+(built in, imported on first use) or to a callable (registered from outside).
 
 - problem kinds: ``(spec, nodes, seed, dtype) -> (ProblemOps, ProblemData)``
 - models: ``(spec: ModelSpec, outputs: int) -> (init, apply)``

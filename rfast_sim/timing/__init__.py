@@ -3,10 +3,11 @@ streams.
 
 Laws come from :mod:`rfast_sim.timing.laws` (frozen ``scipy.stats`` distributions by their mean).
 Every random quantity comes from its own named stream (:mod:`rfast_sim.scenario.seeding`), so
-node i's k-th compute time and link (a, b)'s k-th packet fate are the same in every algorithm's run:
-common random numbers make comparisons fair. A model's streams are consumed as a trace is
-built, so every trace needs a fresh model
-(:meth:`rfast_sim.timing.traces.TimingSetup.timing_model`).
+node i's k-th compute time and link (a, b)'s k-th packet fate are the same in every
+algorithm's run: common random numbers make comparisons fair. A model's streams are consumed
+as a trace is built, so every trace needs a fresh model
+(:meth:`rfast_sim.timing.traces.TimingSetup.timing_model`). Its settings are a
+:class:`~rfast_sim.timing.plan.TimingPlan` (the plan builder makes one from a scenario).
 
 - :mod:`.clocks`: compute durations (base law, persistent factors, stragglers) and choices;
 - :mod:`.links`: per-link latency, loss (the registered loss models), rates and down periods;

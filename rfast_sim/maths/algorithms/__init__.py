@@ -1,8 +1,8 @@
 """Algorithms: pure JAX functions over a network state. ``make(name, ops)`` builds one by name.
 
-The names and factories live in the leaf :mod:`rfast_sim.scenario.registry`, so the scenario schema
-can
-check a name without importing any algorithm; each algorithm module is imported when first made.
+The names and factories live in the leaf :mod:`rfast_sim.scenario.registry`, so the scenario
+schema can check a name without importing any algorithm; each algorithm module is imported when
+first made.
 """
 
 from __future__ import annotations

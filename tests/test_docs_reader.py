@@ -51,15 +51,17 @@ def test_docstring_examples_run(name, obj):
     assert tests, f"{name} has no docstring"
     assert tests[0].examples, f"{name} has no example"
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    algorithms, problems = set(registry.names()), set(PROBLEM_KINDS.entries)
+    # an example registers names ("quadratic") a test module of this worker may have
+    # registered too: put back the registries as they were, replaced entries included
+    algorithms, problems = dict(registry._ENTRIES), dict(PROBLEM_KINDS.entries)
     try:
         for test in tests:
             runner.run(test)
-    finally:  # what an example registered stays out of the other tests
-        for added in set(registry.names()) - algorithms:
-            del registry._ENTRIES[added]
-        for added in set(PROBLEM_KINDS.entries) - problems:
-            del PROBLEM_KINDS.entries[added]
+    finally:
+        registry._ENTRIES.clear()
+        registry._ENTRIES.update(algorithms)
+        PROBLEM_KINDS.entries.clear()
+        PROBLEM_KINDS.entries.update(problems)
     assert runner.failures == 0, f"{name}: {runner.failures} example(s) failed (output above)"
 
 

@@ -23,11 +23,13 @@ import jax
 import numpy as np
 
 import rfast_sim  # noqa: F401  (float64)
-from rfast_sim.loading import parse_scenario
-from rfast_sim.online import run_online
-from rfast_sim.reference import RFastReference, least_squares_grad
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import Setup, prepare, record_trace
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.reference import RFastReference, least_squares_grad
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.setup import Setup
+from rfast_sim.scenario.loading import parse_scenario
+from rfast_sim.timing.traces import record_trace
 
 MEMORY_BUDGET = 3e9  # bytes of replay state a vmapped batch may use
 BIG_BATCH = 8  # batch size at dim 10_000 (32 would take minutes per row on 2 cores)
@@ -94,7 +96,7 @@ def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict
 
     state_bytes = 8 * dim * (3 * n + 3 * setup.channels.num + trace.num_slots)
     b = int(max(1, min(batch, MEMORY_BUDGET // state_bytes)))
-    setups = [prepare(setup.scenario, "rfast", s) for s in range(b)]
+    setups = [setup_for(n, dim, events, seed=s) for s in range(b)]
     traces = [trace] + [record_trace(s) for s in setups[1:]]
     run_replay(setups, [0.01], traces, vmap_seeds=True)  # compile
     t_c = timed(lambda: run_replay(setups, [0.01], traces, vmap_seeds=True))
@@ -118,8 +120,8 @@ def bench(n: int, dim: int, events: int, online_events: int, batch: int) -> dict
 
 
 def with_replay(setup: Setup, mode: str) -> Setup:
-    run = setup.scenario.run.model_copy(update={"replay": mode})
-    return dataclasses.replace(setup, scenario=setup.scenario.model_copy(update={"run": run}))
+    run = setup.plan.run.model_copy(update={"replay": mode})
+    return dataclasses.replace(setup, plan=dataclasses.replace(setup.plan, run=run))
 
 
 def wave_row(n: int, dim: int, events: int, repeats: int = 5) -> dict[str, Any]:
@@ -192,12 +194,12 @@ SCALE_CHILD = """
 import json, sys, time
 import numpy as np
 import rfast_sim
-from rfast_sim import engine
-from rfast_sim.engine import vector
-from rfast_sim.loading import parse_scenario
-from rfast_sim.replay import run_replay
-from rfast_sim.runner import peak_rss_bytes
-from rfast_sim.setup import prepare
+from rfast_sim.timing import engine
+from rfast_sim.timing.engine import vector
+from rfast_sim.scenario.loading import parse_scenario
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.experiment.runner import peak_rss_bytes
+from rfast_sim.experiment.plan import prepare
 n, events, simpy_too, dim = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1", int(sys.argv[4])
 until = float(sys.argv[5]) if len(sys.argv) > 5 else events / (n * 21.0)  # ~20 packets/update
 t0 = time.perf_counter()

@@ -30,11 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import rfast_sim  # noqa: F401  (float64)
-from rfast_sim.loading import parse_scenario
-from rfast_sim.replay import run_replay
-from rfast_sim.results import updates_per_node
-from rfast_sim.setup import prepare, record_trace
-from rfast_sim.workload import local_step, measure_step
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.experiment.results import updates_per_node
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.workload import local_step, measure_step
+from rfast_sim.scenario.loading import parse_scenario
+from rfast_sim.timing.traces import record_trace
 
 NODES = 8
 ALGORITHMS = ("allreduce_sgd", "dpsgd", "rfast")

@@ -14,7 +14,7 @@ import argparse
 import time
 
 import rfast_sim
-from rfast_sim.loading import load_scenario
+from rfast_sim.scenario.loading import load_scenario
 
 DEFAULT = ["quickstart", "compare_homogeneous", "compare_stragglers", "compare_packet_loss",
            "compare_heterogeneity"]

@@ -17,13 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rfast_sim import stats
-from rfast_sim.loading import load_scenario, shipped_dir
-from rfast_sim.metrics import comparison_table
-from rfast_sim.results import Result
-from rfast_sim.runner import run
-from rfast_sim.scenario import Scenario, ScenarioError
-from rfast_sim.seeding import stream
+from rfast_sim.experiment import stats
+from rfast_sim.experiment.metrics import comparison_table
+from rfast_sim.experiment.results import Result
+from rfast_sim.experiment.runner import run
+from rfast_sim.scenario import ScenarioError
+from rfast_sim.scenario.loading import load_scenario, shipped_dir
+from rfast_sim.scenario.seeding import stream
 
 BASE, STRAGGLER = "mlp_homogeneous.yaml", "mlp_straggler.yaml"
 NO_CONTENTION = ["timing.nic=null"]
@@ -219,7 +219,8 @@ def reproduce(out: str | Path, scenario_dir: Path | None = None,
         rows.append({"claim": claim.claim, "scenario": claim.scenario,
                      "seeds": res.scenario.seeds, "measured": measured,
                      "without_contention": off,
-                     "verdict": verdict(ok, res, load_scenario(scenario_dir / claim.scenario))})
+                     "verdict": verdict(ok, res, load_scenario(
+                         scenario_dir / claim.scenario).run.until)})
     table = pd.DataFrame(rows)
     table.to_csv(out / "claims.csv", index=False)
     designs = None if only else _designs(scenario_dir, results[BASE], out, overrides, progress)
@@ -227,14 +228,14 @@ def reproduce(out: str | Path, scenario_dir: Path | None = None,
     return table
 
 
-def verdict(ok: bool, res: Result, designed: Scenario) -> str:
+def verdict(ok: bool, res: Result, designed_until: float | None) -> str:
     """'confirmed' (the CI clears the bar over at least MIN_SEEDS seeds), 'not confirmed', or
     'inconclusive (N seeds, T s)' for a run with too few seeds, or shorter than the
-    scenario's own `run.until`, to tell: a smoke run refutes nothing."""
+    scenario's own `run.until` (`designed_until`), to tell: a smoke run refutes nothing."""
     sc = res.scenario
     few = sc.seeds < MIN_SEEDS
-    short = designed.run.until is not None and (sc.run.until is None or
-                                                sc.run.until < designed.run.until)
+    short = designed_until is not None and (sc.run.until is None or
+                                            sc.run.until < designed_until)
     if (ok and not few) or (not ok and not few and not short):
         return "confirmed" if ok else "not confirmed"
     until = f"{sc.run.until:g} s" if sc.run.until is not None else "max_updates"

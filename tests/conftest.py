@@ -15,8 +15,8 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 import pytest
 
 import rfast_sim  # noqa: F401  (enables float64 before any JAX array is made)
-from rfast_sim.loading import parse_scenario, set_path
 from rfast_sim.scenario import Scenario
+from rfast_sim.scenario.loading import parse_scenario, set_path
 
 BASE: dict[str, Any] = {
     "name": "test",
@@ -50,9 +50,10 @@ def reference_run(sc: Scenario, step: float = 0.05) -> tuple[Any, Any, Any, Any]
     R-FAST on a least-squares scenario with l2 = 0.01."""
     import numpy as np
 
-    from rfast_sim.reference import RFastReference, least_squares_grad
-    from rfast_sim.replay import run_replay
-    from rfast_sim.setup import prepare, record_trace
+    from rfast_sim.experiment.plan import prepare
+    from rfast_sim.maths.reference import RFastReference, least_squares_grad
+    from rfast_sim.maths.replay import run_replay
+    from rfast_sim.timing.traces import record_trace
 
     setup = prepare(sc, "rfast", sc.seed)
     trace = record_trace(setup)

@@ -1,6 +1,6 @@
 """Plain-numpy oracles of the baselines, written from ALGORITHM.md, replaying a recorded trace.
 
-Each replays an :class:`~rfast_sim.engine.EventTrace` event by event with exact least-squares
+Each replays an :class:`~rfast_sim.timing.engine.EventTrace` event by event with exact least-squares
 gradients. They share nothing with the JAX algorithms but the trace's meaning (a compute event
 of node i sends a packet in each of its ``out_slots``; a delivery hands the packet of ``slot``
 to the receiver of ``channel``; ``seq`` orders the packets of one channel) and the weight
@@ -9,7 +9,7 @@ in-neighbours and self, C: uniform over out-neighbours and self, Metropolis on t
 graph), per phase of time-varying graphs (the channels ``phase_active`` in that phase).
 
 They live in the tests, not in the package: nothing but the tests needs them (R-FAST's own
-reference stays in ``rfast_sim/reference.py`` because the engine benchmark uses it).
+reference stays in ``rfast_sim/maths/reference.py`` because the engine benchmark uses it).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rfast_sim import engine
-from rfast_sim.topology import ROLE_GOSSIP, ROLE_PULL, ROLE_PUSH, Channels
+from rfast_sim.timing import engine
+from rfast_sim.timing.topology import ROLE_GOSSIP, ROLE_PULL, ROLE_PUSH, Channels
 
 Grad = Callable[[int, np.ndarray], np.ndarray]
 

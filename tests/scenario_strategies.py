@@ -423,7 +423,7 @@ def _generated(spec: Any, n: int, seed: int, dtype: str = "float64") -> Any:
     """A registered problem kind (least squares of `options.dim` features)."""
     import jax.numpy as jnp
 
-    from rfast_sim.problems import ProblemOps, problem_data
+    from rfast_sim.maths.problems import ProblemOps, problem_data
 
     d = int(spec.options.get("dim", 2))
     rng = np.random.default_rng(seed)

@@ -9,10 +9,11 @@ import numpy as np
 from conftest import scenario
 
 import rfast_sim
-from rfast_sim.loading import load_scenario
-from rfast_sim.online import compiled_online
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.online import compiled_online
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.scenario.loading import load_scenario
+from rfast_sim.timing.traces import record_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 import rfast_sim
 from rfast_sim.cli import app
 from rfast_sim.cli.common import _Count, print_table
-from rfast_sim.loading import load_scenario, shipped_dir
-from rfast_sim.metrics import comparison_table
+from rfast_sim.experiment.metrics import comparison_table
 from rfast_sim.paper import _write_markdown, verdict
+from rfast_sim.scenario.loading import load_scenario, shipped_dir
 
 runner = CliRunner()
 
@@ -149,9 +149,9 @@ def test_a_smoke_reproduce_is_inconclusive_not_a_refutation():
     def res(*overrides: str) -> SimpleNamespace:
         return SimpleNamespace(scenario=load_scenario("paper/mlp_homogeneous", list(overrides)))
 
-    assert verdict(False, res("run.until=2", "seeds=1"), designed) == \
+    assert verdict(False, res("run.until=2", "seeds=1"), designed.run.until) == \
         "inconclusive (1 seeds, 2 s)"
-    assert verdict(True, res("seeds=3"), designed) == "inconclusive (3 seeds, 40 s)"
-    assert verdict(False, res("run.until=2"), designed) == "inconclusive (5 seeds, 2 s)"
-    assert verdict(False, res(), designed) == "not confirmed"
-    assert verdict(True, res(), designed) == "confirmed"
+    assert verdict(True, res("seeds=3"), designed.run.until) == "inconclusive (3 seeds, 40 s)"
+    assert verdict(False, res("run.until=2"), designed.run.until) == "inconclusive (5 seeds, 2 s)"
+    assert verdict(False, res(), designed.run.until) == "not confirmed"
+    assert verdict(True, res(), designed.run.until) == "confirmed"

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import reference_run, scenario
 
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare, scenario_graphs
-from rfast_sim.topology import common_roots
+from rfast_sim.experiment.plan import prepare, scenario_graphs
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.timing.topology import common_roots
 
 
 @pytest.mark.parametrize(

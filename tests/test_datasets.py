@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 
 import rfast_sim
-import rfast_sim.loading
-from rfast_sim.problems import make_problem
-from rfast_sim.problems.dataset import prepare_data
-from rfast_sim.problems.partitions import dirichlet_shares
+import rfast_sim.scenario.loading
+from rfast_sim.maths.problems import make_problem
+from rfast_sim.maths.problems.dataset import prepare_data
+from rfast_sim.maths.problems.partitions import dirichlet_shares
 from rfast_sim.scenario import PartitionSpec
 
 
@@ -224,7 +224,7 @@ def test_schema_defaults_and_targets_for_datasets():
     with pytest.raises(rfast_sim.ScenarioError, match="unknown problem kind 'datset'"):
         rfast_sim.parse_scenario({"problem": {"kind": "datset"}})
     # built-in scenarios dump the keys they always had
-    dumped = rfast_sim.loading.scenario_to_dict(rfast_sim.parse_scenario({}))
+    dumped = rfast_sim.scenario.loading.scenario_to_dict(rfast_sim.parse_scenario({}))
     assert set(dumped["problem"]) == {"kind", "dim", "samples_per_node", "heterogeneity",
                                       "batch_size", "l2", "noise", "hidden"}
 
@@ -244,7 +244,7 @@ def test_a_sweeps_seeds_share_the_split_and_its_run_ids_hash_the_data(tmp_path):
 
 
 def test_the_memory_estimate_counts_a_datasets_bytes(tmp_path):
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
 
     def est(rows: int) -> float:
         path = tmp_path / f"d{rows}.npz"
@@ -265,7 +265,7 @@ def test_a_dataset_too_large_for_the_limit_is_refused_before_it_is_read(tmp_path
     from typer.testing import CliRunner
 
     from rfast_sim.cli import app
-    from rfast_sim.problems import datasets
+    from rfast_sim.maths.problems import datasets
 
     path = tmp_path / "big.npz"
     np.savez(path, x=np.zeros((20_000, 40)), y=np.zeros(20_000))  # 6.6 MB as float64
@@ -292,5 +292,5 @@ def _yaml(folder: Path, sc: rfast_sim.Scenario) -> Path:
     import yaml
 
     path = folder / "s.yaml"
-    path.write_text(yaml.safe_dump(rfast_sim.loading.scenario_to_dict(sc)))
+    path.write_text(yaml.safe_dump(rfast_sim.scenario.loading.scenario_to_dict(sc)))
     return path

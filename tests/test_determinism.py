@@ -7,9 +7,9 @@ import pytest
 from conftest import scenario
 
 import rfast_sim
-from rfast_sim.online import run_online
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.replay import run_replay
 
 
 def test_same_seed_gives_identical_metrics_and_other_seed_differs():

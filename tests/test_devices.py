@@ -21,15 +21,15 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
-from rfast_sim.loading import load_scenario, parse_scenario
-from rfast_sim.profile import implied_efficiency
-from rfast_sim.runner import model_dim
+from rfast_sim.cli.profile import implied_efficiency
+from rfast_sim.experiment.plan import model_dim, scenario_graphs, timing_plan, timing_setup
+from rfast_sim.maths.workload import cost_of, problem_cost, summed_cost
 from rfast_sim.scenario import DEVICES, DeviceClass, PeakFlops, ScenarioError
 from rfast_sim.scenario.devices import table_class
+from rfast_sim.scenario.loading import load_scenario, parse_scenario
 from rfast_sim.timing import TimingModel
 from rfast_sim.timing.devices import StepCost, assign, compute_rate, roofline
-from rfast_sim.traces import record_trace, scenario_graphs, timing_setup
-from rfast_sim.workload import cost_of, scenario_cost, summed_cost
+from rfast_sim.timing.traces import record_trace
 
 runner = CliRunner()
 DATA = Path(__file__).parent / "data"
@@ -76,14 +76,16 @@ def test_a_problems_local_step_is_costed_alone_and_cached():
     """The built-in MLP's minibatch gradient (64 -> h -> 10, cross-entropy): two matmuls for
     the first layer, three for the second, at the scenario's batch size."""
     sc = scenario(**{"problem": {"kind": "mlp", "hidden": 256, "batch_size": 32}})
-    _, _, cost = scenario_cost(sc)
+    _, _, cost = problem_cost(sc.problem, sc.nodes, sc.seed, sc.dtype)
     closed = 2 * 32 * (2 * 64 * 256 + 3 * 256 * 10)
     # the rest: tanh units and their derivatives, the softmax, the L2 term over all 19k
     # parameters; O(b h + d), 6.4% at this size
     assert closed <= cost.flops <= 1.08 * closed, (cost.flops, closed)
-    assert scenario_cost(sc)[2] is cost  # the same compile key: not analysed again
-    f32 = scenario_cost(scenario(**{"problem": {"kind": "mlp", "hidden": 256,
-                                                "batch_size": 32}, "dtype": "float32"}))[2]
+    again = problem_cost(sc.problem, sc.nodes, sc.seed, sc.dtype)[2]
+    assert again is cost  # the same compile key: not analysed again
+    single = scenario(**{"problem": {"kind": "mlp", "hidden": 256, "batch_size": 32},
+                         "dtype": "float32"})
+    f32 = problem_cost(single.problem, single.nodes, single.seed, single.dtype)[2]
     assert f32.flops == pytest.approx(cost.flops, rel=0.01)
     assert f32.bytes_accessed < 0.75 * cost.bytes_accessed  # 4-byte floats
 
@@ -150,13 +152,14 @@ def test_asynchronous_rates_are_one_over_each_nodes_step_time():
     setup = timing_setup(sc, "rfast", 0, dim=5, step_cost=COST)
     trace = record_trace(setup)
     per_node = np.bincount(trace.node[trace.is_kind("compute")], minlength=8)
-    means = np.array([MEANS[name] for name in assign(sc, 0)])
+    means = np.array([MEANS[name] for name in assign(timing_plan(sc), 0)])
     # constant laws: node i finishes at m_i, 2 m_i, ...: floor(until / m_i) updates
     np.testing.assert_array_equal(per_node, np.floor(until / means))
     total_rate = sum(k / MEANS[c["name"]] for c, k in zip(CLASSES, (2, 3, 3), strict=True))
     assert per_node.sum() / until == pytest.approx(total_rate, rel=0.02)
-    assert compute_rate(sc, COST) == pytest.approx(total_rate)
-    assert setup.device_nodes == {name: [i for i, d in enumerate(assign(sc, 0)) if d == name]
+    assert compute_rate(timing_plan(sc), COST) == pytest.approx(total_rate)
+    classes = assign(timing_plan(sc), 0)
+    assert setup.device_nodes == {name: [i for i, d in enumerate(classes) if d == name]
                                   for name in MEANS}
 
 
@@ -187,12 +190,12 @@ def test_both_trace_builders_agree_on_devices():
 
 def test_stragglers_compose_with_devices():
     sc = _device_scenario(**{"timing.stragglers": {"nodes": [0], "slowdown": 5.0}})
-    tm = TimingModel(sc, 0, 1.0, COST)
-    name = assign(sc, 0)[0]
+    tm = TimingModel(timing_plan(sc), 0, 1.0, COST)
+    name = assign(timing_plan(sc), 0)[0]
     assert tm.clocks.node_factor[0] == pytest.approx(5.0 * MEANS[name])
     assert tm.clocks.next_duration(0) == pytest.approx(5.0 * MEANS[name])
     with pytest.raises(ScenarioError, match="mean: model needs the step's cost"):
-        TimingModel(sc, 0, 1.0)
+        TimingModel(timing_plan(sc), 0, 1.0)
 
 
 # --- the assignment's stream, and traces without devices ----------------------------------------
@@ -202,16 +205,16 @@ def test_devices_come_from_their_own_stream():
                 {"name": "cpu", "default": True}]
     sc = scenario(**{"devices": explicit, "timing.compute.mean": "model",
                      "timing.stragglers": {"count": 2}})
-    first = assign(sc, 3)
-    assert first == assign(sc, 3)  # deterministic
+    first = assign(timing_plan(sc), 3)
+    assert first == assign(timing_plan(sc), 3)  # deterministic
     assert first[6:] == ["t4", "t4"]
     assert first.count("a100") == 4
     assert first.count("cpu") == 2
-    assert any(assign(sc, s) != first for s in range(4, 10))  # drawn per seed
+    assert any(assign(timing_plan(sc), s) != first for s in range(4, 10))  # drawn per seed
     plain = scenario(**{"timing.stragglers": {"count": 2}})
     for seed in range(5):  # the "nodes" stream (stragglers) is not moved by the devices
-        mine = TimingModel(sc, seed, 1.0, COST).clocks.straggler_nodes
-        assert mine == TimingModel(plain, seed, 1.0).clocks.straggler_nodes
+        mine = TimingModel(timing_plan(sc), seed, 1.0, COST).clocks.straggler_nodes
+        assert mine == TimingModel(timing_plan(plain), seed, 1.0).clocks.straggler_nodes
 
 
 def _fingerprints(name: str) -> dict[str, str]:
@@ -269,8 +272,8 @@ def test_a_device_class_nic_sets_its_nodes_egress_and_link_latency():
     assert arrivals[0][0] == pytest.approx(1.0 + 1e6 / 1e6 + 0.2)
     assert arrivals[1][0] == pytest.approx(1.0 + 1e6 / 1e9 + 0.01)
     assert arrivals[1][1] == pytest.approx(1.0 + 2 * 1e6 / 1e9 + 0.01)  # queued behind
-    links = TimingModel(_nic_scenario(**{"timing.links": [
-        {"src": 0, "dst": 1, "bandwidth": 5e5}]}), 0, 1e6).links
+    links = TimingModel(timing_plan(_nic_scenario(**{"timing.links": [
+        {"src": 0, "dst": 1, "bandwidth": 5e5}]})), 0, 1e6).links
     assert links.get(0, 1).bandwidth == 5e5  # a link's own entry comes first
     assert links.get(1, 0).rate == 1e9
     plain = TimingModel(scenario(), 0, 1e6).links
@@ -284,7 +287,7 @@ def test_vectorised_link_rates_equal_each_links_own_rate():
     sc = _nic_scenario(**{"devices": [
         {"name": "cpu", "nodes": [0], "nic": {"bandwidth": 1e6}},
         {"name": "t4", "default": True, "nic": {}}], "timing.nic": {"egress": 5e8}})
-    links = TimingModel(sc, 0, 1e6).links
+    links = TimingModel(timing_plan(sc), 0, 1e6).links
     src, dst = np.array([0, 1]), np.array([1, 0])
     np.testing.assert_array_equal(links.rates(src, dst), [links.get(0, 1).rate,
                                                           links.get(1, 0).rate])
@@ -360,7 +363,7 @@ def test_a_run_records_each_device_class(tmp_path):
     assert set(records) == {"t4", "mine"}
     assert records["t4"]["nodes"] == 3
     assert records["mine"]["nodes"] == 5
-    cost = scenario_cost(sc)[2]
+    cost = problem_cost(sc.problem, sc.nodes, sc.seed, sc.dtype)[2]
     for d in records.values():
         assert set(d) == {"name", "dtype", "flops", "bytes", "step_time_s", "bound", "nodes"}
         assert d["flops"] == cost.flops

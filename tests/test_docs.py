@@ -14,8 +14,8 @@ import pytest
 from conftest import DOCS
 from pydantic import BaseModel, Field
 
+from rfast_sim.cli.schema import scenario_schema
 from rfast_sim.scenario import GRAPH_KINDS, GraphKind
-from rfast_sim.schema import scenario_schema
 from rfast_sim.sweeps.spec import schema_keys
 
 sys.path.insert(0, str(DOCS / "_ext"))
@@ -75,7 +75,8 @@ def test_api_page_documents_the_public_names(docs_build):
     page = _page(docs_build, "reference/api")
     for name in set(rfast_sim.__all__) - {"__version__"}:
         assert f'id="rfast_sim.{name}"' in page, name
-    for name in ("algorithms.base.Algorithm", "problems.base.ProblemOps", "registry.AlgorithmInfo"):
+    for name in ("maths.algorithms.base.Algorithm", "maths.problems.base.ProblemOps",
+                 "scenario.registry.AlgorithmInfo", "experiment.plan.build_plan"):
         assert f'id="rfast_sim.{name}"' in page, name
 
 

@@ -33,8 +33,8 @@ def _built(docs_build) -> None:
 # --- docstring examples -------------------------------------------------------------------------
 
 def _examples() -> list[tuple[str, object]]:
-    from rfast_sim import loading, registry, results, runner
-    from rfast_sim.scenario import problem_kinds
+    from rfast_sim.experiment import results, runner
+    from rfast_sim.scenario import loading, problem_kinds, registry
 
     return [("run", runner.run), ("load_scenario", loading.load_scenario),
             ("register", registry.register), ("register_problem", problem_kinds.register_problem),
@@ -44,7 +44,7 @@ def _examples() -> list[tuple[str, object]]:
 @pytest.mark.parametrize(("name", "obj"), _examples(), ids=[n for n, _ in _examples()])
 def test_docstring_examples_run(name, obj):
     """The public API's examples are doctests: each runs and prints what it shows."""
-    from rfast_sim import registry
+    from rfast_sim.scenario import registry
     from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS
 
     tests = doctest.DocTestFinder(recurse=False).find(obj, name, globs={})

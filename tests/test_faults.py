@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import scenario
 
-from rfast_sim import engine
-from rfast_sim.online import run_online
+from rfast_sim.experiment.plan import prepare, timing_plan
+from rfast_sim.maths.online import run_online
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.setup import prepare, record_trace
-from rfast_sim.timing import TimingModel
-from rfast_sim.topology import ROLE_PUSH
+from rfast_sim.timing import TimingModel, engine
+from rfast_sim.timing.topology import ROLE_PUSH
+from rfast_sim.timing.traces import record_trace
 
 
 def _down_time(tm: TimingModel, n: int, until: float) -> float:
@@ -23,7 +23,7 @@ def test_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
     until, n = 20_000.0, 8  # 160,000 node-seconds, about 8,000 failures
     sc = scenario(**{"nodes": n, "run.until": until,
                      "timing.churn": {"mtbf": 16.0, "mttr": 4.0}})
-    tm = TimingModel(sc, 0, 1.0)
+    tm = TimingModel(timing_plan(sc), 0, 1.0)
     up = 1 - _down_time(tm, n, until) / (n * until)
     assert up == pytest.approx(16.0 / 20.0, rel=0.02)
     # mean down period = mttr, from the periods themselves
@@ -41,7 +41,7 @@ def test_async_update_rate_is_n_lambda_times_the_up_fraction():
                      "timing.compute": {"dist": "exponential", "mean": mean},
                      "timing.churn": {"mtbf": 12.0, "mttr": 3.0}})
     tr = record_trace(prepare(sc, "rfast", 0))
-    up = 1 - _down_time(TimingModel(sc, 0, 1.0), n, until) / (n * until)
+    up = 1 - _down_time(TimingModel(timing_plan(sc), 0, 1.0), n, until) / (n * until)
     rate = tr.is_kind("compute").sum() / until
     assert rate == pytest.approx(n / mean * up, rel=0.02)
     assert up == pytest.approx(0.8, rel=0.02)

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
-from rfast_sim.loading import set_path
 from rfast_sim.scenario import ScenarioError
+from rfast_sim.scenario.loading import set_path
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ["quickstart", "compare_homogeneous", "compare_stragglers", "compare_packet_loss",

@@ -13,10 +13,10 @@ from conftest import scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rfast_sim import engine
-from rfast_sim.online import run_online
-from rfast_sim.setup import prepare
-from rfast_sim.topology import ROLE_PUSH
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.online import run_online
+from rfast_sim.timing import engine
+from rfast_sim.timing.topology import ROLE_PUSH
 
 
 def _check_every_event(sc, min_events: int = 0):

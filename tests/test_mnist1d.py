@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import rfast_sim
-from rfast_sim.loading import scenario_to_dict
-from rfast_sim.problems import make_problem
-from rfast_sim.problems.mnist1d import Mnist1dOptions, content_hash, generate, templates
+from rfast_sim.maths.problems import make_problem
+from rfast_sim.maths.problems.mnist1d import Mnist1dOptions, content_hash, generate, templates
+from rfast_sim.scenario.loading import scenario_to_dict
 
 
 def _scenario(problem: dict, **extra) -> rfast_sim.Scenario:

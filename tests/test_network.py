@@ -9,10 +9,11 @@ import pytest
 import simpy
 from conftest import scenario
 
-from rfast_sim.engine.network import Network, Packet
+from rfast_sim.experiment.plan import prepare, timing_plan
 from rfast_sim.scenario import Nic
-from rfast_sim.setup import prepare, record_trace
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.engine.network import Network, Packet
+from rfast_sim.timing.traces import record_trace
 
 B, W = 1e6, 1e8  # bytes per packet, bytes/s
 
@@ -23,7 +24,7 @@ def _network(n: int, nic: Nic | None, bandwidth: float = 1e12) -> tuple[simpy.En
                               "timing.drop_prob": 0.0, "timing.bandwidth": bandwidth,
                               "timing.nic": nic.model_dump() if nic is not None else None})
     env = simpy.Environment()
-    return env, Network(env, TimingModel(sc, 0, B), n, latest=False)
+    return env, Network(env, TimingModel(timing_plan(sc), 0, B), n, latest=False)
 
 
 def _send_all(env: simpy.Environment, net: Network, pairs: list[tuple[int, int]]) -> list[float]:
@@ -179,7 +180,7 @@ def test_links_and_clusters_set_each_links_latency_and_bandwidth():
                             "inter": {"latency": {"dist": "constant", "mean": 0.03},
                                       "bandwidth": 1.25e8}},
         "timing.links": [{"src": 0, "dst": 3, "latency": {"dist": "constant", "mean": 0.08}}]})
-    tm = TimingModel(sc, 0, B)
+    tm = TimingModel(timing_plan(sc), 0, B)
     # (link) -> (latency, bandwidth): its own entry first, field by field, then its cluster's
     expected = {(0, 1): (0.0002, 1.25e9), (2, 3): (0.0002, 1.25e9), (1, 2): (0.03, 1.25e8),
                 (0, 3): (0.08, 1.25e8), (3, 0): (0.03, 1.25e8)}
@@ -214,7 +215,7 @@ def test_bad_link_entries_are_refused_with_the_field():
 
 def test_link_churn_up_fraction_matches_mtbf_over_mtbf_plus_mttr():
     sc = scenario(**{"timing.link_churn": {"mtbf": 10.0, "mttr": 2.0}})
-    tm = TimingModel(sc, 0, B)
+    tm = TimingModel(timing_plan(sc), 0, B)
     times = np.arange(0.0, 40_000.0, 0.5)  # 3 links x 40,000 link-seconds, ~10,000 cycles
     up = np.array([[tm.links.up(a, b, t) for t in times] for a, b in ((0, 1), (1, 2), (5, 3))])
     assert up.mean() == pytest.approx(10.0 / 12.0, abs=0.02)

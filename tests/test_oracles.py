@@ -17,11 +17,12 @@ from oracles import (
     dpsgd_lock_step,
 )
 
-from rfast_sim import engine
-from rfast_sim.reference import least_squares_grad
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare, record_trace
-from rfast_sim.topology import ROLE_GOSSIP, ROLE_PULL, ROLE_PUSH
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.reference import least_squares_grad
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.timing import engine
+from rfast_sim.timing.topology import ROLE_GOSSIP, ROLE_PULL, ROLE_PUSH
+from rfast_sim.timing.traces import record_trace
 
 LOSSY = {"problem.batch_size": None, "timing.drop_prob": 0.3, "run.until": 60.0,
          "timing.latency": {"dist": "lognormal", "mean": 0.5, "sigma": 1.0}}

@@ -21,9 +21,10 @@ import pytest
 from conftest import DOCS, scenario, sweep_and_summarize
 
 import rfast_sim
-from rfast_sim import metrics, paper
-from rfast_sim.loading import scenario_to_dict
+from rfast_sim import paper
+from rfast_sim.experiment import metrics
 from rfast_sim.plotting import plot_run
+from rfast_sim.scenario.loading import scenario_to_dict
 
 PAGE = DOCS / "reference" / "outputs.md"
 FIRST_CELL = re.compile(r"^\| *(`[^|]*)\|", re.M)

@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rfast_sim.cli import app
-from rfast_sim.loading import shipped_dir
 from rfast_sim.paper import BASE, CLAIMS, _scenarios_of, reproduce, select_claims
+from rfast_sim.scenario.loading import shipped_dir
 
 PAPER = sorted(p.stem for p in (shipped_dir() / "paper").glob("*.yaml"))
 

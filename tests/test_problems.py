@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import rfast_sim
-import rfast_sim.loading
-from rfast_sim.problems import ProblemOps, make_problem, problem_data
+import rfast_sim.scenario.loading
+from rfast_sim.maths.problems import ProblemOps, make_problem, problem_data
 
 DATA = Path(__file__).parent / "data"
 
@@ -127,8 +127,8 @@ def _compiles(caplog, fn: str) -> int:
 def test_seeds_and_step_sizes_compile_once(which, tmp_path, caplog):
     import logging
 
-    from rfast_sim.replay import compiled_replay, run_replay
-    from rfast_sim.setup import prepare
+    from rfast_sim.experiment.plan import prepare
+    from rfast_sim.maths.replay import compiled_replay, run_replay
 
     sc = _quadratic_scenario() if which == "registered" else _python_scenario(tmp_path)
     compiled_replay.cache_clear()
@@ -145,7 +145,7 @@ def test_a_sweep_with_two_workers_runs_them(which, tmp_path):
     from rfast_sim.sweeps import run_sweep
 
     sc = _quadratic_scenario() if which == "registered" else _python_scenario(tmp_path)
-    base = rfast_sim.loading.scenario_to_dict(sc)
+    base = rfast_sim.scenario.loading.scenario_to_dict(sc)
     spec = {"scenario": base, "grid": {"algorithm.step_size": [0.05, 0.1]}, "seeds": 2}
     frame = run_sweep(spec, tmp_path / "sweep", workers=2)
     assert frame["run_id"].nunique() == 4

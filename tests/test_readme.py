@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rfast_sim.loading import parse_scenario
+from rfast_sim.scenario.loading import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -15,13 +15,14 @@ from conftest import scenario
 from typer.testing import CliRunner
 
 import rfast_sim
-from rfast_sim import budget, registry
-from rfast_sim.algorithms import make
 from rfast_sim.cli import app
-from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, ScenarioError
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment import budget
+from rfast_sim.experiment.plan import prepare, timing_plan
+from rfast_sim.maths.algorithms import make
+from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, GraphKind, ScenarioError, registry
 from rfast_sim.timing import TimingModel, transfer_rate
-from rfast_sim.topology import build_graph
+from rfast_sim.timing.topology import build_graph
+from rfast_sim.timing.traces import record_trace
 
 runner = CliRunner()
 
@@ -126,11 +127,11 @@ def test_scalar_draws_are_the_batched_functions_values(loss):
     if loss == "gilbert_elliott":
         over.update({"timing.drop_prob": None, "timing.loss": {"p_good_bad": 0.2}})
     sc = scenario(**over)
-    one = _draws(TimingModel(sc, 7, 8.0), True, 1500)
-    many = _draws(TimingModel(sc, 7, 8.0), False, 1500)
+    one = _draws(TimingModel(timing_plan(sc), 7, 8.0), True, 1500)
+    many = _draws(TimingModel(timing_plan(sc), 7, 8.0), False, 1500)
     for a, b in zip(one, many, strict=True):
         np.testing.assert_array_equal(a, b)
-    mixed = TimingModel(sc, 7, 8.0)  # some one by one, then the rest in one call
+    mixed = TimingModel(timing_plan(sc), 7, 8.0)  # some one by one, then the rest in one call
     head = [mixed.links.fate(0, 1) for _ in range(37)]
     lat, lost = mixed.links.fates(0, 1, 1500 - 37)
     np.testing.assert_array_equal(np.r_[[h[0] for h in head], lat], many[2])
@@ -140,7 +141,7 @@ def test_scalar_draws_are_the_batched_functions_values(loss):
 def test_link_churn_periods_do_not_depend_on_the_order_of_queries():
     sc = scenario(**{"timing.link_churn": {"mtbf": 3.0, "mttr": 1.0}, "run.until": 100.0})
     times = np.linspace(0, 100, 401)
-    forward, backward = TimingModel(sc, 3, 8.0), TimingModel(sc, 3, 8.0)
+    forward, backward = TimingModel(timing_plan(sc), 3, 8.0), TimingModel(timing_plan(sc), 3, 8.0)
     up_f = [forward.links.up(0, 1, t) for t in times]
     up_b = [backward.links.up(0, 1, t) for t in times[::-1]][::-1]
     assert up_f == up_b

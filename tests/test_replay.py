@@ -14,10 +14,11 @@ import numpy as np
 from conftest import scenario
 
 import rfast_sim
-from rfast_sim.layout import build_layout, layout_size
-from rfast_sim.online import compiled_online, run_online
-from rfast_sim.replay import compiled_replay, run_replay
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.layout import build_layout, layout_size
+from rfast_sim.maths.online import compiled_online, run_online
+from rfast_sim.maths.replay import compiled_replay, run_replay
+from rfast_sim.timing.traces import record_trace
 
 
 def test_vmapped_seeds_and_step_sizes_equal_single_runs():
@@ -79,7 +80,7 @@ def lowerings():
 def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
     # with lengths rounded only to within 1/8, the seeds' traces take several shapes; their
     # layouts are padded to one
-    monkeypatch.setattr("rfast_sim.shapes.COARSE_BELOW", 0)
+    monkeypatch.setattr("rfast_sim.maths.shapes.COARSE_BELOW", 0)
     names = ("rfast", "dpsgd", "allreduce_sgd")
     sc = scenario(**{"seeds": 5, "run.until": 30.0, "problem.batch_size": 4,
                      "graphs.undirected": {"kind": "ring"},
@@ -100,8 +101,8 @@ MEMORY_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, "tests")
 from conftest import scenario
-from rfast_sim.replay import run_replay
-from rfast_sim.setup import prepare
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.experiment.plan import prepare
 sc = scenario(**{"nodes": 64, "problem.dim": 1000, "problem.samples_per_node": 20,
                  "graphs.pull.kind": "exponential", "graphs.push.kind": "exponential",
                  "timing.drop_prob": 0.1, "run.until": None, "run.max_updates": 17000,
@@ -124,7 +125,7 @@ def test_64_node_dim_1000_200k_event_replay_fits_in_2_gb():
 
 
 def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
-    from rfast_sim import xla
+    from rfast_sim.maths import xla
 
     known = xla.compiler_options()
     assert known in ({}, xla._CPU_OPTIONS)  # the YNNPACK fusions off where it can
@@ -137,7 +138,7 @@ def test_event_loops_compile_with_the_options_this_jaxlib_knows(monkeypatch):
 
 
 def test_lengths_round_to_powers_of_two_while_small_and_to_an_eighth_above():
-    from rfast_sim.shapes import COARSE_BELOW, bucket, segment_bucket
+    from rfast_sim.maths.shapes import COARSE_BELOW, bucket, segment_bucket
 
     assert [bucket(n) for n in (1, 64, 65, 5000, COARSE_BELOW)] == [64, 64, 128, 8192,
                                                                    COARSE_BELOW]

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from conftest import scenario
 
-from rfast_sim import budget
-from rfast_sim.loading import parse_scenario
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment import budget
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.scenario.loading import parse_scenario
 from rfast_sim.timing.links import Links
+from rfast_sim.timing.traces import record_trace
 
 
 def big(nodes: int, until: float, **run: Any) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def test_the_trace_keeps_out_slots_per_computation():
 SCALE_CHILD = """
 import json, sys, time
 import rfast_sim
-from rfast_sim.loading import parse_scenario
+from rfast_sim.scenario.loading import parse_scenario
 t0 = time.perf_counter()
 res = rfast_sim.run(parse_scenario(json.loads(sys.argv[1])))
 run = res.runs[0]

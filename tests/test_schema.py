@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
 from rfast_sim.cli import app
-from rfast_sim.schema import scenario_schema, sweep_schema
+from rfast_sim.cli.schema import scenario_schema, sweep_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rfast_sim import stats
-from rfast_sim.metrics import comparison_table
+from rfast_sim.experiment import stats
+from rfast_sim.experiment.metrics import comparison_table
 
 TIMES = {"allreduce_sgd": [10.0, 12.0, 11.0, 13.0, 9.0], "rfast": [4.0, 5.0, 6.0, None, None]}
 

@@ -11,12 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from oracles import NonRobustTrackingOracle, OSGPOracle
 
-from rfast_sim.online import run_online
-from rfast_sim.reference import least_squares_grad
-from rfast_sim.replay import run_replay
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.reference import least_squares_grad
+from rfast_sim.maths.replay import run_replay
 from rfast_sim.scenario import Graphs, GraphSpec, ScenarioError
-from rfast_sim.setup import prepare, record_trace
-from rfast_sim.topology import ROLE_PULL, ROLE_PUSH, graph_phases, make_channels
+from rfast_sim.timing.topology import ROLE_PULL, ROLE_PUSH, graph_phases, make_channels
+from rfast_sim.timing.traces import record_trace
 
 ONE_PEER = {"graphs.pull.kind": "one_peer_exponential",
             "graphs.push.kind": "one_peer_exponential"}

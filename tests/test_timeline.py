@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
+from rfast_sim.experiment.plan import packet_trace
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.timeline import chrome_trace, packet_trace, write_timeline
+from rfast_sim.timing.timeline import chrome_trace, write_timeline
 
 runner = CliRunner()
 
@@ -227,7 +228,7 @@ def test_the_static_figure_draws_each_packet_its_queueing_and_the_rounds():
 
 
 def test_the_memory_estimate_counts_the_packet_log_when_asked():
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
 
     sc = scenario(**TIMING_ONLY)
     assert budget.estimate(sc).parts["packet log"] == 0

@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import special, stats
 
-from rfast_sim.laws import sample
+from rfast_sim.experiment.plan import timing_plan
 from rfast_sim.scenario import LAWS, Dist
-from rfast_sim.seeding import stream, streams
+from rfast_sim.scenario.seeding import stream, streams
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.laws import sample
 
 # Each law's CDF written out here from the documented parameterisation (mean 2, sigma 0.5,
 # shape 3), independently of the scipy.stats objects the code builds.
@@ -63,7 +64,7 @@ def test_all_distributions_are_covered():
 def test_persistent_straggler_is_slowed_by_the_factor():
     sc = scenario(**{"timing.stragglers": {"nodes": [3], "slowdown": 5.0},
                      "timing.compute": {"dist": "exponential", "mean": 1.0}})
-    tm = TimingModel(sc, seed=1, message_bytes=8.0)
+    tm = TimingModel(timing_plan(sc), seed=1, message_bytes=8.0)
     draws = np.array([[tm.clocks.next_duration(i) for _ in range(20_000)] for i in range(8)])
     means = draws.mean(1)
     assert tm.clocks.straggler_nodes == [3]
@@ -75,7 +76,7 @@ def test_persistent_straggler_is_slowed_by_the_factor():
 def test_transient_stragglers_raise_the_mean_by_the_expected_factor():
     sc = scenario(**{"timing.stragglers": {"prob": 0.1, "slowdown": 10.0},
                      "timing.compute": {"dist": "constant", "mean": 1.0}})
-    tm = TimingModel(sc, seed=2, message_bytes=8.0)
+    tm = TimingModel(timing_plan(sc), seed=2, message_bytes=8.0)
     x = np.array([tm.clocks.next_duration(0) for _ in range(50_000)])
     assert set(np.round(x, 9)) == {1.0, 10.0}
     assert abs((x == 10.0).mean() - 0.1) < 0.01  # SE 0.0013
@@ -85,7 +86,7 @@ def test_link_latency_and_drops_follow_the_configured_laws():
     sc = scenario(**{"timing.latency": {"dist": "constant", "mean": 0.02},
                      "timing.bandwidth": 1e6, "timing.drop_prob": 0.25,
                      "timing.link_drop_prob": [{"src": 1, "dst": 2, "drop_prob": 0.9}]})
-    tm = TimingModel(sc, seed=3, message_bytes=5000.0)
+    tm = TimingModel(timing_plan(sc), seed=3, message_bytes=5000.0)
     fates = [tm.links.fate(0, 1) for _ in range(20_000)]
     assert all(abs(d - 0.02) < 1e-12 for d, _ in fates)
     assert tm.links.get(0, 1).bandwidth == 1e6
@@ -95,7 +96,7 @@ def test_link_latency_and_drops_follow_the_configured_laws():
 
 def test_streams_are_independent_of_each_other():
     sc = scenario()
-    a, b = TimingModel(sc, 5, 8.0), TimingModel(sc, 5, 8.0)
+    a, b = TimingModel(timing_plan(sc), 5, 8.0), TimingModel(timing_plan(sc), 5, 8.0)
     # drawing from other nodes and links in between never shifts node 3's sequence
     seq_a = [a.clocks.next_duration(3) for _ in range(10)]
     seq_b = []
@@ -111,7 +112,7 @@ def test_gilbert_elliott_loss_rate_and_burst_length(p, r, good, bad):
     sc = scenario(**{"timing.drop_prob": None, "timing.loss": {
         "model": "gilbert_elliott", "p_good_bad": p, "p_bad_good": r, "loss_good": good,
         "loss_bad": bad}})
-    tm = TimingModel(sc, seed=4, message_bytes=8.0)
+    tm = TimingModel(timing_plan(sc), seed=4, message_bytes=8.0)
     n = 200_000
     lost = np.array([tm.links.fate(0, 1)[1] for _ in range(n)])
     pi_bad = p / (p + r)
@@ -130,8 +131,8 @@ def test_gilbert_elliott_loss_rate_and_burst_length(p, r, good, bad):
 
 
 def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use():
-    from rfast_sim.loading import scenario_to_dict
     from rfast_sim.scenario import ScenarioError
+    from rfast_sim.scenario.loading import scenario_to_dict
 
     with pytest.raises(ScenarioError, match="loss: give either drop_prob"):
         scenario(**{"timing.loss": {"p_good_bad": 0.1}})  # the test base sets drop_prob
@@ -144,7 +145,7 @@ def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use(
 
 @pytest.mark.parametrize("dist", sorted(CDFS))
 def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
-    from rfast_sim.laws import law, sampler
+    from rfast_sim.timing.laws import law, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     for k in (1, 16, 1000):
@@ -157,7 +158,7 @@ def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
 def test_a_chunk_free_law_gives_the_same_values_in_any_chunks(dist):
     # `take` draws what it needs in one call where the law reads the generator value by
     # value; the engine's `next` reads blocks of 16, 32, ...: the values must not differ
-    from rfast_sim.laws import Blocked, chunk_free, sampler
+    from rfast_sim.timing.laws import Blocked, chunk_free, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     one_by_one = Blocked(stream(4, "c"), sampler(d), chunk_free=chunk_free(d))

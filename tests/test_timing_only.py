@@ -18,9 +18,9 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
-from rfast_sim.loading import parse_scenario
-from rfast_sim.metrics import METRIC_COLUMNS
+from rfast_sim.experiment.metrics import METRIC_COLUMNS
 from rfast_sim.scenario import ScenarioError
+from rfast_sim.scenario.loading import parse_scenario
 
 runner = CliRunner()
 
@@ -90,7 +90,7 @@ SCRIPT = textwrap.dedent("""
     from typer.testing import CliRunner
     import rfast_sim
     from rfast_sim.cli import app
-    from rfast_sim.loading import load_scenario
+    from rfast_sim.scenario.loading import load_scenario
     res = rfast_sim.run(load_scenario(sys.argv[1]))
     assert res.timing_only
     out = CliRunner().invoke(app, ["run", sys.argv[1], "--out", sys.argv[2]])

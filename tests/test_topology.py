@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rfast_sim.scenario import GRAPH_KINDS, GraphSpec, ScenarioError
-from rfast_sim.topology import (
+from rfast_sim.timing.topology import (
     build_graph,
     column_stochastic,
     common_roots,

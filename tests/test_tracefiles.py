@@ -11,10 +11,11 @@ from conftest import BASE, scenario
 from typer.testing import CliRunner
 
 from rfast_sim.cli import app
-from rfast_sim.loading import load_scenario
-from rfast_sim.setup import prepare, record_trace
+from rfast_sim.experiment.plan import prepare, timing_plan
+from rfast_sim.scenario.loading import load_scenario
 from rfast_sim.sweeps import expand
 from rfast_sim.timing import TimingModel
+from rfast_sim.timing.traces import record_trace
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -59,7 +60,7 @@ def test_empirical_draws_come_from_each_nodes_own_rows(tmp_path):
     f = _durations(tmp_path, rows)
     sc = scenario(**{"nodes": 4, "timing.compute": {"dist": "empirical", "file": str(f)},
                      "run.until": 400.0})
-    tm = TimingModel(sc, 0, 1.0)
+    tm = TimingModel(timing_plan(sc), 0, 1.0)
     for i in range(4):
         d = np.array([tm.clocks.next_duration(i) for _ in range(4000)])
         assert set(np.unique(d)) == set(rows[i])
@@ -74,7 +75,7 @@ def test_a_pooled_file_and_a_latency_matrix(tmp_path):
     mat.write_text("a,b,c,d\n" + "".join(",".join(str(v) for v in row) + "\n" for row in m))
     sc = scenario(**{"nodes": 4, "timing.compute": {"dist": "empirical", "file": str(pooled)},
                      "timing.latency": {"dist": "matrix", "file": str(mat)}})
-    tm = TimingModel(sc, 0, 1.0)
+    tm = TimingModel(timing_plan(sc), 0, 1.0)
     assert {tm.clocks.next_duration(3) for _ in range(200)} == {0.5, 1.5}
     for a in range(4):
         for b in range(4):

@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 
 import rfast_sim
 from rfast_sim.cli import app
-from rfast_sim.loading import parse_scenario
-from rfast_sim.problems import make_problem
+from rfast_sim.experiment.tuning import FINEST_RATIO, bracket, next_steps
+from rfast_sim.maths.problems import make_problem
 from rfast_sim.scenario import AutoStep, ScenarioError
-from rfast_sim.tuning import FINEST_RATIO, bracket, next_steps
+from rfast_sim.scenario.loading import parse_scenario
 
 runner = CliRunner()
 

@@ -26,12 +26,11 @@ from pydantic import BaseModel
 from scenario_strategies import ALGORITHMS, materialize, scenarios
 
 import rfast_sim
-from rfast_sim import budget
 from rfast_sim.cli import comparison_notes, comparison_view, network_view
-from rfast_sim.loading import load_scenario, parse_scenario, shipped_scenarios
-from rfast_sim.runner import model_rate
+from rfast_sim.experiment import budget
+from rfast_sim.experiment.plan import model_rate, scenario_graphs
 from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, Scenario, ScenarioError
-from rfast_sim.setup import scenario_graphs
+from rfast_sim.scenario.loading import load_scenario, parse_scenario, shipped_scenarios
 from rfast_sim.timing.scope import ties_unlikely
 
 REPO = Path(__file__).resolve().parents[1]
@@ -406,8 +405,8 @@ def test_a_run_that_could_never_end_is_refused(tmp_path):
 # --- the mechanisms behind the crashes ----------------------------------------------------------
 
 def test_an_empty_draw_is_a_normal_draw():
-    from rfast_sim.laws import uniforms
-    from rfast_sim.seeding import streams
+    from rfast_sim.scenario.seeding import streams
+    from rfast_sim.timing.laws import uniforms
 
     stream = uniforms(np.random.default_rng(0))
     assert stream.take(0).shape == (0,)
@@ -419,6 +418,6 @@ def test_an_empty_draw_is_a_normal_draw():
 @pytest.mark.parametrize(("until", "every"), [(0.3, 1.0), (2.0, 2.0), (5.0, 2.0), (0.9, 0.3),
                                               (1e-3, 7.0)])
 def test_sample_grid_ends_at_the_run_end(until, every):
-    from rfast_sim.engine.trace import sample_times
+    from rfast_sim.timing.engine.trace import sample_times
 
     np.testing.assert_allclose(list(sample_times(until, every)), expected_grid(until, every))

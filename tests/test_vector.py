@@ -12,19 +12,20 @@ from conftest import scenario
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rfast_sim import engine
-from rfast_sim.engine import vector
-from rfast_sim.engine.trace import DELIVERED, IN_FLIGHT, LOST_LINK, PacketLog
-from rfast_sim.loading import load_scenario, shipped_scenarios
-from rfast_sim.replay import run_replay
+from rfast_sim.experiment.plan import prepare, scenario_graphs
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.setup import Setup
 from rfast_sim.scenario import ScenarioError
-from rfast_sim.setup import Setup, choose_engine, prepare, record_trace, scenario_graphs
-from rfast_sim.timing import TimingModel
+from rfast_sim.scenario.loading import load_scenario, shipped_scenarios
+from rfast_sim.timing import TimingModel, engine
+from rfast_sim.timing.engine import vector
+from rfast_sim.timing.engine.trace import DELIVERED, IN_FLIGHT, LOST_LINK, PacketLog
+from rfast_sim.timing.traces import choose_engine, record_trace
 
 
 def _both(setup: Setup, packets: bool = True) -> tuple[engine.EventTrace, engine.EventTrace]:
     """Both builders' traces of one setup, with the packet log (compared too) unless not."""
-    run = setup.scenario.run
+    run = setup.plan.run
 
     def timing() -> TimingModel:
         return setup.timing_model()
@@ -85,7 +86,7 @@ def _shipped_cases() -> list[tuple[str, str]]:
 def test_equal_on_every_shipped_scenario_it_covers(name, algorithm):
     sc = load_scenario(name, overrides=["run.until=20", "run.sample_every=2"])
     setup = prepare(sc, algorithm, sc.seed, scenario_graphs(sc, [algorithm]))
-    gap = vector.covers(setup.scenario.timing, setup.channels, setup.algorithm.pattern,
+    gap = vector.covers(setup.plan.timing, setup.channels, setup.algorithm.pattern,
                         setup.algorithm.supersedes)
     if gap is not None:
         assert choose_engine(setup, False)[0] == "simpy"
@@ -126,7 +127,7 @@ def test_equal_on_generated_scenarios(seed, n, graph, compute, latency, drop, bu
         over["timing.stragglers"] = {"count": 1, "prob": 0.2, "slowdown": 3.0}
     setup = prepare(scenario(**over), algorithm, seed)
     # the packets of a computation arrive together
-    if not vector.ties_unlikely(setup.scenario.timing):
+    if not vector.ties_unlikely(setup.plan.timing):
         assert latency == "constant"
         assert nic == "none"
         assert choose_engine(setup, False)[0] == "simpy"
@@ -199,7 +200,7 @@ def test_summary_json_says_which_engine_ran_and_where_the_time_went(tmp_path):
 def test_ten_thousand_nodes_in_bounded_memory():
     code = """
 import resource, rfast_sim
-from rfast_sim.loading import parse_scenario
+from rfast_sim.scenario.loading import parse_scenario
 sc = parse_scenario({"name": "big", "nodes": 10000,
     "graphs": {"pull": {"kind": "exponential"}, "push": {"kind": "exponential"}},
     "timing": {"compute": {"dist": "exponential", "mean": 1.0},
@@ -255,7 +256,7 @@ def test_replay_is_unchanged_by_windowed_slots(monkeypatch):
 @given(moves=st.lists(st.floats(0, 1, exclude_max=True), max_size=60),
        p=st.floats(0.01, 1), r=st.floats(0.01, 1), bad0=st.booleans())
 def test_gilbert_elliott_states_without_a_loop_follow_the_chain(moves, p, r, bad0):
-    from rfast_sim.laws import gilbert_elliott_states
+    from rfast_sim.timing.laws import gilbert_elliott_states
 
     expected, bad = [], bad0
     for u in moves:  # the chain as SimPy's link_fate walks it, packet by packet

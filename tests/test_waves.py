@@ -16,16 +16,18 @@ from hypothesis import HealthCheck, given, settings
 from scenario_strategies import materialize, scenarios
 
 import rfast_sim
-from rfast_sim import engine, registry
-from rfast_sim.algorithms import make
-from rfast_sim.algorithms.base import Algorithm
-from rfast_sim.layout import bucket, build_layout, wave_layout
-from rfast_sim.levels import access_masks, levels
-from rfast_sim.loading import parse_scenario
-from rfast_sim.online import run_online
-from rfast_sim.replay import run_replay
-from rfast_sim.scenario import ScenarioError
-from rfast_sim.setup import Setup, prepare, record_trace
+from rfast_sim.experiment.plan import prepare
+from rfast_sim.maths.algorithms import make
+from rfast_sim.maths.algorithms.base import Algorithm
+from rfast_sim.maths.layout import bucket, build_layout, wave_layout
+from rfast_sim.maths.levels import access_masks, levels
+from rfast_sim.maths.online import run_online
+from rfast_sim.maths.replay import run_replay
+from rfast_sim.maths.setup import Setup
+from rfast_sim.scenario import ScenarioError, registry
+from rfast_sim.scenario.loading import parse_scenario
+from rfast_sim.timing import engine
+from rfast_sim.timing.traces import record_trace
 
 LOSSY = {"nodes": 16, "timing.drop_prob": 0.3, "run.until": 25.0, "run.sample_every": 2.5,
          "graphs.pull.kind": "exponential", "graphs.push.kind": "exponential"}
@@ -58,8 +60,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 
 
 def with_replay(setup: Setup, mode: str) -> Setup:
-    run = setup.scenario.run.model_copy(update={"replay": mode})
-    return dataclasses.replace(setup, scenario=setup.scenario.model_copy(update={"run": run}))
+    run = setup.plan.run.model_copy(update={"replay": mode})
+    return dataclasses.replace(setup, plan=dataclasses.replace(setup.plan, run=run))
 
 
 def _close(a: Any, b: Any, tol: float) -> None:

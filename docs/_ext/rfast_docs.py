@@ -24,7 +24,7 @@ import typer.main
 from sphinx.application import Sphinx
 
 from rfast_sim.cli import app as _app
-from rfast_sim.schema import SCHEMAS
+from rfast_sim.cli.schema import SCHEMAS
 
 cli = typer.main.get_command(_app)
 ROOT = Path(__file__).resolve().parents[2]

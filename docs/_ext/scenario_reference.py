@@ -191,9 +191,8 @@ def table(rows: list[Row], key_prefix: str = "") -> str:
 
 def registry_markdown() -> str:
     """The registered kinds of every family, from the registries."""
-    from rfast_sim import registry
-    from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS
+    from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, registry
+    from rfast_sim.scenario.loading import shipped_scenarios
     from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     def section(title: str, label: str, head: list[str], rows: list[list[str]]) -> str:
@@ -234,7 +233,7 @@ def registry_markdown() -> str:
 
 def scenario_markdown() -> str:
     """The whole generated part of the scenario reference page."""
-    from rfast_sim.schema import scenario_schema, sweep_schema
+    from rfast_sim.cli.schema import scenario_schema, sweep_schema
 
     ref = Reference(scenario_schema())
     rows = ref.rows()

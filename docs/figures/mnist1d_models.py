@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import rfast_sim
-from rfast_sim.runner import model_dim
+from rfast_sim.experiment.plan import model_dim
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "scenarios" / "mnist1d_models.yaml"

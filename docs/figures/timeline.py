@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import rfast_sim
-from rfast_sim import budget
+from rfast_sim.experiment import budget
+from rfast_sim.experiment.plan import packet_trace
 from rfast_sim.plotting import plot_timeline
-from rfast_sim.timeline import packet_trace
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_static" / "timeline_quickstart.png"

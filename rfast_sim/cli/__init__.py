@@ -22,7 +22,7 @@ __all__ = ["app", "comparison_notes", "comparison_view", "fail", "main", "networ
 
 def _version(show: bool) -> None:
     if show:
-        from rfast_sim import __version__
+        from rfast_sim._version import __version__
 
         typer.echo(f"rfast-sim {__version__}")
         raise typer.Exit()

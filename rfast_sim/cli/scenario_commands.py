@@ -20,10 +20,10 @@ from rfast_sim.cli.common import (
     fail,
     print_table,
 )
+from rfast_sim.cli.profile import profile_command
 from rfast_sim.cli.tables import NETWORK_LEGEND, comparison_notes, comparison_view, network_view
-from rfast_sim.loading import load_scenario
-from rfast_sim.profile import profile_command
 from rfast_sim.scenario import ScenarioError
+from rfast_sim.scenario.loading import load_scenario
 
 
 @app.command()
@@ -36,7 +36,7 @@ def run(
 ) -> None:
     """Run a scenario: every algorithm x seed x step size; write metrics and a summary."""
     import rfast_sim
-    from rfast_sim.budget import parse_bytes
+    from rfast_sim.experiment.budget import parse_bytes
 
     try:
         sc = load_scenario(scenario, set_ or [])
@@ -74,17 +74,15 @@ def run(
 
 @app.command()
 def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
-    """Check a scenario (schema, memory estimate, graphs, common root) without running it."""
-    from rfast_sim import budget
-    from rfast_sim.runner import model_dim, model_rate
-    from rfast_sim.traces import scenario_graphs
+    """Check a scenario (schema, memory estimate, graphs, common root) without running it:
+    it is compiled into its plan, as a run would."""
+    from rfast_sim.experiment import budget
+    from rfast_sim.experiment.plan import build_plan
 
     try:
         sc = load_scenario(scenario, set_ or [])
         limit = budget.parse_bytes(max_memory) if max_memory else None
-        budget.check_data(sc, limit)  # before the data are read
-        est = budget.check(sc, limit, dim=model_dim(sc), rate=model_rate(sc))
-        scenario_graphs(sc, [a.name for a in sc.algorithm_list])
+        est = build_plan(sc, limit).memory
     except ScenarioError as err:
         fail(str(err))
         return
@@ -93,15 +91,14 @@ def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = No
                   f"{est.describe()}", highlight=False)
 
 
-app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.profile)
+app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.cli.profile)
 
 
 @app.command("list")
 def list_() -> None:
     """Graph kinds, distributions, problems, algorithms and shipped scenarios."""
-    from rfast_sim import registry
-    from rfast_sim.loading import shipped_scenarios
-    from rfast_sim.scenario import DEVICES, GRAPH_KINDS, LAWS, LOSS_MODELS
+    from rfast_sim.scenario import DEVICES, GRAPH_KINDS, LAWS, LOSS_MODELS, registry
+    from rfast_sim.scenario.loading import shipped_scenarios
     from rfast_sim.scenario.problem_kinds import LOSSES, MODELS, PARTITIONS, PROBLEM_KINDS
 
     def section(title: str, rows: list[tuple[str, str]]) -> None:
@@ -137,7 +134,7 @@ def show(name: Annotated[str, typer.Argument(
         help="a shipped scenario or sweep (rfast-sim list), e.g. quickstart")]) -> None:
     """Print a shipped scenario or sweep file (YAML, with its comments) to save and edit:
     `rfast-sim show quickstart > mine.yaml`."""
-    from rfast_sim.loading import shipped_file
+    from rfast_sim.scenario.loading import shipped_file
 
     try:
         path = shipped_file(name)
@@ -185,7 +182,7 @@ def schema(
     support: save it and start a scenario with `# yaml-language-server: $schema=FILE`."""
     import json
 
-    from rfast_sim.schema import SCHEMAS
+    from rfast_sim.cli.schema import SCHEMAS
 
     if which not in SCHEMAS:
         fail(f"schema: unknown {which!r}; give {' or '.join(SCHEMAS)}")

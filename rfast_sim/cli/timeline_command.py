@@ -20,7 +20,7 @@ _OPEN = ("open it at https://ui.perfetto.dev (Open trace file) or in chrome://tr
 
 
 def _scenario_of(run_dir: Path) -> Scenario:
-    from rfast_sim.loading import load_scenario
+    from rfast_sim.scenario.loading import load_scenario
 
     if not run_dir.is_dir():
         raise ScenarioError(f"RUN_DIR: {run_dir} is not a folder; give a run's output folder "
@@ -37,12 +37,12 @@ def _message_dim(sc: Scenario) -> int | None:
     built-in problem (no JAX), else from the model."""
     if sc.timing.message_bytes != "auto" or sc.problem is None:
         return None
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
     from rfast_sim.scenario.problem_kinds import BUILTIN_KEYS
 
     if sc.problem.kind in BUILTIN_KEYS:
         return budget.model_dim(sc)
-    from rfast_sim.runner import model_dim
+    from rfast_sim.experiment.plan import model_dim
 
     return model_dim(sc)
 
@@ -50,13 +50,14 @@ def _message_dim(sc: Scenario) -> int | None:
 def _check_memory(sc: Scenario, end: float | None, cost: StepCost | None) -> None:
     """The memory estimate of one timing-only trace to `end` (None: the run's), with its
     packet log."""
-    from rfast_sim import budget
+    from rfast_sim.experiment import budget
+    from rfast_sim.experiment.plan import timing_plan
     from rfast_sim.timing.devices import compute_rate
 
     run = sc.run.model_copy(update={"until": end if end is not None else sc.run.until})
     one = sc.model_copy(update={"seeds": 1, "problem": None, "run": run})
     try:
-        budget.check(one, rate=compute_rate(sc, cost) if cost is not None else None,
+        budget.check(one, rate=compute_rate(timing_plan(sc), cost) if cost is not None else None,
                      packets=True)
     except ScenarioError as err:
         raise ScenarioError(f"{err}; a timeline needs less for a shorter window (--until)") \
@@ -84,20 +85,22 @@ def timeline(
     track per node. The trace is re-derived from RUN_DIR/scenario.yaml, timing only (no
     maths), to a window's length past --until (so what is under way then shows where it
     ends); --from/--until and --nodes keep big runs openable."""
-    from rfast_sim import timeline as tl
-    from rfast_sim.runner import model_step_cost
+    from rfast_sim.experiment.plan import model_step_cost, packet_trace
+    from rfast_sim.timing import timeline as tl
 
     try:
         sc = _scenario_of(run_dir)
-        name, seed_ = tl.pick_run(sc, algorithm, seed, ("--algorithm", "--seed"))
-        start, end = tl.check_window(sc, from_, until, ("--from", "--until"))
+        algorithms = list(dict.fromkeys(a.name for a in sc.algorithm_list))
+        name, seed_ = tl.pick_run(algorithms, sc.seed_list, algorithm, seed,
+                                  ("--algorithm", "--seed"))
+        start, end = tl.check_window(sc.run.until, from_, until, ("--from", "--until"))
         picked = tl.parse_nodes(nodes, sc.nodes, "--nodes") if nodes is not None else None
         t0 = time.perf_counter()
         cost = model_step_cost(sc)
-        derive = tl.derive_until(sc, start, end)
+        derive = tl.derive_until(sc.run.until, start, end)
         _check_memory(sc, derive, cost)
-        trace = tl.packet_trace(sc, name, seed_, until=derive, dim=_message_dim(sc),
-                                step_cost=cost)
+        trace = packet_trace(sc, name, seed_, until=derive, dim=_message_dim(sc),
+                             step_cost=cost)
         path = out or run_dir / f"timeline-{name}-{seed_}.json"
         count = tl.write_timeline(trace, sc.nodes, path, start=start, until=end, nodes=picked,
                                   title=f"{sc.name} · {name} · seed {seed_}",

@@ -101,7 +101,7 @@ def _limits(ax: Any, df: pd.DataFrame, metric: str, values: np.ndarray, log: boo
 
 def best_step_runs(df: pd.DataFrame, target: dict[str, float]) -> pd.DataFrame:
     """Keep, per algorithm, only the step size the comparison table picks (labelled)."""
-    from rfast_sim.metrics import comparison_table
+    from rfast_sim.experiment.metrics import comparison_table
 
     table = comparison_table(df, str(df["algorithm"].iloc[0]), target)
     best = dict(zip(table["algorithm"], table["step_size"], strict=True))

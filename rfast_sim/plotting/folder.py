@@ -35,9 +35,9 @@ def plot_folder(folder: Path, x: str | None = None, y: str = "speedup",
         raise ScenarioError(f"{folder}: no metrics.parquet here (is it a run's --out folder?)")
     target = None
     if (folder / "scenario.yaml").exists():
-        from rfast_sim.loading import load_scenario
-        from rfast_sim.metrics import default_target
+        from rfast_sim.experiment.metrics import default_target
+        from rfast_sim.scenario.loading import load_scenario
 
         sc = load_scenario(folder / "scenario.yaml")
-        target = default_target(sc) if sc.problem is not None else None
+        target = default_target(sc.problem, sc.compare) if sc.problem is not None else None
     return plot_run(pd.read_parquet(path), folder, target)

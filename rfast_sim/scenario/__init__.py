@@ -1,7 +1,8 @@
 """The scenario schema: pydantic models of a whole simulated experiment.
 
 A leaf module: it imports no JAX and no algorithm code (algorithm names are checked against the
-lazy registry). Reading YAML, overrides and error formatting live in :mod:`rfast_sim.loading`.
+lazy registry). Reading YAML, overrides and error formatting live in
+:mod:`rfast_sim.scenario.loading`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from rfast_sim import registry
+from rfast_sim.scenario import registry
 from rfast_sim.scenario.base import Strict
 
 

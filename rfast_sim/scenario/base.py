@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rfast_sim.scenario.kinds import LAWS
-from rfast_sim.tracefiles import Durations, TraceFileError, read_durations, read_matrix
+from rfast_sim.scenario.tracefiles import Durations, TraceFileError, read_durations, read_matrix
 
 
 class ScenarioError(ValueError):

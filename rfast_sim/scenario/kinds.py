@@ -2,7 +2,7 @@
 
 Each entry names its builder (``"module:function"``, imported on first use, or a callable),
 says what the memory estimate needs to know of it and gives its one-line description. The
-schema validates names against these registries, :mod:`rfast_sim.budget` reads the graph
+schema validates names against these registries, :mod:`rfast_sim.experiment.budget` reads the graph
 kinds' edge bounds, and ``rfast-sim list`` prints the descriptions: adding a kind is one
 :func:`Registry.register` call plus its builder. A leaf module: no JAX, no networkx, no scipy.
 """
@@ -102,7 +102,7 @@ def _hops(n: int) -> int:
     return max(1, math.ceil(math.log2(n)))
 
 
-_TOPOLOGY = "rfast_sim.topology"
+_TOPOLOGY = "rfast_sim.timing.topology"
 
 GRAPH_KINDS: Registry[GraphKind] = Registry("graph kind", "kind", [
     GraphKind("ring", "undirected cycle i <-> i+1", f"{_TOPOLOGY}:ring",
@@ -144,7 +144,7 @@ class Law(Kind):
     reads_file: bool = False
 
 
-_LAWS = "rfast_sim.laws"
+_LAWS = "rfast_sim.timing.laws"
 
 LAWS: Registry[Law] = Registry("law", "dist", [
     Law("constant", "a point mass at mean", None),

@@ -1,9 +1,9 @@
 """Names of the problem side's families and their lazily imported factories.
 
-A leaf module, like :mod:`rfast_sim.registry` for algorithms: the scenario schema, the memory
-estimate, ``rfast-sim list`` and the docs read the names and one-line descriptions here without
-importing any problem code (or JAX). Each family maps a name to ``"module:function"`` (built in,
-imported on first use) or to a callable (registered from outside).
+A leaf module, like :mod:`rfast_sim.scenario.registry` for algorithms: the scenario schema, the
+memory estimate, ``rfast-sim list`` and the docs read the names and one-line descriptions here
+without importing any problem code (or JAX). Each family maps a name to ``"module:function"``
+(built in, imported on first use) or to a callable (registered from outside).
 
 - problem kinds: ``(spec, nodes, seed, dtype) -> (ProblemOps, ProblemData)``
 - models: ``(spec: ModelSpec, outputs: int) -> (init, apply)``
@@ -70,43 +70,44 @@ DATASET_KEYS = (*_COMMON, "file", "source", "x_key", "y_key", "features", "label
 REGISTERED_KEYS = (*_COMMON, "dim", "samples_per_node", "heterogeneity", "options", "data_seed")
 
 PROBLEM_KINDS = Family("problem kind")
-PROBLEM_KINDS.add("least_squares", "rfast_sim.problems.builtin:least_squares",
+PROBLEM_KINDS.add("least_squares", "rfast_sim.maths.problems.builtin:least_squares",
                   "heterogeneous least squares, 0.5 mean(r^2) + l2 (closed-form optimum)",
                   BUILTIN_KEYS["least_squares"])
-PROBLEM_KINDS.add("logistic", "rfast_sim.problems.builtin:logistic",
+PROBLEM_KINDS.add("logistic", "rfast_sim.maths.problems.builtin:logistic",
                   "logistic regression without bias (optimum by Newton to machine precision)",
                   BUILTIN_KEYS["logistic"])
-PROBLEM_KINDS.add("mlp", "rfast_sim.problems.builtin:digits_mlp",
+PROBLEM_KINDS.add("mlp", "rfast_sim.maths.problems.builtin:digits_mlp",
                   "tanh MLP on scikit-learn's digits, samples drawn per node (training metrics)",
                   BUILTIN_KEYS["mlp"])
-PROBLEM_KINDS.add("dataset", "rfast_sim.problems.dataset:dataset_problem",
+PROBLEM_KINDS.add("dataset", "rfast_sim.maths.problems.dataset:dataset_problem",
                   "your data (.npz, CSV, parquet or a bundled set) x a model x a loss, "
                   "held-out test set, partitioned", DATASET_KEYS)
 
 MODELS = Family("model")
-MODELS.add("linear", "rfast_sim.problems.models:linear", "affine map (bias: true|false)")
-MODELS.add("mlp", "rfast_sim.problems.models:mlp", "dense layers (hidden: [64], activation)")
-MODELS.add("cnn", "rfast_sim.problems.models:cnn",
+MODELS.add("linear", "rfast_sim.maths.problems.models:linear", "affine map (bias: true|false)")
+MODELS.add("mlp", "rfast_sim.maths.problems.models:mlp", "dense layers (hidden: [64], activation)")
+MODELS.add("cnn", "rfast_sim.maths.problems.models:cnn",
            "small convnet on [H, W, C] images or [L, C] sequences (channels, kernel, hidden, "
            "activation)")
-MODELS.add("python", "rfast_sim.problems.models:python_entry",
+MODELS.add("python", "rfast_sim.maths.problems.models:python_entry",
            "your own pair: entry 'module:function' returning (init, apply)")
 
 LOSSES = Family("loss")
-LOSSES.add("cross_entropy", "rfast_sim.problems.losses:cross_entropy",
+LOSSES.add("cross_entropy", "rfast_sim.maths.problems.losses:cross_entropy",
            "softmax cross-entropy on integer labels (metric: accuracy)")
-LOSSES.add("binary_cross_entropy", "rfast_sim.problems.losses:binary_cross_entropy",
+LOSSES.add("binary_cross_entropy", "rfast_sim.maths.problems.losses:binary_cross_entropy",
            "logistic loss on 0/1 labels, one output (metric: accuracy)")
-LOSSES.add("mse", "rfast_sim.problems.losses:mse", "0.5 mean squared residual (as least squares)")
+LOSSES.add("mse", "rfast_sim.maths.problems.losses:mse",
+           "0.5 mean squared residual (as least squares)")
 
 PARTITIONS = Family("partition")
-PARTITIONS.add("iid", "rfast_sim.problems.partitions:iid",
+PARTITIONS.add("iid", "rfast_sim.maths.problems.partitions:iid",
                "shuffled, split evenly (sizes differ by at most 1)")
-PARTITIONS.add("dirichlet", "rfast_sim.problems.partitions:dirichlet",
+PARTITIONS.add("dirichlet", "rfast_sim.maths.problems.partitions:dirichlet",
                "label skew: each class split over nodes by Dirichlet(alpha) shares")
-PARTITIONS.add("shards", "rfast_sim.problems.partitions:shards",
+PARTITIONS.add("shards", "rfast_sim.maths.problems.partitions:shards",
                "sorted by label, cut into nodes x classes_per_node shards, k per node")
-PARTITIONS.add("by_key", "rfast_sim.problems.partitions:by_key",
+PARTITIONS.add("by_key", "rfast_sim.maths.problems.partitions:by_key",
                "a per-sample node id (array or column named by `key`)")
 
 ACTIVATIONS = ("relu", "tanh", "gelu", "sigmoid", "elu", "softplus", "identity")
@@ -117,14 +118,14 @@ SOURCES = ("digits", "iris", "wine", "breast_cancer", "mnist1d")
 def register_problem(name: str, factory: Callable[..., Any], description: str = "",
                      keys: tuple[str, ...] = REGISTERED_KEYS) -> None:
     """Add a problem kind: ``factory(spec, nodes, seed, dtype) -> (ProblemOps, ProblemData)``
-    (see :mod:`rfast_sim.problems.base`); scenarios may then name it in ``problem.kind``.
+    (see :mod:`rfast_sim.maths.problems.base`); scenarios may then name it in ``problem.kind``.
     `keys` are the ``problem`` keys the kind reads (its own options go in ``problem.options``).
     Sweep workers re-register it from ``factory.__module__`` and ``__qualname__``.
 
     Example: least squares of your own (:doc:`/howto/own_model`)::
 
         >>> import jax.numpy as jnp, numpy as np, rfast_sim
-        >>> from rfast_sim.problems import ProblemOps, problem_data
+        >>> from rfast_sim.maths.problems import ProblemOps, problem_data
         >>> def quadratic(spec, nodes, seed, dtype="float64"):
         ...     d, m = spec.options["dim"], 20
         ...     rng = np.random.default_rng(seed)

@@ -50,7 +50,7 @@ def _open_manifest(out: Path, spec: SweepSpec, points: list[Point], resume: bool
                                 "(was the spec changed?); use another --out")
         manifest.data = old
         return manifest
-    from rfast_sim import __version__
+    from rfast_sim._version import __version__
 
     manifest.data = {
         "spec": spec.model_dump(mode="json"),

@@ -13,8 +13,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from rfast_sim.loading import scenario_to_dict
 from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario.loading import scenario_to_dict
 from rfast_sim.scenario.problem_kinds import registered_problems, reregister
 from rfast_sim.sweeps.spec import Point, content_hash
 from rfast_sim.sweeps.store import write_atomic
@@ -71,10 +71,10 @@ def use_compile_cache(folder: Path) -> None:
 
 def run_task(task: Task) -> list[tuple[str, str | None]]:
     """Run a task's points and write each point's rows atomically; (run_id, error) per point."""
-    import rfast_sim
+    from rfast_sim.experiment.runner import run
 
     try:
-        res = rfast_sim.run(task.scenario)
+        res = run(task.scenario)
     except Exception as err:  # a failing point must never stop the sweep
         msg = f"{type(err).__name__}: {err}" if not isinstance(err, ScenarioError) else str(err)
         return [(p.run_id, msg) for p in task.points]

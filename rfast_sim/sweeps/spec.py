@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rfast_sim.loading import (
+from rfast_sim.scenario import Scenario, ScenarioError
+from rfast_sim.scenario.loading import (
     absolute_files,
     did_you_mean,
     format_validation_error,
@@ -34,9 +35,8 @@ from rfast_sim.loading import (
     scenario_to_dict,
     set_path,
 )
-from rfast_sim.scenario import Scenario, ScenarioError
 from rfast_sim.scenario.problem_kinds import PROBLEM_KINDS
-from rfast_sim.tracefiles import digest
+from rfast_sim.scenario.tracefiles import digest
 
 Executor = Literal["local", "dask"]
 
@@ -129,7 +129,7 @@ def run_hash(sc: Scenario) -> str:
     files.update({f: digest(f) for f in (sc.problem.files() if sc.problem else [])})
     p = sc.problem
     if p is not None and p.kind == "dataset" and p.source == "mnist1d":
-        from rfast_sim.problems import mnist1d
+        from rfast_sim.maths.problems import mnist1d
 
         files["source mnist1d"] = mnist1d.content_hash(
             mnist1d.Mnist1dOptions(**p.mnist1d.model_dump()))

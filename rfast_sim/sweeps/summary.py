@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rfast_sim import metrics as metrics_mod
+from rfast_sim.experiment import metrics as metrics_mod
 from rfast_sim.scenario import ScenarioError
 from rfast_sim.sweeps.spec import expand, load_spec
 from rfast_sim.sweeps.store import load_results
@@ -34,7 +34,8 @@ def summarize(out: str | Path) -> pd.DataFrame:
         table = _per_point(df, keys, metrics_mod.counters_table)
         table.attrs.update(keys=keys, target={}, baseline=None, timing_only=True)
         return table
-    target = metrics_mod.default_target(sc) if sc is not None else {"opt_gap": 1e-3}
+    target = (metrics_mod.default_target(sc.problem, sc.compare) if sc is not None
+              else {"opt_gap": 1e-3})
     baseline = sc.compare.baseline if sc is not None and sc.compare else None
     seed = sc.seed if sc is not None else 0
     table = _per_point(df, keys, lambda g: metrics_mod.comparison_table(

@@ -12,9 +12,17 @@ import functools
 
 import numpy as np
 
-from rfast_sim.laws import Blocked, chunk_free, node_sampler, sample, sampler, served, uniforms
 from rfast_sim.scenario import Timing
-from rfast_sim.seeding import stream, streams
+from rfast_sim.scenario.seeding import stream, streams
+from rfast_sim.timing.laws import (
+    Blocked,
+    chunk_free,
+    node_sampler,
+    sample,
+    sampler,
+    served,
+    uniforms,
+)
 
 
 def node_factors(spec: Timing, n: int, seed: int,

@@ -2,7 +2,7 @@
 each node has.
 
 The maths side states a local step's cost as two plain numbers (:class:`StepCost`: FLOPs and
-bytes accessed, from XLA's cost analysis in :mod:`rfast_sim.workload`); everything here is
+bytes accessed, from XLA's cost analysis in :mod:`rfast_sim.maths.workload`); everything here is
 arithmetic on them, so the timing side stays free of JAX. A node's mean compute time is the
 roofline time of the step on its device,
 
@@ -19,8 +19,9 @@ from typing import Literal
 
 import numpy as np
 
-from rfast_sim.scenario import DeviceClass, Scenario
-from rfast_sim.seeding import stream
+from rfast_sim.scenario import DeviceClass
+from rfast_sim.scenario.seeding import stream
+from rfast_sim.timing.plan import TimingPlan
 
 
 @dataclass(frozen=True)
@@ -60,48 +61,48 @@ def roofline(cost: StepCost, device: DeviceClass, dtype: str) -> Prediction:
                       "compute" if compute >= memory else "memory")
 
 
-def class_predictions(sc: Scenario, cost: StepCost) -> dict[str, Prediction]:
+def class_predictions(spec: TimingPlan, cost: StepCost) -> dict[str, Prediction]:
     """The scenario's device classes, by name, with the step's roofline time on each."""
-    return {d.name: roofline(cost, d.resolve(), sc.dtype) for d in sc.devices}
+    return {d.name: roofline(cost, d.resolve(), spec.dtype) for d in spec.devices}
 
 
-def class_counts(sc: Scenario) -> dict[str, int]:
+def class_counts(spec: TimingPlan) -> dict[str, int]:
     """How many nodes each class has (the same for every seed: only which nodes is drawn)."""
-    counts = {d.name: d.count or len(d.nodes or []) for d in sc.devices}
-    for d in sc.devices:
+    counts = {d.name: d.count or len(d.nodes or []) for d in spec.devices}
+    for d in spec.devices:
         if d.default:
-            counts[d.name] = sc.nodes - sum(counts.values())
+            counts[d.name] = spec.nodes - sum(counts.values())
     return counts
 
 
-def assign(sc: Scenario, seed: int) -> list[str]:
+def assign(spec: TimingPlan, seed: int) -> list[str]:
     """Each node's device class. Explicit `nodes` first; then `count` entries, in order, take
     nodes of a permutation of the rest drawn from the seed's own "devices" stream (the
     "nodes" stream draws the stragglers: sharing it would move them); the default class
     takes what is left."""
-    names: list[str | None] = [None] * sc.nodes
-    for d in sc.devices:
+    names: list[str | None] = [None] * spec.nodes
+    for d in spec.devices:
         for i in d.nodes or []:
             names[i] = d.name
     free = np.array([i for i, name in enumerate(names) if name is None], dtype=np.int64)
     order = stream(seed, "devices").permutation(free)
     pos = 0
-    for d in sc.devices:
+    for d in spec.devices:
         for i in order[pos:pos + (d.count or 0)].tolist():
             names[i] = d.name
         pos += d.count or 0
-    default = next((d.name for d in sc.devices if d.default), None)
+    default = next((d.name for d in spec.devices if d.default), None)
     return [name if name is not None else str(default) for name in names]
 
 
-def node_means(sc: Scenario, seed: int, cost: StepCost) -> np.ndarray:
+def node_means(spec: TimingPlan, seed: int, cost: StepCost) -> np.ndarray:
     """Each node's mean compute time (seconds): its device's roofline time of the step."""
-    times = {name: p.step_time_s for name, p in class_predictions(sc, cost).items()}
-    return np.array([times[name] for name in assign(sc, seed)], dtype=float)
+    times = {name: p.step_time_s for name, p in class_predictions(spec, cost).items()}
+    return np.array([times[name] for name in assign(spec, seed)], dtype=float)
 
 
-def compute_rate(sc: Scenario, cost: StepCost) -> float:
+def compute_rate(spec: TimingPlan, cost: StepCost) -> float:
     """Computations per simulated second of all nodes together (sum over nodes of 1 / mean;
     stragglers and speed factors aside), for the memory estimate."""
-    predictions = class_predictions(sc, cost)
-    return sum(k / predictions[name].step_time_s for name, k in class_counts(sc).items())
+    predictions = class_predictions(spec, cost)
+    return sum(k / predictions[name].step_time_s for name, k in class_counts(spec).items())

@@ -9,10 +9,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from rfast_sim.laws import Blocked, Draw, sampler
-from rfast_sim.scenario import Scenario
 from rfast_sim.scenario.network import UpDown
-from rfast_sim.seeding import stream
+from rfast_sim.scenario.seeding import stream
+from rfast_sim.timing.laws import Blocked, Draw, sampler
+from rfast_sim.timing.plan import TimingPlan
 
 
 def alternating(up: Blocked, down: Blocked) -> Iterator[tuple[float, float]]:
@@ -100,17 +100,17 @@ class NodeFaults:
     """Every node's down periods up to run.until: its explicit outages and, with churn,
     alternating up (law mtbf) and down (law mttr) periods from its own streams."""
 
-    def __init__(self, sc: Scenario, seed: int) -> None:
-        t = sc.timing
+    def __init__(self, spec: TimingPlan, seed: int) -> None:
+        t = spec.timing
         spans: dict[int, list[tuple[float, float]]] = {}
         for o in t.outages:
             if o.node is not None:
                 spans.setdefault(o.node, []).append(
                     (o.start, o.end if o.end is not None else math.inf))
         if t.churn is not None and t.churn.random:
-            horizon = sc.run.until if sc.run.until is not None else math.inf
+            horizon = spec.run.until if spec.run.until is not None else math.inf
             laws = churn_laws(t.churn)
-            for i in range(sc.nodes):
+            for i in range(spec.nodes):
                 periods = itertools.takewhile(lambda s: s[0] < horizon,
                                               churn_periods(laws, seed, "node", i))
                 spans.setdefault(i, []).extend(periods)

@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rfast_sim.laws import (
+from rfast_sim.scenario import LOSS_MODELS, Dist, LinkTiming, Outage, Timing
+from rfast_sim.scenario.seeding import stream, streams
+from rfast_sim.timing.faults import LazyPeriods, churn_laws, churn_periods
+from rfast_sim.timing.laws import (
     BLOCK,
     Blocked,
     Draw,
@@ -24,9 +27,6 @@ from rfast_sim.laws import (
     sampler,
     uniforms,
 )
-from rfast_sim.scenario import LOSS_MODELS, Dist, LinkTiming, Outage, Timing
-from rfast_sim.seeding import stream, streams
-from rfast_sim.timing.faults import LazyPeriods, churn_laws, churn_periods
 
 _STREAM_BLOCK = 65_536  # links whose streams `Links.fates_once` makes at a time
 

@@ -4,8 +4,8 @@ and by the memory estimate (what the trace costs), from the settings alone."""
 
 from __future__ import annotations
 
-from rfast_sim.laws import law
 from rfast_sim.scenario import Dist, Timing
+from rfast_sim.timing.laws import law
 
 
 def vector_gap(t: Timing, time_varying: bool, pattern: str, supersedes: bool) -> str | None:

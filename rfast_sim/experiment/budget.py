@@ -224,8 +224,8 @@ def check_data(sc: Scenario, limit: float | None = None) -> None:
 
 
 def _vector_builds(sc: Scenario, name: str) -> bool:
-    """Does the vector builder make this algorithm's traces (`rfast_sim.maths.setup.choose_engine`,
-    from the settings alone)?"""
+    """Does the vector builder make this algorithm's traces
+    (`rfast_sim.timing.traces.choose_engine`, from the settings alone)?"""
     try:
         alg = registry.info(name)
     except KeyError:

@@ -330,13 +330,6 @@ class Scenario(Strict):
         """The name made safe as a folder name (letters, digits, ``._-``; never ``..``)."""
         return slug(self.name)
 
-    def message_bytes(self, dim: int) -> float:
-        """Bytes per packet: the configured size, or dim * dtype size for 'auto'."""
-        mb = self.timing.message_bytes
-        if mb == "auto":
-            return float(dim * (8 if self.dtype == "float64" else 4))
-        return float(mb)
-
 
 def slug(name: str) -> str:
     """`name` as a safe folder name: letters, digits and ``._-`` only, never ``..``."""

@@ -3,7 +3,7 @@
 - Measured figures as MyST substitutions, read from the CSVs the scripts under
   ``docs/figures/`` write, so a page quotes them (``{{ qs_s5_speedup }}``) without typing them:
   ``run_times.csv`` (``run_times.py``) gives ``time_<key>`` (a wall time, e.g. ``2 min``; keys:
-  :func:`key`) and
+  :func:`key`; ``time_nb_min`` and ``time_nb_max``: the fastest and slowest notebook) and
   ``quickstart_flip.csv`` (``quickstart_flip.py``) ``qs_<straggler>_<column>``.
 - ``<!-- run-times-table -->`` in a page becomes the table of ``run_times.csv``,
   ``<!-- async-pays-table -->`` R-FAST's rows of ``when_async_pays.csv``.
@@ -79,7 +79,12 @@ def substitutions() -> dict[str, str]:
     """Every figure a page may quote; a run time not measured yet reads so (the build passes,
     ``tests/test_docs_reader.py`` fails until it is measured)."""
     subs = {f"time_{k}": "(not measured yet)" for k in expected_keys()}
-    subs |= {f"time_{r.key}": r.duration for r in run_times().itertuples()}
+    times = run_times()
+    subs |= {f"time_{r.key}": r.duration for r in times.itertuples()}
+    notebooks = times[times["key"].str.startswith("nb_")]["seconds"]
+    if len(notebooks):  # the fastest and the slowest notebook: "each runs in 16 to 30 s"
+        subs |= {"time_nb_min": duration(notebooks.min()),
+                 "time_nb_max": duration(notebooks.max())}
     flip = pd.read_csv(QUICKSTART)
     for row in flip.to_dict("records"):
         label = "s1" if row["straggler"] == "none" else "s" + str(row["straggler"]).rstrip("x")

@@ -7,9 +7,10 @@ which Getting started shows (and each notebook page quotes its own row).
 Every command runs in a fresh process with an empty JAX compilation cache, as on a first run.
 Measured directly: the quickstart, each notebook (executed top to bottom by nbclient, in its
 own kernel), and the docs build (with an empty notebook cache, so it runs every notebook).
-Extrapolated, because they take hours here: a full ``rfast-sim reproduce`` and the shipped
-sweeps. Their cost is the replay of events, proportional to the simulated time, plus a fixed
-part (set-up, compiling), so each is run twice with every scenario's ``run.until`` cut to two
+Extrapolated, because the longest take 7 to 20 minutes here: a full ``rfast-sim reproduce``
+and the shipped sweeps (checked once: a full reproduce took 411 s where the line gave 412 s).
+Their cost is the replay of events, proportional to the simulated time, plus a fixed part
+(set-up, compiling), so each is run twice with every scenario's ``run.until`` cut to two
 fractions f1 < f2, and the line through the two wall times is read at f = 1. The sweep of 360
 points runs only 6 of its 72 seed groups (one per shape: nodes x batch size; the other keys do
 not change the work much), and its time is scaled by 72 / 6, so its fixed part (compiling
@@ -37,8 +38,8 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "_static" / "run_times.csv"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 PY = sys.executable
-# 0.05 and 0.1 gave implausibly short totals (64 s for a reproduce measured at 38 min before):
-# at such fractions the fixed part and the load's noise swamp the slope, so larger ones
+# 0.05 and 0.1 gave implausibly short totals (64 s for a reproduce that takes 411 s): at such
+# fractions the fixed part and the load's noise swamp the slope, so larger ones
 REPRODUCE_FRACTIONS = (0.2, 0.4)
 SWEEP_FRACTIONS = (0.2, 0.4)
 STRAGGLER_GROUPS = {"timing.stragglers.slowdown": [5], "timing.drop_prob": [0.1]}  # 6 of 72

@@ -65,6 +65,22 @@ def test_bad_override():
     assert "timing.drop_prob: must be < 1 (got 2)" in result.stderr
 
 
+
+def test_validate_checks_several_scenarios_one_line_each(tmp_path):
+    """Several scenarios in one call: one line each, exit 2 if any is refused (a bad one
+    does not hide the verdict on the others)."""
+    bad = _write(tmp_path, "timing:\n  drop_prob: 1.5\n")
+    result = runner.invoke(app, ["validate", "quickstart", str(bad), "faults_churn"])
+    assert result.exit_code == 2, result.output
+    assert [line.split(":")[0] for line in result.stdout.strip().splitlines()] == [
+        "quickstart", "faults_churn"]
+    (err,) = result.stderr.strip().splitlines()
+    assert str(bad) in err
+    assert "timing.drop_prob: must be < 1 (got 1.5)" in err
+    good = runner.invoke(app, ["validate", "quickstart", "faults_churn"])
+    assert good.exit_code == 0, good.output
+    assert good.stdout.count(": ok (") == 2
+
 def test_run_writes_outputs_and_resolved_scenario_reruns_identically(tmp_path):
     out = tmp_path / "quick"
     args = ["run", str(ROOT / "scenarios/quickstart.yaml"), "--out", str(out),

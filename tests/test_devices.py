@@ -417,3 +417,13 @@ def test_validate_and_profile_a_shipped_device_scenario():
     assert text.exit_code == 0
     assert "t4" in text.stdout
     assert "measured on cpu" in text.stdout
+
+
+def test_profile_times_the_step_of_a_scenario_too_big_to_run():
+    """profile builds the problem and the timing plan only: a run's memory estimate or its
+    graphs' conditions do not concern one step (validate refuses what profile times)."""
+    big = ["--set", "run.until=1e9", "--set", "nodes=512"]
+    assert runner.invoke(app, ["validate", "quickstart", *big]).exit_code == 2
+    out = runner.invoke(app, ["profile", "quickstart", *big, "--json", "--repeats", "3"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout)["model"]["problem"] == "logistic"

@@ -18,6 +18,7 @@ from rfast_sim.experiment.plan import prepare
 from rfast_sim.maths.layout import build_layout, layout_size
 from rfast_sim.maths.online import compiled_online, run_online
 from rfast_sim.maths.replay import compiled_replay, run_replay
+from rfast_sim.maths.shapes import EVENTS_FLOOR
 from rfast_sim.timing.traces import record_trace
 
 
@@ -78,9 +79,10 @@ def lowerings():
 
 
 def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
-    # with lengths rounded only to within 1/8, the seeds' traces take several shapes; their
-    # layouts are padded to one
+    # with lengths rounded only to within 1/8 and no floor, the seeds' traces take several
+    # shapes; their layouts are padded to one
     monkeypatch.setattr("rfast_sim.maths.shapes.COARSE_BELOW", 0)
+    monkeypatch.setattr("rfast_sim.maths.shapes.EVENTS_FLOOR", 64)
     names = ("rfast", "dpsgd", "allreduce_sgd")
     sc = scenario(**{"seeds": 5, "run.until": 30.0, "problem.batch_size": 4,
                      "graphs.undirected": {"kind": "ring"},
@@ -95,6 +97,20 @@ def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
     with lowerings() as counts:
         rfast_sim.run(sc)
     assert counts["jit(replay_fn)"] == len(names), counts
+
+
+
+def test_short_runs_of_different_lengths_share_one_compiled_replay():
+    """Below the floor of event slots, a run of 5 s and one of 40 s (other event counts,
+    other packet counts) lower one replay between them, with the results of their own."""
+    compiled_replay.cache_clear()
+    runs = {}
+    with lowerings() as counts:
+        for until in (5.0, 40.0):
+            runs[until] = rfast_sim.run(scenario(**{"run.until": until}))
+    assert counts["jit(replay_fn)"] == 1, counts
+    events = {u: len(r.runs[0].trace.kind) for u, r in runs.items()}
+    assert 0 < events[5.0] < events[40.0] <= EVENTS_FLOOR, events
 
 
 MEMORY_SCRIPT = """

@@ -24,9 +24,10 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from pydantic import BaseModel
 from scenario_strategies import ALGORITHMS, materialize, scenarios
+from typer.testing import CliRunner
 
 import rfast_sim
-from rfast_sim.cli import comparison_notes, comparison_view, network_view
+from rfast_sim.cli import app, comparison_notes, comparison_view, network_view
 from rfast_sim.experiment import budget
 from rfast_sim.experiment.plan import model_rate, scenario_graphs
 from rfast_sim.scenario import GRAPH_KINDS, LAWS, LOSS_MODELS, Scenario, ScenarioError
@@ -374,15 +375,16 @@ def test_every_shipped_scenario_runs_short(name):
 def test_cli_runs_shipped_scenarios_short(tmp_path):
     """The crashes the team found, through the command line: `run NAME --set run.until=2` (a
     link that carries no packet), a run shorter than one sample interval (its final state is
-    sampled; `reproduce --set run.until=2` runs in test_readme)."""
+    sampled; `reproduce --set run.until=2` runs in test_readme). In this process (CliRunner):
+    a subprocess adds seconds of start-up to each."""
+    runner = CliRunner()
     for name in ("compare_homogeneous", "paper/mlp_straggler"):
-        # seeds=1 as in test_readme's `reproduce`: the two share their compilations
-        proc = _cli("run", name, "--set", "run.until=2", "--set", "seeds=1", "--out",
-                    str(tmp_path / "a"), cwd=tmp_path)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = _cli("run", "quickstart", "--set", "run.until=0.3", "--out", str(tmp_path / "b"),
-                cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        result = runner.invoke(app, ["run", name, "--set", "run.until=2", "--set", "seeds=1",
+                                     "--out", str(tmp_path / "a")])
+        assert result.exit_code == 0, result.output[-3000:]
+    result = runner.invoke(app, ["run", "quickstart", "--set", "run.until=0.3", "--out",
+                                 str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output[-3000:]
     df = pd.read_parquet(tmp_path / "b" / "metrics.parquet")
     assert sorted(df["time"].unique()) == [0.0, 0.3]
     assert df.groupby(["algorithm", "seed", "step_size"])["updates"].max().gt(0).any()

@@ -20,10 +20,11 @@ from rich.table import Table
 from rfast_sim.scenario import DEVICES, DeviceClass, ScenarioError
 from rfast_sim.scenario.devices import table_class
 from rfast_sim.scenario.loading import load_scenario
-from rfast_sim.timing.devices import StepCost, roofline
 
-if TYPE_CHECKING:
-    from rfast_sim.experiment.plan import Plan
+if TYPE_CHECKING:  # scipy (the timing laws) loads when the command runs: `--version` stays quick
+    from rfast_sim.scenario import Problem
+    from rfast_sim.timing.devices import StepCost
+    from rfast_sim.timing.plan import TimingPlan
 
 # the table's entry a JAX platform's device is compared with: the CPU entry, or a GPU whose
 # name (jax's device_kind, e.g. "NVIDIA A100-SXM4-40GB") contains the entry's model
@@ -35,6 +36,8 @@ def implied_efficiency(cost: StepCost, device: DeviceClass, dtype: str,
                        seconds: float) -> float | None:
     """The efficiency at which `device`'s roofline predicts `seconds` for the step (None
     where the measurement does not exceed the device's overhead)."""
+    from rfast_sim.timing.devices import roofline
+
     bare = roofline(cost, device.model_copy(update={"efficiency": 1.0, "overhead_s": 0.0}),
                     dtype).step_time_s
     return bare / (seconds - device.overhead_s) if seconds > device.overhead_s else None
@@ -70,17 +73,20 @@ def measurements(dtype: str, ops: Any, data: Any, cost: StepCost,
     return out
 
 
-def profile_scenario(plan: Plan, repeats: int = 200) -> dict[str, Any]:
-    """The profile of a compiled scenario's local step, as `--json` prints it: ``{"model":
-    {...}, "devices": [...], "measured": {platform: {...}}}``."""
+def profile_scenario(problem: Problem | None, tp: TimingPlan, seed: int,
+                     repeats: int = 200) -> dict[str, Any]:
+    """The profile of a scenario's local step (its problem on `tp`'s nodes, devices and
+    dtype, the data of `seed`), as `--json` prints it: ``{"model": {...}, "devices": [...],
+    "measured": {platform: {...}}}``. Only what the step needs is built: no graphs, no
+    memory estimate of a run (a scenario too big to run can still be profiled)."""
     from rfast_sim.maths.workload import problem_cost
+    from rfast_sim.timing.devices import roofline
 
-    if plan.problem is None:
+    if problem is None:
         raise ScenarioError("problem: profile times the problem's local step, and a "
                             "timing-only run (problem: null) has none")
-    tp = plan.timing
-    ops, data, cost = problem_cost(plan.problem, tp.nodes, plan.seed, tp.dtype)
-    model = {"problem": plan.problem.kind, "parameters": ops.dim, "dtype": tp.dtype,
+    ops, data, cost = problem_cost(problem, tp.nodes, seed, tp.dtype)
+    model = {"problem": problem.kind, "parameters": ops.dim, "dtype": tp.dtype,
              "batch_size": ops.batch_size, "message_bytes": tp.message_bytes(ops.dim),
              "flops": cost.flops, "bytes": cost.bytes_accessed}
     devices = [{**roofline(cost, table_class(name), tp.dtype).record(), "where": "table"}
@@ -123,11 +129,14 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="timed calls of the step")] = 200,
 ) -> None:
     """A local step's cost: FLOPs, bytes, predicted time on each device, measured time here."""
-    from rfast_sim.experiment.plan import build_plan
+    from rfast_sim.experiment.budget import check_data
+    from rfast_sim.experiment.plan import timing_plan
 
     console = Console()
     try:
-        report = profile_scenario(build_plan(load_scenario(scenario, set_ or [])), repeats)
+        sc = load_scenario(scenario, set_ or [])
+        check_data(sc)  # the step reads the data; a run's trace is not built
+        report = profile_scenario(sc.problem, timing_plan(sc), sc.seed, repeats)
     except ScenarioError as err:
         Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False,
                                    soft_wrap=True)

@@ -73,22 +73,40 @@ def run(
 
 
 @app.command()
-def validate(scenario: ScenarioArg, set_: SetOpt = None, max_memory: MemOpt = None) -> None:
-    """Check a scenario (schema, memory estimate, graphs, common root) without running it:
-    it is compiled into its plan, as a run would."""
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(
+        help="scenario YAML files, or shipped scenarios' names (rfast-sim list)")],
+    set_: SetOpt = None,
+    max_memory: MemOpt = None,
+) -> None:
+    """Check scenarios (schema, memory estimate, graphs, common root) without running them:
+    each is compiled into its plan, as a run would. Several: one line each, exit status 2
+    if any is refused."""
     from rfast_sim.experiment import budget
     from rfast_sim.experiment.plan import build_plan
 
     try:
-        sc = load_scenario(scenario, set_ or [])
         limit = budget.parse_bytes(max_memory) if max_memory else None
-        est = build_plan(sc, limit).memory
     except ScenarioError as err:
         fail(str(err))
         return
-    names = ", ".join(a.name for a in sc.algorithm_list)
-    console.print(f"{scenario}: ok ({sc.nodes} nodes, algorithms: {names}); memory estimate "
-                  f"{est.describe()}", highlight=False)
+    refused = []
+    for scenario in scenarios:
+        try:
+            sc = load_scenario(scenario, set_ or [])
+            est = build_plan(sc, limit).memory
+        except ScenarioError as err:
+            if len(scenarios) == 1:
+                fail(str(err))
+            refused.append(scenario)
+            err_console.print(f"[bold red]error:[/] {scenario}: {err}", highlight=False,
+                              soft_wrap=True)
+            continue
+        names = ", ".join(a.name for a in sc.algorithm_list)
+        console.print(f"{scenario}: ok ({sc.nodes} nodes, algorithms: {names}); memory "
+                      f"estimate {est.describe()}", highlight=False)
+    if refused:
+        raise typer.Exit(2)
 
 
 app.command("profile")(profile_command)  # the step's cost and time (rfast_sim.cli.profile)

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rfast_sim.maths.shapes import bucket, segment_bucket
+from rfast_sim.maths.shapes import bucket, event_bucket, segment_bucket
 from rfast_sim.timing import engine
 from rfast_sim.timing.engine.vector import assign_slots
 
@@ -177,7 +177,7 @@ def build_layout(traces: list[engine.EventTrace],
     runs = [_groups(tr, per_round, num_seg) for tr in traces]
     b = _shared_bounds(runs, num_seg)
     nq = int(b.goff[-1])
-    total_d, nq_alloc = bucket(b.total_d), bucket(nq)
+    total_d, nq_alloc = event_bucket(b.total_d), event_bucket(nq)
     pad_q = nq_alloc - nq
     sched = Schedule(*(np.asarray(a, dtype=np.int32) for a in (
         b.goff[:-1], b.goff[1:], np.pad(b.d_lo, (0, pad_q)), np.pad(b.d_hi, (0, pad_q)),

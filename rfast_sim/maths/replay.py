@@ -33,6 +33,7 @@ from rfast_sim.maths.problems import ProblemOps
 from rfast_sim.maths.record import Run
 from rfast_sim.maths.replay_plan import plan_replay
 from rfast_sim.maths.setup import Setup
+from rfast_sim.maths.shapes import store_floor
 from rfast_sim.maths.updates import (
     Pending,
     PendingReceive,
@@ -296,7 +297,8 @@ def run_replay(setups: list[Setup], step_sizes: list[float],
     per_round = first.algorithm.per_round
     # the packet store is [slots, payload]: a power of two of slots only while it stays small
     row = first.algorithm.payload_width * np.dtype(first.plan.dtype).itemsize
-    slots = bucket(max(tr.num_slots for tr in traces), max(64, STORE_COARSE_BYTES // row))
+    slots = bucket(max(tr.num_slots for tr in traces), max(64, STORE_COARSE_BYTES // row),
+                   store_floor(row))
     t0 = _time.perf_counter()
     if len(setups) == 1 or vmap_seeds:
         sched, steps = build_layout(traces, per_round)

@@ -65,7 +65,6 @@ def test_bad_override():
     assert "timing.drop_prob: must be < 1 (got 2)" in result.stderr
 
 
-
 def test_validate_checks_several_scenarios_one_line_each(tmp_path):
     """Several scenarios in one call: one line each, exit 2 if any is refused (a bad one
     does not hide the verdict on the others)."""
@@ -80,6 +79,7 @@ def test_validate_checks_several_scenarios_one_line_each(tmp_path):
     good = runner.invoke(app, ["validate", "quickstart", "faults_churn"])
     assert good.exit_code == 0, good.output
     assert good.stdout.count(": ok (") == 2
+
 
 def test_run_writes_outputs_and_resolved_scenario_reruns_identically(tmp_path):
     out = tmp_path / "quick"

@@ -99,7 +99,6 @@ def test_a_run_lowers_each_algorithms_replay_once_across_seeds(monkeypatch):
     assert counts["jit(replay_fn)"] == len(names), counts
 
 
-
 def test_short_runs_of_different_lengths_share_one_compiled_replay():
     """Below the floor of event slots, a run of 5 s and one of 40 s (other event counts,
     other packet counts) lower one replay between them, with the results of their own."""

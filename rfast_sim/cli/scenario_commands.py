@@ -90,7 +90,7 @@ def validate(
     except ScenarioError as err:
         fail(str(err))
         return
-    refused = []
+    refused = 0
     for scenario in scenarios:
         try:
             sc = load_scenario(scenario, set_ or [])
@@ -98,7 +98,7 @@ def validate(
         except ScenarioError as err:
             if len(scenarios) == 1:
                 fail(str(err))
-            refused.append(scenario)
+            refused += 1
             err_console.print(f"[bold red]error:[/] {scenario}: {err}", highlight=False,
                               soft_wrap=True)
             continue

@@ -34,7 +34,11 @@ def test_builtin_results_bit_for_bit_as_before_the_interface(name):
     cases = _builtin_cases()
     before = np.load(DATA / "builtin_values.npz")[name]
     now = rfast_sim.run(cases.scenario(cases.CASES[name])).metrics[cases.COLUMNS].to_numpy()
-    np.testing.assert_array_equal(now, before)
+    # dist_opt measures against the optimum numpy's LAPACK solves for, whose kernels OpenBLAS
+    # picks by CPU (an ulp apart on AVX-512 machines): that column to 4 ulp, the rest bit for bit
+    dist = cases.COLUMNS.index("dist_opt")
+    np.testing.assert_array_equal(np.delete(now, dist, axis=1), np.delete(before, dist, axis=1))
+    np.testing.assert_allclose(now[:, dist], before[:, dist], rtol=4 * np.finfo(float).eps)
 
 
 # --- a problem kind registered from this test module -------------------------------------------

@@ -144,14 +144,22 @@ def test_loss_keys_are_exclusive_and_the_resolved_scenario_keeps_the_one_in_use(
 
 
 @pytest.mark.parametrize("dist", sorted(CDFS))
-def test_fast_samplers_draw_scipys_values_bit_for_bit(dist):
+def test_fast_samplers_draw_scipys_values(dist):
     from rfast_sim.timing.laws import law, sampler
 
     d = Dist(dist=dist, mean=MEAN, sigma=SIGMA, shape=SHAPE)
     for k in (1, 16, 1000):
         fast = sampler(d)(stream(3, "f", k), k)
         ref = law(d).rvs(size=k, random_state=stream(3, "f", k))
-        np.testing.assert_array_equal(fast, ref)
+        if dist == "lognormal":
+            # scipy exponentiates with numpy's vectorized exp (within an ulp of the C
+            # library's, but which ulp depends on the CPU); ours is the C library's, each draw
+            np.testing.assert_allclose(fast, ref, rtol=4e-16, atol=0)
+            z = stream(3, "f", k).standard_normal(k)
+            libm = np.array([math.exp(SIGMA * v) for v in z]) * law(d).kwds["scale"]
+            np.testing.assert_array_equal(fast, libm)
+        else:
+            np.testing.assert_array_equal(fast, ref)
 
 
 @pytest.mark.parametrize("dist", sorted(CDFS))

@@ -77,11 +77,29 @@ def test_bad_sweeps_are_refused_with_the_key(bad, message):
         expand(data)
 
 
+def test_workers_use_the_cache_the_user_set_else_the_sweep_folders(tmp_path):
+    code = ("import sys; from pathlib import Path; import jax; "
+            "from rfast_sim.sweeps.executors import use_compile_cache; "
+            "use_compile_cache(Path(sys.argv[1])); "
+            "print(jax.config.values['jax_compilation_cache_dir'])")
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    for user_set in (str(tmp_path / "user"), None):
+        if user_set:
+            env["JAX_COMPILATION_CACHE_DIR"] = user_set
+        else:
+            env.pop("JAX_COMPILATION_CACHE_DIR")
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "sweep" / "jax_cache")],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        assert out.strip() == (user_set or str(tmp_path / "sweep" / "jax_cache"))
+
+
 def test_local_and_dask_give_identical_results(tmp_path):
     local = run_sweep(spec(), tmp_path / "local", workers=2)
     dask = run_sweep(spec(), tmp_path / "dask", executor="dask", workers=2)
-    # the worker processes shared their compiled code through JAX's persistent cache
-    assert any((tmp_path / "local" / "jax_cache").iterdir())
+    # the worker processes shared their compiled code through the cache the suite set
+    # (JAX_COMPILATION_CACHE_DIR, in conftest), not one of the sweep's own
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"]
+    assert not (tmp_path / "local" / "jax_cache").exists()
     assert local["run_id"].nunique() == 12
     key = ["run_id", "algorithm", "time"]
     a = local.sort_values(key).reset_index(drop=True)

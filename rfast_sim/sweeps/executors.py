@@ -60,10 +60,11 @@ def make_tasks(points: list[Point], out: Path) -> list[Task]:
 
 def use_compile_cache(folder: Path) -> None:
     """Share compiled replays between the sweep's worker processes through JAX's persistent
-    compilation cache in `folder` (a point compiles once per shape, not once per process)."""
+    compilation cache (a point compiles once per shape, not once per process): the one the
+    user set (``JAX_COMPILATION_CACHE_DIR``), which other runs share too, else `folder`."""
     import jax
 
-    if jax.config.values.get("jax_compilation_cache_dir") != str(folder):
+    if not jax.config.values.get("jax_compilation_cache_dir"):
         jax.config.update("jax_compilation_cache_dir", str(folder))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

@@ -180,10 +180,11 @@ def sampler(dist: Dist) -> Draw:
 
 def fast(frozen: Any) -> Draw | None:
     """scipy's own arithmetic for the common laws without its per-call checking (which costs
-    more than the draw for small blocks): the same values, bit for bit (tested), except the
-    lognormal's exponential, taken per draw from the C library as numpy's `lognormal` does:
-    numpy's vectorized `exp` differs by an ulp between CPUs (AVX-512 or not), and event
-    times, hence whole traces, would then differ between machines."""
+    more than the draw for small blocks): the same values, bit for bit (tested), except where
+    scipy calls numpy's vectorized `exp` or `power`, which differ by an ulp between CPUs
+    (AVX-512 or not): event times, hence whole traces, would then differ between machines.
+    The lognormal and Pareto laws take numpy's own samplers instead, which call the C
+    library's `exp` / `expm1` on each draw (the same law; the lognormal's very values)."""
     name = frozen.dist.name
     scale, loc = frozen.kwds.get("scale", 1.0), frozen.kwds.get("loc", 0.0)
     if name == "expon":
@@ -191,6 +192,9 @@ def fast(frozen: Any) -> Draw | None:
     if name == "lognorm":
         s = frozen.kwds["s"]
         return lambda rng, k: rng.lognormal(0.0, s, k) * scale + loc
+    if name == "pareto":  # Pareto I = scale (1 + Lomax); numpy's pareto is the Lomax
+        b = frozen.kwds["b"]
+        return lambda rng, k: (rng.pareto(b, k) + 1.0) * scale + loc
     if name == "gamma":
         a = frozen.kwds["a"]
         return lambda rng, k: rng.standard_gamma(a, k) * scale + loc

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 from conftest import scenario
 
 import rfast_sim
@@ -68,6 +69,7 @@ def test_heterogeneity_bias_floor_of_adpsgd_and_osgp():
         assert tail.min() > 1e-6
 
 
+@pytest.mark.long
 def test_packet_loss_breaks_push_sum_and_non_robust_tracking_but_not_rfast():
     algs = [{"name": "rfast", "step_size": 0.5}, {"name": "rfast_nonrobust", "step_size": 0.5},
             {"name": "osgp", "step_size": 0.1}]
@@ -86,6 +88,7 @@ def test_packet_loss_breaks_push_sum_and_non_robust_tracking_but_not_rfast():
     assert b[-1] < 1e-6
 
 
+@pytest.mark.long
 def test_straggler_rfast_beats_synchronous_methods_in_time_to_target():
     sc = load_scenario(ROOT / "scenarios/compare_stragglers.yaml", [
         "algorithms=[{name: rfast, step_size: [1.0, 2.0, 4.0]}, "

@@ -81,6 +81,7 @@ def test_validate_checks_several_scenarios_one_line_each(tmp_path):
     assert good.stdout.count(": ok (") == 2
 
 
+@pytest.mark.long
 def test_run_writes_outputs_and_resolved_scenario_reruns_identically(tmp_path):
     out = tmp_path / "quick"
     args = ["run", str(ROOT / "scenarios/quickstart.yaml"), "--out", str(out),
@@ -108,6 +109,7 @@ def test_list_names_everything():
         assert word in result.output
 
 
+@pytest.mark.long
 def test_compare_run_writes_table_and_plot_makes_pngs(tmp_path):
     out = tmp_path / "cmp"
     result = runner.invoke(app, [

@@ -121,6 +121,7 @@ def test_dirichlet_shares_match_their_expectation_over_many_draws():
     assert part.alpha == alpha
 
 
+@pytest.mark.long
 def test_minibatches_never_read_padding(tmp_path):
     """Unequal shards: the padding rows hold a sentinel; no gradient (exact or minibatch) nor
     metric ever sees it."""
@@ -195,6 +196,7 @@ def test_rfast_reaches_the_closed_form_optimum_with_unequal_shards(tmp_path):
     assert np.abs(models - want).max() < 1e-8
 
 
+@pytest.mark.long
 def test_a_cnn_trains_on_image_shaped_digits_from_a_csv_by_key_column(tmp_path):
     x, y = _classes(120)
     frame = pd.DataFrame({f"p{k}": np.tile(x[:, k % 3], 1) for k in range(16)})

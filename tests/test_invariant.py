@@ -45,6 +45,7 @@ def _check_every_event(sc, min_events: int = 0):
     return worst[0], stale, int(tr.dropped.sum())
 
 
+@pytest.mark.long
 def test_invariant_holds_after_every_event_with_drops_and_reordering():
     # about 1e5 computations and deliveries: 16 nodes, exponential graphs, 30% loss
     sc = scenario(**{"nodes": 16, "graphs.pull.kind": "exponential", "graphs.push.kind": "ring",

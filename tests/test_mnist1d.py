@@ -113,6 +113,7 @@ def _trained_accuracy(model: dict, shape: list[int] | None, steps: int, lr: floa
     return float(ops.correct(train(data.x0), data.test_feats, data.test_targets, None))
 
 
+@pytest.mark.long
 def test_a_cnn_beats_the_mlp_on_held_out_accuracy_as_in_the_paper():
     linear = _trained_accuracy({"kind": "linear"}, None, 1500, 0.1)
     mlp = _trained_accuracy({"kind": "mlp", "hidden": [100, 100]}, None, 1500, 0.05)

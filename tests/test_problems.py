@@ -162,6 +162,7 @@ def test_a_sweep_with_two_workers_runs_them(which, tmp_path):
                                rtol=1e-12)
 
 
+@pytest.mark.long
 def test_a_pytree_model_has_the_gradients_of_the_same_model_on_a_flat_vector(tmp_path):
     sc = _python_scenario(tmp_path, seeds=1)
     sc = sc.model_copy(update={"problem": sc.problem.model_copy(update={"batch_size": None})})

@@ -68,6 +68,7 @@ BLOCKS = [("README.md: run-command", [RUN])] + [
     for page, text in PAGES.items() for block in _blocks("readme-test", text)]
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("lines", [lines for _, lines in BLOCKS], ids=[i for i, _ in BLOCKS])
 def test_readme_command_runs(lines, tmp_path):
     (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")

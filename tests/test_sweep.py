@@ -93,6 +93,7 @@ def test_workers_use_the_cache_the_user_set_else_the_sweep_folders(tmp_path):
         assert out.strip() == (user_set or str(tmp_path / "sweep" / "jax_cache"))
 
 
+@pytest.mark.long
 def test_local_and_dask_give_identical_results(tmp_path):
     local = run_sweep(spec(), tmp_path / "local", workers=2)
     dask = run_sweep(spec(), tmp_path / "dask", executor="dask", workers=2)
@@ -129,6 +130,7 @@ def _write(tmp_path: Path, data: dict) -> Path:
     return path
 
 
+@pytest.mark.long
 def test_interrupted_sweep_resumes_each_point_exactly_once(tmp_path):
     s = spec(grid={"timing.drop_prob": [0.0, 0.1, 0.2, 0.3], "nodes": [4, 5, 6]}, seeds=1)
     path = _write(tmp_path, s)

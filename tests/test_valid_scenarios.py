@@ -225,10 +225,12 @@ def _run_many(examples: int, tmp_path: Path, **kw: Any) -> collections.Counter[s
     return counts
 
 
+@pytest.mark.long
 def test_valid_draws_run_or_are_refused_in_one_line(tmp_path):
     _run_many(20, tmp_path, max_nodes=12, max_algorithms=1)
 
 
+@pytest.mark.long
 def test_engines_agree_on_generated_scenarios_the_vector_builder_covers(tmp_path):
     counts = _run_many(6, tmp_path, max_nodes=12, vector_scope=True)
     assert counts["engines compared"] == counts["ran"], report(counts)
@@ -301,6 +303,7 @@ def _uncovered(seen: set[tuple[str, str]], values: collections.Counter[str]) -> 
     return out + [f for f in features if not values[f]]
 
 
+@pytest.mark.long
 def test_every_schema_leaf_is_drawn():
     """A new key (or registered kind) is covered when it is added, or this test names it."""
     seen: set[tuple[str, str]] = set()
@@ -330,6 +333,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=1200)
 
 
+@pytest.mark.long
 @settings(max_examples=3, deadline=None, derandomize=True, database=None,
           suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
 @given(data=scenarios(max_nodes=6, max_algorithms=1))
@@ -372,6 +376,7 @@ def test_every_shipped_scenario_runs_short(name):
         assert df.groupby("algorithm")["time"].max().eq(until).all(), name
 
 
+@pytest.mark.long
 def test_cli_runs_shipped_scenarios_short(tmp_path):
     """The crashes the team found, through the command line: `run NAME --set run.until=2` (a
     link that carries no packet), a run shorter than one sample interval (its final state is

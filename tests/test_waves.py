@@ -96,6 +96,7 @@ def test_waves_equal_the_sequential_replay_and_online(name, over):
     _close(online.metrics, wav.metrics, 1e-9)
 
 
+@pytest.mark.long
 def test_vmapped_seeds_and_step_sizes_by_waves_equal_single_runs():
     sc = scenario(**{**LOSSY, "run.replay": "waves"})
     setups = [prepare(sc, "rfast", s) for s in (0, 1, 2)]
@@ -371,6 +372,7 @@ def test_an_algorithm_without_a_declaration_falls_back_to_whole_rows():
     assert wav.extra["replay"]["levels"] > declared.extra["replay"]["levels"]
 
 
+@pytest.mark.long
 @settings(max_examples=6, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                  HealthCheck.function_scoped_fixture])

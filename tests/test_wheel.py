@@ -41,6 +41,7 @@ def _install_wheel(tmp_path: Path) -> tuple[Path, str]:
     return empty, str(venv / "bin" / "rfast-sim")
 
 
+@pytest.mark.long
 def test_wheel_runs_shipped_scenarios_by_name_from_an_empty_folder(tmp_path):
     empty, cli = _install_wheel(tmp_path)
     listing = _run([cli, "list"], empty).stdout

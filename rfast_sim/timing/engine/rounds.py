@@ -82,7 +82,9 @@ class Barrier:
 
     def _resend(self, pkt: Packet) -> None:
         if not self.sim.done.triggered:
-            pkt.sent = self.sim.env.now
+            # a new attempt: one lost in its sender's queue may leave this time, and then
+            # counts in messages and bytes
+            pkt.sent, pkt.unsent = self.sim.env.now, False
             if self.sim.log:  # a new attempt: a row of its own in the packet log
                 pkt.started = pkt.left = math.nan
                 self.sim.rec.live[id(pkt)] = pkt

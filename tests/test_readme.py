@@ -68,8 +68,15 @@ BLOCKS = [("README.md: run-command", [RUN])] + [
     for page, text in PAGES.items() for block in _blocks("readme-test", text)]
 
 
-@pytest.mark.long
-@pytest.mark.parametrize("lines", [lines for _, lines in BLOCKS], ids=[i for i, _ in BLOCKS])
+def _simulates(lines: list[str]) -> bool:
+    """A block that runs a simulation with the maths (it compiles replays: 5-30 s cold)."""
+    return any(re.search(r"rfast-sim (run|reproduce)\b", c) and "problem=null" not in c
+               for c in lines)
+
+
+@pytest.mark.parametrize("lines", [
+    pytest.param(lines, id=i, marks=[pytest.mark.long] if _simulates(lines) else [])
+    for i, lines in BLOCKS])
 def test_readme_command_runs(lines, tmp_path):
     (tmp_path / "scenarios").symlink_to(ROOT / "scenarios")
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}

@@ -89,6 +89,28 @@ def test_ring_allreduce_round_closed_form(straggler):
     np.testing.assert_allclose(trace.round_end, k * round_time, rtol=1e-12)
 
 
+def test_ring_allreduce_counts_each_chunk_when_its_transfer_ends():
+    """messages(t) and bytes(t) of a Ring-AllReduce run: n chunks per step, each counted when
+    its transfer ends (as a packet through a NIC is), not when the round's draws are made (the
+    whole round's chunks had been counted as its computation ended)."""
+    tau, alpha, n, until = 0.3, 0.02, 4, 3.0
+    sc = scenario(**_constant("allreduce_sgd", n, **{
+        "timing.latency": {"dist": "constant", "mean": alpha}, "timing.nic": {"egress": W},
+        "run.until": until, "run.sample_every": 0.05}))
+    trace = record_trace(prepare(sc, "allreduce_sgd", sc.seed))
+    s = B / (n * min(2 * W, W))  # one chunk's transfer
+    steps = 2 * (n - 1)
+    rnd = tau + steps * (s + alpha)
+    ends = np.array([k * rnd + tau + j * (s + alpha) + s
+                     for k in range(int(until / rnd) + 1) for j in range(steps)])
+    t = trace.sample_time
+    clear = np.abs(t[:, None] - ends[None, :]).min(axis=1) > 1e-9  # no tie with a sample
+    expected = n * (ends[None, :] <= t[:, None]).sum(axis=1)
+    assert clear.sum() > 50
+    np.testing.assert_array_equal(trace.sample_messages[clear], expected[clear])
+    np.testing.assert_allclose(trace.sample_bytes[clear], expected[clear] * B / n, rtol=1e-12)
+
+
 def test_dpsgd_ring_rounds_last_tau_plus_two_sends_from_the_first_round():
     tau = 0.3
     sc = scenario(**_constant("dpsgd", 8, **{

@@ -176,14 +176,30 @@ def _until_up(sim: Sim, nodes: tuple[int, ...], t: float) -> float:
         extra += rt * max(1, math.ceil((end - t - extra) / rt))
 
 
+def _count_chunk(sim: Sim, nbytes: float, transfer: float, latency: float) -> None:
+    """A chunk's transfer has ended: on the wire, as a packet through a NIC counts then."""
+    sim.messages += 1
+    sim.bytes += nbytes
+    stats = sim.network.stats  # the ring's figures, as a NIC's would be (no queue)
+    stats.departed += 1
+    stats.transfer += transfer
+    stats.latency += latency
+
+
+def _count_loss(sim: Sim) -> None:
+    sim.dropped += 1
+
+
 def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> float:
     """Delay until a chunk a->b sent at `start` gets through, resending each lost copy (lost
-    by the loss model, or sent onto a down link) after the timeout."""
+    by the loss model, or sent onto a down link) after the timeout. The draws are made now,
+    for the whole round; each copy is counted (messages, bytes, losses) when it happens."""
     links, faults = sim.timing.links, sim.timing.faults
     # one chunk into each node per step: alone on the receiver's ingress
     transfer = nbytes / float(transfer_rate(links.get(a, b).bandwidth, sim.timing.spec,
                                             alone=True, egress=links.egress(a)))
     total = 0.0
+    now = sim.env.now
     while True:
         wait = _until_up(sim, (a, b), start + total)  # both ends must be up to try
         if math.isinf(wait):
@@ -193,15 +209,11 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
         arrival = start + total + transfer + latency
         lost = lost or not links.up(a, b, start + total + transfer) \
             or not faults.node_up(b, arrival)
-        sim.messages += 1
-        sim.bytes += nbytes
-        stats = sim.network.stats  # the ring's figures, as a NIC's would be (no queue)
-        stats.departed += 1
-        stats.transfer += transfer
-        stats.latency += latency
+        call_at(sim, start + total + transfer - now,
+                functools.partial(_count_chunk, sim, nbytes, transfer, latency))
         if not lost:
             return total + transfer + latency
-        sim.dropped += 1
+        call_at(sim, arrival - now, functools.partial(_count_loss, sim))
         total += sim.timing.spec.retransmit_timeout
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections import defaultdict
+from collections import defaultdict, deque
 
 import simpy
 
@@ -176,21 +176,46 @@ def _until_up(sim: Sim, nodes: tuple[int, ...], t: float) -> float:
         extra += rt * max(1, math.ceil((end - t - extra) / rt))
 
 
-def _count_chunk(sim: Sim, nbytes: float, transfer: float, latency: float) -> None:
-    """A chunk's transfer has ended: on the wire, as a packet through a NIC counts then."""
-    sim.messages += 1
-    sim.bytes += nbytes
-    stats = sim.network.stats  # the ring's figures, as a NIC's would be (no queue)
-    stats.departed += 1
-    stats.transfer += transfer
-    stats.latency += latency
+class ChunkCounts:
+    """Ring-AllReduce's chunk copies, drawn a round ahead, counted when they happen: a copy
+    when its transfer ends (as a packet through a NIC), a lost one again when it arrives.
+    `settle` applies those up to now (`Sim.settle`, before each sample); one SimPy event per
+    copy would cost more than the round's draws."""
+
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self.round: list[tuple[float, bool, float, float, float]] = []
+        # (time, lost, bytes, transfer, latency) in time order: a round's copies all happen
+        # before the next round starts
+        self.due: deque[tuple[float, bool, float, float, float]] = deque()
+        sim.settle = self.settle
+
+    def add(self, t: float, lost: bool, nbytes: float = 0.0, transfer: float = 0.0,
+            latency: float = 0.0) -> None:
+        self.round.append((t, lost, nbytes, transfer, latency))
+
+    def end_round(self) -> None:
+        self.round.sort()
+        self.due.extend(self.round)
+        self.round = []
+
+    def settle(self) -> None:
+        sim, due, now = self.sim, self.due, self.sim.env.now
+        stats = sim.network.stats  # the ring's figures, as a NIC's would be (no queue)
+        while due and due[0][0] <= now:
+            _, lost, nbytes, transfer, latency = due.popleft()
+            if lost:
+                sim.dropped += 1
+                continue
+            sim.messages += 1
+            sim.bytes += nbytes
+            stats.departed += 1
+            stats.transfer += transfer
+            stats.latency += latency
 
 
-def _count_loss(sim: Sim) -> None:
-    sim.dropped += 1
-
-
-def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> float:
+def _reliable_delay(sim: Sim, counts: ChunkCounts, a: int, b: int, nbytes: float,
+                    start: float) -> float:
     """Delay until a chunk a->b sent at `start` gets through, resending each lost copy (lost
     by the loss model, or sent onto a down link) after the timeout. The draws are made now,
     for the whole round; each copy is counted (messages, bytes, losses) when it happens."""
@@ -199,7 +224,6 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
     transfer = nbytes / float(transfer_rate(links.get(a, b).bandwidth, sim.timing.spec,
                                             alone=True, egress=links.egress(a)))
     total = 0.0
-    now = sim.env.now
     while True:
         wait = _until_up(sim, (a, b), start + total)  # both ends must be up to try
         if math.isinf(wait):
@@ -209,17 +233,17 @@ def _reliable_delay(sim: Sim, a: int, b: int, nbytes: float, start: float) -> fl
         arrival = start + total + transfer + latency
         lost = lost or not links.up(a, b, start + total + transfer) \
             or not faults.node_up(b, arrival)
-        call_at(sim, start + total + transfer - now,
-                functools.partial(_count_chunk, sim, nbytes, transfer, latency))
+        counts.add(start + total + transfer, False, nbytes, transfer, latency)
         if not lost:
             return total + transfer + latency
-        call_at(sim, arrival - now, functools.partial(_count_loss, sim))
+        counts.add(arrival, True)
         total += sim.timing.spec.retransmit_timeout
 
 
 def allreduce_rounds(sim: Sim) -> Process:
     """Ring-AllReduce rounds: every node computes, then 2(n-1) chunk steps around the ring."""
     n = sim.channels.n
+    counts = ChunkCounts(sim)
     while True:
         start = sim.env.now
         ds = [sim.finish_time(i) - start for i in range(n)]
@@ -235,7 +259,9 @@ def allreduce_rounds(sim: Sim) -> Process:
         comm = 0.0
         for _ in range(2 * (n - 1)):  # each step waits for its slowest link
             t = sim.env.now + comm
-            comm += max(_reliable_delay(sim, i, (i + 1) % n, chunk, t) for i in range(n))
+            comm += max(_reliable_delay(sim, counts, i, (i + 1) % n, chunk, t)
+                        for i in range(n))
+        counts.end_round()
         if math.isinf(comm):
             return
         yield sim.env.timeout(comm)
